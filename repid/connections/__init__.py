@@ -1,0 +1,1 @@
+"""Servers: the adapters between Repid and message brokers (see `repid.connections.abc`)."""

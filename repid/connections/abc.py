@@ -1,0 +1,297 @@
+"""The one interface between Repid and a message broker.
+
+The worker, `TestClient` and the job layer talk to brokers only through the protocols in this
+module, so a server that implements them gets every feature above it.
+
+A server (`ServerT`) does three things:
+
+* `connect` / `disconnect` (and the `connection()` context manager built on them);
+* `publish(channel=..., message=MessageData, server_specific_parameters=...)`;
+* `subscribe(channels_to_callbacks=..., capacity=...)`, which starts delivering
+  `ReceivedMessageT` objects to per-channel callbacks and returns a `SubscriberT` handle
+  with `pause` / `resume` / `close`.
+
+Flow control: the worker owns a `DeliveryCapacity` (its free task slots) and hands it to
+`subscribe`. A subscriber must never deliver a message while `capacity.free == 0`; it asks the
+broker for at most `capacity.free` messages (Redis `XREADGROUP COUNT`, AMQP link credit, Pub/Sub
+flow control) and waits with `await capacity.wait_for_free()` when the worker is full. The
+callback takes a slot synchronously and returns as soon as the message is scheduled (it does not
+wait for the actor), so a subscriber simply awaits it for each message, in delivery order. The
+slot comes back when the actor's task ends.
+
+Outcomes, the same words on every broker:
+
+* `ack` - processed; the broker forgets the message.
+* `nack` - failed; the broker dead-letters it (or drops it, by the broker's own policy).
+* `reject` - not processed now; the message goes back to its queue for another delivery.
+* `reply` - publish a reply and ack, atomically where the broker can.
+
+A message is acted on at most once: a second action is ignored (and logged at debug level).
+Messages that are delivered but never acted on (a crashed worker) come back by the broker's own
+redelivery mechanism; every server documents how and when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable, Coroutine, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from repid.data import MessageData
+
+__all__ = [
+    "BaseMessageT",
+    "DeliveryCapacity",
+    "MessageAction",
+    "MessageCallbackT",
+    "ReceivedMessageT",
+    "ServerCapabilities",
+    "ServerT",
+    "SubscriberT",
+]
+
+
+class MessageAction(str, enum.Enum):
+    """What happened to a received message."""
+
+    ACKED = "acked"
+    NACKED = "nacked"
+    REJECTED = "rejected"
+    REPLIED = "replied"
+
+
+@runtime_checkable
+class BaseMessageT(Protocol):
+    """What a routing strategy sees of a message."""
+
+    @property
+    def payload(self) -> bytes: ...
+
+    @property
+    def headers(self) -> dict[str, str] | None: ...
+
+    @property
+    def content_type(self) -> str | None: ...
+
+    @property
+    def channel(self) -> str: ...
+
+
+@runtime_checkable
+class ReceivedMessageT(BaseMessageT, Protocol):
+    """A message delivered by a broker, with the actions that settle it."""
+
+    @property
+    def message_id(self) -> str | None: ...
+
+    @property
+    def reply_to(self) -> str | None:
+        """The channel a reply should go to, if the sender named one."""
+        ...
+
+    @property
+    def delivery_count(self) -> int | None:
+        """How many times the broker delivered it before this time, if the broker says."""
+        ...
+
+    @property
+    def is_acted_on(self) -> bool: ...
+
+    @property
+    def action(self) -> MessageAction | None: ...
+
+    async def ack(self) -> None: ...
+
+    async def nack(self) -> None: ...
+
+    async def reject(self) -> None: ...
+
+    async def reply(
+        self,
+        *,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
+        channel: str | None = None,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """Publish a reply (to `channel`, else to `reply_to`) and ack this message."""
+        ...
+
+
+MessageCallbackT = Callable[[ReceivedMessageT], Coroutine[Any, Any, None]]
+
+
+class DeliveryCapacity:
+    """The worker's free task slots, shared with a subscriber for flow control.
+
+    `limit=None` means unbounded; `free` then reports `unbounded_batch` so that pull-based
+    servers still ask for messages in reasonable batches.
+    """
+
+    __slots__ = ("_in_use", "_limit", "_listeners", "_waiter", "unbounded_batch")
+
+    def __init__(self, limit: int | None, *, unbounded_batch: int = 1000) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError(f"capacity limit must be at least 1 or None, got {limit!r}")
+        self._limit = limit
+        self._in_use = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._listeners: list[Callable[[], None]] = []
+        self.unbounded_batch = unbounded_batch
+
+    @property
+    def limit(self) -> int | None:
+        return self._limit
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    @property
+    def free(self) -> int:
+        if self._limit is None:
+            return self.unbounded_batch
+        return max(self._limit - self._in_use, 0)
+
+    def acquire(self) -> None:
+        """Take one slot. Called by the worker when a message is handed to it."""
+        self._in_use += 1
+
+    def release(self) -> None:
+        """Give one slot back. Called by the worker when a message's task ends."""
+        self._in_use -= 1
+        if self._waiter is not None and not self._waiter.done() and self.free > 0:
+            self._waiter.set_result(None)
+        for listener in self._listeners:
+            listener()
+
+    async def wait_for_free(self) -> int:
+        """Wait until at least one slot is free; return how many are."""
+        while self.free <= 0:
+            if self._waiter is None or self._waiter.done():
+                self._waiter = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._waiter)
+        return self.free
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` after every release (used to top up AMQP link credit)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerCapabilities:
+    """What a broker can do beyond the common interface; features check these flags.
+
+    - `atomic_reply`: `reply` publishes and acks in one broker operation.
+    - `dead_letter`: `nack` moves the message somewhere it can be inspected.
+    - `priorities`: messages with a higher priority are delivered first.
+    - `persistent`: messages survive a broker restart.
+    - `distributed`: several worker processes can share one channel.
+    """
+
+    atomic_reply: bool = False
+    dead_letter: bool = False
+    priorities: bool = False
+    persistent: bool = False
+    distributed: bool = False
+
+
+@runtime_checkable
+class SubscriberT(Protocol):
+    """A running subscription returned by `ServerT.subscribe`."""
+
+    @property
+    def is_active(self) -> bool:
+        """True while the subscription is open and not paused."""
+        ...
+
+    async def pause(self) -> None:
+        """Stop asking the broker for new messages; in-flight ones still settle."""
+        ...
+
+    async def resume(self) -> None: ...
+
+    async def close(self) -> None:
+        """End the subscription; undelivered prefetched messages go back to the broker."""
+        ...
+
+
+@runtime_checkable
+class ServerT(Protocol):
+    """A message broker connection. See the module docstring for the contract."""
+
+    # AsyncAPI 3.0 server object fields. None of them may contain credentials.
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def protocol(self) -> str: ...
+
+    @property
+    def pathname(self) -> str | None: ...
+
+    @property
+    def protocol_version(self) -> str | None: ...
+
+    @property
+    def title(self) -> str | None: ...
+
+    @property
+    def summary(self) -> str | None: ...
+
+    @property
+    def description(self) -> str | None: ...
+
+    @property
+    def variables(self) -> Mapping[str, Any] | None: ...
+
+    @property
+    def security(self) -> list[Any] | None: ...
+
+    @property
+    def tags(self) -> list[Any] | None: ...
+
+    @property
+    def external_docs(self) -> Any | None: ...
+
+    @property
+    def bindings(self) -> Mapping[str, Any] | None: ...
+
+    @property
+    def capabilities(self) -> ServerCapabilities: ...
+
+    @property
+    def is_connected(self) -> bool:
+        """True while the broker connection is believed alive (health checks read this)."""
+        ...
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+    def connection(self) -> AbstractAsyncContextManager[Any]:
+        """`async with server.connection():` connects, and disconnects on exit."""
+        ...
+
+    async def publish(
+        self,
+        *,
+        channel: str,
+        message: MessageData,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> None: ...
+
+    async def subscribe(
+        self,
+        *,
+        channels_to_callbacks: Mapping[str, MessageCallbackT],
+        capacity: DeliveryCapacity,
+    ) -> SubscriberT: ...
