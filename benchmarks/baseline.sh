@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Create (or refresh) the virtual environment that holds the published repid==2.1.4,
+# used ONLY as a benchmark baseline by benchmarks/run.py.  Idempotent: a venv that already
+# has the right version is left alone.
+#
+#   bash benchmarks/baseline.sh            # creates .bench/baseline-venv
+#   BASELINE_PYTHON=python3.11 bash benchmarks/baseline.sh
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.bench/baseline-venv"
+VERSION="2.1.4"
+# The published package declares the extras `redis`, `amqp` and `pydantic` (checked in its
+# wheel metadata); `amqp` has no dependencies of its own but is named for completeness.
+SPEC="repid[redis,amqp,pydantic]==$VERSION"
+PY="${BASELINE_PYTHON:-python3}"
+
+if [[ -x "$VENV/bin/python" ]] \
+    && "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('repid') != '$VERSION')" 2>/dev/null \
+    && "$VENV/bin/python" -c "import pydantic, redis" 2>/dev/null; then
+    echo "baseline venv ready: $VENV (repid $VERSION)"
+    exit 0
+fi
+
+mkdir -p "$ROOT/.bench"
+"$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$SPEC" pydantic
+"$VENV/bin/python" -c "import importlib.metadata as m; print('baseline venv ready:', '$VENV', '(repid', m.version('repid') + ')')"
