@@ -1,0 +1,373 @@
+"""Run the benchmark workload for our `repid` and the published baseline, side by side.
+
+    bash benchmarks/baseline.sh                      # once: .bench/baseline-venv (repid==2.1.4)
+    .venv/bin/python benchmarks/run.py               # in-memory, N=20000, 3 repetitions each
+    source .brokers/env && .venv/bin/python benchmarks/run.py --broker memory,redis --batch
+
+Every measurement is `benchmarks/workload.py` in a fresh subprocess: ours with the repository's
+virtualenv and the checkout on PYTHONPATH, the baseline with `.bench/baseline-venv` and nothing
+on PYTHONPATH.  The implementations alternate (ours, baseline, baseline, ours, ...) so that load
+from other processes on the shared machine hits both alike; the table shows medians.
+
+Network brokers: the URL comes from REPID_TEST_REDIS_URL / REPID_TEST_AMQP_URL (read from
+`.brokers/env` when not in the environment, see `scripts/brokers.sh`).  Every run gets a fresh
+channel name; afterwards its Redis keys are deleted (only keys containing that name, since other
+processes may share the Redis), and for AMQP its queue is declared beforehand and deleted
+afterwards through the RabbitMQ management API, because Repid expects topology to exist.
+
+Results: a table and ratio lines on stdout, and `benchmarks/results/<date>-<broker>.json`.
+Exit status 1 when any run failed (the failures are in the table, the JSON and on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+WORKLOAD = BENCH_DIR / "workload.py"
+RESULTS_DIR = BENCH_DIR / "results"
+OURS_PYTHON = ROOT / ".venv" / "bin" / "python"
+BASELINE_PYTHON = ROOT / ".bench" / "baseline-venv" / "bin" / "python"
+BROKERS_ENV = ROOT / ".brokers" / "env"
+
+URL_ENV = {"redis": "REPID_TEST_REDIS_URL", "amqp": "REPID_TEST_AMQP_URL"}
+MANAGEMENT_ENV = "REPID_TEST_RABBITMQ_MANAGEMENT_URL"
+
+
+@dataclass
+class Variant:
+    """One implementation x publish mode to measure."""
+
+    label: str
+    python: Path
+    pythonpath: str | None
+    extra_args: list[str] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--broker", default="memory", help="comma-separated: memory, redis, amqp (default memory)"
+    )
+    parser.add_argument("--n", type=int, default=20_000, help="messages per run (default 20000)")
+    parser.add_argument("--reps", type=int, default=3, help="runs per implementation (median)")
+    parser.add_argument(
+        "--batch", action="store_true", help="also run ours with its batched publish path"
+    )
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--only", choices=("ours", "baseline"), default=None)
+    parser.add_argument("--ours-python", type=Path, default=OURS_PYTHON)
+    parser.add_argument("--baseline-python", type=Path, default=BASELINE_PYTHON)
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase")
+    parser.add_argument(
+        "--amqp-queue-type", default="classic", choices=("classic", "quorum"), help="AMQP queue"
+    )
+    parser.add_argument("--no-save", action="store_true", help="do not write results JSON")
+    args = parser.parse_args(argv)
+    args.brokers = [b.strip() for b in args.broker.split(",") if b.strip()]
+    for broker in args.brokers:
+        if broker not in ("memory", "redis", "amqp"):
+            parser.error(f"unknown broker {broker!r}")
+    if args.reps < 1 or args.n < 1:
+        parser.error("--n and --reps must be at least 1")
+    return args
+
+
+def load_brokers_env() -> None:
+    """Fill missing REPID_TEST_* variables from `.brokers/env` (written by scripts/brokers.sh)."""
+    if not BROKERS_ENV.is_file():
+        return
+    for raw in BROKERS_ENV.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if sep and key.startswith("REPID_") and key not in os.environ:
+            os.environ[key] = value.strip().strip("'\"")
+
+
+# --- per-broker set-up and clean-up ---------------------------------------------------------
+
+
+def redis_cleanup(url: str, channel: str) -> None:
+    """Delete the keys of one run (streams, dead-letter streams, ...) that contain `channel`."""
+    try:
+        import redis  # the repository's virtualenv has it; cleanup is skipped elsewhere
+    except ImportError:
+        print("warning: python package 'redis' missing, keys not cleaned up", file=sys.stderr)
+        return
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"*{channel}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def _management_request(method: str, path: str, amqp_url: str, body: Any = None) -> None:
+    base = os.environ.get(MANAGEMENT_ENV)
+    if not base:
+        raise RuntimeError(f"{MANAGEMENT_ENV} is not set: cannot declare the benchmark queue")
+    parsed = urllib.parse.urlsplit(amqp_url)
+    user = urllib.parse.unquote(parsed.username or "guest")
+    password = urllib.parse.unquote(parsed.password or "guest")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        base.rstrip("/") + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+
+
+def _vhost(amqp_url: str) -> str:
+    path = urllib.parse.urlsplit(amqp_url).path
+    vhost = urllib.parse.unquote(path[1:]) if len(path) > 1 else "/"
+    return urllib.parse.quote(vhost, safe="")
+
+
+def amqp_declare(url: str, channel: str, queue_type: str) -> None:
+    _management_request(
+        "PUT",
+        f"/api/queues/{_vhost(url)}/{urllib.parse.quote(channel, safe='')}",
+        url,
+        {"durable": True, "auto_delete": False, "arguments": {"x-queue-type": queue_type}},
+    )
+
+
+def amqp_delete(url: str, channel: str) -> None:
+    try:
+        _management_request(
+            "DELETE", f"/api/queues/{_vhost(url)}/{urllib.parse.quote(channel, safe='')}", url
+        )
+    except Exception as exc:
+        print(f"warning: could not delete queue {channel}: {exc!r}", file=sys.stderr)
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def run_once(variant: Variant, broker: str, args: argparse.Namespace) -> dict[str, Any]:
+    channel = f"bench-{broker}-{uuid.uuid4().hex[:10]}"
+    url = os.environ.get(URL_ENV[broker]) if broker in URL_ENV else None
+    if broker in URL_ENV and not url:
+        return {"error": f"{URL_ENV[broker]} is not set (run scripts/brokers.sh start)"}
+    cmd = [
+        str(variant.python),
+        str(WORKLOAD),
+        "--broker", broker,
+        "--n", str(args.n),
+        "--channel", channel,
+        "--impl", variant.label,
+        "--timeout", str(args.timeout),
+        "--batch-size", str(args.batch_size),
+        *variant.extra_args,
+    ]  # fmt: skip
+    if url:
+        cmd += ["--url", url]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if variant.pythonpath:
+        env["PYTHONPATH"] = variant.pythonpath
+    try:
+        if broker == "amqp" and url:
+            amqp_declare(url, channel, args.amqp_queue_type)
+        proc = subprocess.run(
+            cmd,
+            env=env,
+            cwd=str(ROOT),
+            capture_output=True,
+            text=True,
+            timeout=2 * args.timeout + 60,
+            check=False,
+        )
+    except Exception as exc:
+        return {"error": repr(exc), "channel": channel}
+    finally:
+        if broker == "redis" and url:
+            redis_cleanup(url, channel)
+        elif broker == "amqp" and url:
+            amqp_delete(url, channel)
+    result: dict[str, Any] = {}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            result = json.loads(line)
+            break
+    if proc.returncode != 0 or not result or "error" in result:
+        result.setdefault("error", f"exit status {proc.returncode}")
+        result["stderr_tail"] = proc.stderr[-4000:]
+    return result
+
+
+def median(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in runs if "error" not in r and r.get(key) is not None]
+    return round(statistics.median(values), 1) if values else None
+
+
+def summarize(variant: Variant) -> dict[str, Any]:
+    ok = [r for r in variant.runs if "error" not in r]
+    modes = sorted({r.get("publish_mode", "?") for r in ok})
+    return {
+        "label": variant.label,
+        "publish_mode": ",".join(modes) if modes else None,
+        "ok_runs": len(ok),
+        "failed_runs": len(variant.runs) - len(ok),
+        "publish_per_s": median(variant.runs, "publish_per_s"),
+        "consume_per_s": median(variant.runs, "consume_per_s"),
+        "peak_rss_mb": median(variant.runs, "peak_rss_mb"),
+        "repid_version": ok[0].get("repid_version") if ok else None,
+    }
+
+
+def fmt(value: float | None) -> str:
+    return "FAILED" if value is None else f"{value:,.0f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "n/a" if a is None or not b else f"{a / b:.2f}x"
+
+
+def report(broker: str, summaries: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
+    lines = [
+        f"broker={broker} n={args.n} reps={args.reps} (medians)",
+        f"{'impl':<12} {'version':<8} {'mode':<7} {'publish/s':>11} {'consume/s':>11} "
+        f"{'peak RSS MB':>12} ok",
+    ]
+    for s in summaries:
+        lines.append(
+            f"{s['label']:<12} {s['repid_version'] or '?':<8} {s['publish_mode'] or '-':<7} "
+            f"{fmt(s['publish_per_s']):>11} "
+            f"{fmt(s['consume_per_s']):>11} {fmt(s['peak_rss_mb']):>12} "
+            f"{s['ok_runs']}/{s['ok_runs'] + s['failed_runs']}"
+        )
+    by_label = {s["label"]: s for s in summaries}
+    ours, base = by_label.get("ours"), by_label.get("baseline")
+    if ours and base:
+        lines.append(
+            f"ours/baseline consume: {ratio(ours['consume_per_s'], base['consume_per_s'])}"
+        )
+        lines.append(
+            f"ours/baseline publish: {ratio(ours['publish_per_s'], base['publish_per_s'])}"
+        )
+    batch = by_label.get("ours-batch")
+    if batch and base:
+        lines.append(
+            f"ours-batch/baseline publish: {ratio(batch['publish_per_s'], base['publish_per_s'])}"
+        )
+    return lines
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "loadavg_at_start": list(os.getloadavg()),
+        "git_commit": commit or None,
+    }
+
+
+def variants_for(args: argparse.Namespace) -> list[Variant]:
+    variants: list[Variant] = []
+    if args.only != "baseline":
+        variants.append(Variant("ours", args.ours_python, str(ROOT)))
+    if args.only != "ours":
+        variants.append(Variant("baseline", args.baseline_python, None))
+    if args.batch and args.only != "baseline":
+        variants.append(Variant("ours-batch", args.ours_python, str(ROOT), ["--batch"]))
+    return variants
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    load_brokers_env()
+    failed = False
+    for variant in variants_for(args):
+        if not variant.python.exists():
+            sys.exit(f"{variant.python} missing (baseline: run `bash benchmarks/baseline.sh`)")
+    machine = machine_info()
+    for broker in args.brokers:
+        variants = variants_for(args)
+        started = dt.datetime.now(dt.timezone.utc)
+        for rep in range(args.reps):
+            # Alternate the order each repetition so neither impl always runs first.
+            order = variants if rep % 2 == 0 else list(reversed(variants))
+            for variant in order:
+                t0 = time.perf_counter()
+                result = run_once(variant, broker, args)
+                variant.runs.append(result)
+                took = time.perf_counter() - t0
+                if "error" in result:
+                    failed = True
+                    print(
+                        f"[{broker} rep {rep + 1}] {variant.label}: FAILED {result['error']}",
+                        file=sys.stderr,
+                    )
+                    print(result.get("stderr_tail", ""), file=sys.stderr)
+                else:
+                    print(
+                        f"[{broker} rep {rep + 1}] {variant.label}: "
+                        f"publish {result['publish_per_s']:,.0f}/s "
+                        f"consume {result['consume_per_s']:,.0f}/s "
+                        f"rss {result['peak_rss_mb']} MB ({took:.1f}s)",
+                        file=sys.stderr,
+                    )
+        summaries = [summarize(v) for v in variants]
+        lines = report(broker, summaries, args)
+        print("\n".join(lines))
+        print()
+        if not args.no_save:
+            RESULTS_DIR.mkdir(exist_ok=True)
+            out = RESULTS_DIR / f"{started:%Y-%m-%d}-{broker}.json"
+            document = {
+                "broker": broker,
+                "n": args.n,
+                "reps": args.reps,
+                "started_utc": started.isoformat(timespec="seconds"),
+                "machine": machine,
+                "summary": summaries,
+                "table": lines,
+                "runs": {v.label: v.runs for v in variants},
+            }
+            out.write_text(json.dumps(document, indent=2) + "\n")
+            print(f"wrote {out.relative_to(ROOT)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
