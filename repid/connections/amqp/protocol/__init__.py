@@ -1,0 +1,1 @@
+"""Sans-IO AMQP 1.0: types, frames, performatives, messages and the connection state machine."""
