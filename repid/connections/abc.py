@@ -129,15 +129,21 @@ class DeliveryCapacity:
     """The worker's free task slots, shared with a subscriber for flow control.
 
     `limit=None` means unbounded; `free` then reports `unbounded_batch` so that pull-based
-    servers still ask for messages in reasonable batches.
+    servers still ask for messages in reasonable batches. `budget` caps the total number of
+    deliveries (the worker's `messages_limit`): once spent, `free` stays 0.
     """
 
-    __slots__ = ("_in_use", "_limit", "_listeners", "_waiter", "unbounded_batch")
+    __slots__ = ("_budget", "_in_use", "_limit", "_listeners", "_waiter", "unbounded_batch")
 
-    def __init__(self, limit: int | None, *, unbounded_batch: int = 1000) -> None:
+    def __init__(
+        self, limit: int | None, *, budget: int | None = None, unbounded_batch: int = 1000
+    ) -> None:
         if limit is not None and limit < 1:
             raise ValueError(f"capacity limit must be at least 1 or None, got {limit!r}")
+        if budget is not None and budget < 0:
+            raise ValueError(f"capacity budget must be at least 0 or None, got {budget!r}")
         self._limit = limit
+        self._budget = budget
         self._in_use = 0
         self._waiter: asyncio.Future[None] | None = None
         self._listeners: list[Callable[[], None]] = []
@@ -153,19 +159,32 @@ class DeliveryCapacity:
 
     @property
     def free(self) -> int:
-        if self._limit is None:
-            return self.unbounded_batch
-        return max(self._limit - self._in_use, 0)
+        free = self.unbounded_batch if self._limit is None else self._limit - self._in_use
+        if self._budget is not None and self._budget < free:
+            free = self._budget
+        return free if free > 0 else 0
 
     def acquire(self) -> None:
         """Take one slot. Called by the worker when a message is handed to it."""
         self._in_use += 1
+        if self._budget is not None:
+            self._budget -= 1
 
     def release(self) -> None:
         """Give one slot back. Called by the worker when a message's task ends."""
         self._in_use -= 1
-        if self._waiter is not None and not self._waiter.done() and self.free > 0:
-            self._waiter.set_result(None)
+        self._notify()
+
+    def refund(self) -> None:
+        """Return one delivery to the budget (a message that did not count, e.g. unrouted)."""
+        if self._budget is not None:
+            self._budget += 1
+            self._notify()
+
+    def _notify(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and self.free > 0:
+            waiter.set_result(None)
         for listener in self._listeners:
             listener()
 
@@ -178,7 +197,7 @@ class DeliveryCapacity:
         return self.free
 
     def add_listener(self, listener: Callable[[], None]) -> None:
-        """Call `listener()` after every release (used to top up AMQP link credit)."""
+        """Call `listener()` whenever slots may have freed up (to top up AMQP link credit)."""
         self._listeners.append(listener)
 
     def remove_listener(self, listener: Callable[[], None]) -> None:

@@ -1,0 +1,288 @@
+"""`Repid`: the application - servers, operations, routers, sending and the worker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from repid.asyncapi.models import Contact, ExternalDocs, License, Tag
+from repid.data import MessageData
+from repid.errors import ServerNotConnectedError
+from repid.middlewares import (
+    ActorMiddlewareT,
+    ProducerMiddlewareT,
+    compose_producer_middlewares,
+)
+from repid.registry.messages import MessageRegistry
+from repid.registry.servers import ServerRegistry
+from repid.routing import Router
+from repid.serializers import SerializerT, default_serializer
+from repid.worker.runner import DEFAULT_SIGNALS, RunnerInfo
+
+if TYPE_CHECKING:
+    import signal
+
+    from repid.asyncapi.settings import AsyncAPIServerSettings
+    from repid.connections.abc import ServerT
+    from repid.data import ActorData
+    from repid.health.settings import HealthCheckServerSettings
+    from repid.worker.actor import CompiledActor
+    from repid.worker.runner import Runner
+
+__all__ = ["Repid"]
+
+logger = logging.getLogger("repid")
+
+
+class Repid:
+    """A Repid application.
+
+        app = Repid(title="Orders")
+        app.servers.register_server("default", InMemoryServer(), is_default=True)
+        app.include_router(router)
+
+    `title` ... `external_docs` describe the application in its AsyncAPI document.
+    `default_serializer` encodes `send_message_json` payloads (JSON by default).
+    `actor_middlewares` wrap every actor (outside router and actor middlewares);
+    `producer_middlewares` wrap every publish.
+    """
+
+    def __init__(
+        self,
+        connection: Any | None = None,
+        *,
+        title: str = "Repid",
+        version: str = "0.0.1",
+        description: str | None = None,
+        terms_of_service: str | None = None,
+        contact: Contact | None = None,
+        license: License | None = None,  # noqa: A002 - AsyncAPI's name
+        tags: Sequence[Tag] | None = None,
+        external_docs: ExternalDocs | None = None,
+        default_serializer: SerializerT = default_serializer,
+        actor_middlewares: Sequence[ActorMiddlewareT] | None = None,
+        producer_middlewares: Sequence[ProducerMiddlewareT] | None = None,
+    ) -> None:
+        self.connection = connection
+        self.title = title
+        self.version = version
+        self.description = description
+        self.terms_of_service = terms_of_service
+        self.contact = contact
+        self.license = license
+        self.tags = list(tags) if tags is not None else None
+        self.external_docs = external_docs
+        self.default_serializer = default_serializer
+        self.actor_middlewares: list[ActorMiddlewareT] = list(actor_middlewares or ())
+        self.producer_middlewares: list[ProducerMiddlewareT] = list(producer_middlewares or ())
+        self.servers = ServerRegistry()
+        self.messages = MessageRegistry()
+        self._router = Router()
+
+    # Routers -------------------------------------------------------------------------------
+
+    def include_router(self, router: Router) -> None:
+        """Register `router`'s actors (and those of routers nested in it)."""
+        self._router.include_router(router)
+
+    @property
+    def actors(self) -> list[ActorData]:
+        """Every actor of the app, defaults resolved, in registration order."""
+        return self._router.collect_actors()
+
+    def compile_actors(self, server_name: str | None) -> list[CompiledActor]:
+        """Compile every actor for a worker on `server_name` (signatures, converters, chains)."""
+        from repid.dependencies.resolver import ExecutorPools
+        from repid.worker.actor import CompiledActor
+
+        pools = self._pools = getattr(self, "_pools", None) or ExecutorPools()
+        return [
+            CompiledActor(
+                data,
+                app=self,
+                server_name=server_name,
+                app_middlewares=self.actor_middlewares,
+                pools=pools,
+            )
+            for data in self.actors
+        ]
+
+    # Sending -------------------------------------------------------------------------------
+
+    def _resolve_channel(self, channel: str | None, operation_id: str | None) -> str:
+        if operation_id is None:
+            if channel is None:
+                raise ValueError("send_message needs a destination: pass channel= or operation_id=")
+            return channel
+        if channel is not None:
+            raise ValueError(
+                "send_message takes channel= or operation_id=, not both "
+                f"(got channel={channel!r}, operation_id={operation_id!r})"
+            )
+        return self.messages.get_operation(operation_id).channel.address
+
+    def _connected_server(self, server_name: str | None) -> tuple[str, ServerT]:
+        name, server = self.servers.resolve(server_name)
+        if not server.is_connected:
+            raise ServerNotConnectedError(
+                f"server {name!r} ({server!r}) is not connected: open it first, e.g. "
+                f"`async with app.servers[{name!r}].connection(): ...`"
+            )
+        return name, server
+
+    async def send_message(
+        self,
+        *,
+        payload: bytes,
+        channel: str | None = None,
+        operation_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
+        server_name: str | None = None,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """Publish raw bytes to `channel` (or the channel of `operation_id`).
+
+        Uses the default server unless `server_name` is given; the server must be connected.
+        `server_specific_parameters` go to the server's `publish` unchanged.
+        """
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError(
+                f"send_message takes bytes, got {type(payload).__name__}; use "
+                "send_message_json for objects"
+            )
+        target = self._resolve_channel(channel, operation_id)
+        _, server = self._connected_server(server_name)
+        message = MessageData(bytes(payload), headers, content_type)
+        if self.producer_middlewares:
+            call = compose_producer_middlewares(self.producer_middlewares, _publisher(server))
+            await call(target, message, server_specific_parameters)
+        else:
+            await server.publish(
+                channel=target, message=message, server_specific_parameters=server_specific_parameters
+            )
+
+    async def send_message_json(
+        self,
+        *,
+        payload: Any,
+        channel: str | None = None,
+        operation_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        server_name: str | None = None,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """Serialize `payload` (dicts, lists, Pydantic models...) and publish it as JSON."""
+        await self.send_message(
+            payload=self.default_serializer(payload),
+            channel=channel,
+            operation_id=operation_id,
+            headers=headers,
+            content_type="application/json",
+            server_name=server_name,
+            server_specific_parameters=server_specific_parameters,
+        )
+
+    # The worker ----------------------------------------------------------------------------
+
+    def create_runner(
+        self,
+        *,
+        server_name: str | None = None,
+        graceful_shutdown_time: float = 25.0,
+        cancellation_timeout: float = 1.0,
+        messages_limit: int | None = None,
+        tasks_limit: int | None = 1000,
+    ) -> Runner:
+        """Compile the actors and build a worker `Runner` (what `run_worker` runs)."""
+        from repid.worker.runner import Runner
+
+        name, server = self._connected_server(server_name)
+        return Runner(
+            server=server,
+            server_name=name,
+            actors=self.compile_actors(name),
+            tasks_limit=tasks_limit,
+            messages_limit=messages_limit,
+            graceful_shutdown_time=graceful_shutdown_time,
+            cancellation_timeout=cancellation_timeout,
+        )
+
+    async def run_worker(
+        self,
+        *,
+        graceful_shutdown_time: float = 25.0,
+        messages_limit: int | None = None,
+        tasks_limit: int | None = 1000,
+        register_signals: Sequence[signal.Signals] | None = None,
+        health_check_server: HealthCheckServerSettings | None = None,
+        asyncapi_server: AsyncAPIServerSettings | None = None,
+        server_name: str | None = None,
+        cancellation_timeout: float = 1.0,
+    ) -> RunnerInfo:
+        """Consume messages and run actors until a signal arrives or `messages_limit` is hit.
+
+        - `graceful_shutdown_time`: seconds running actors get to finish after a stop signal;
+          the rest are cancelled (with `cancellation_timeout` seconds for cleanup) and their
+          messages rejected back to the queue.
+        - `messages_limit`: stop after processing this many messages (default: never).
+        - `tasks_limit`: how many messages run concurrently (default 1000).
+        - `register_signals`: signals that start the graceful shutdown (default SIGTERM and
+          SIGINT; `[]` disables).
+        - `health_check_server`, `asyncapi_server`: start those HTTP servers beside the worker.
+        - `server_name`: consume from this server instead of the default one.
+
+        The server must be connected; it stays connected afterwards.
+        """
+        runner = self.create_runner(
+            server_name=server_name,
+            graceful_shutdown_time=graceful_shutdown_time,
+            cancellation_timeout=cancellation_timeout,
+            messages_limit=messages_limit,
+            tasks_limit=tasks_limit,
+        )
+        signals = DEFAULT_SIGNALS if register_signals is None else tuple(register_signals)
+        side_servers = await self._start_side_servers(runner, health_check_server, asyncapi_server)
+        try:
+            return await runner.run(signals)
+        finally:
+            for side in side_servers:
+                await side.close()
+            pools = getattr(self, "_pools", None)
+            if pools is not None:
+                pools.shutdown()
+                self._pools = None
+
+    async def _start_side_servers(
+        self,
+        runner: Runner,
+        health_check_server: HealthCheckServerSettings | None,
+        asyncapi_server: AsyncAPIServerSettings | None,
+    ) -> list[Any]:
+        started: list[Any] = []
+        try:
+            if health_check_server is not None:
+                from repid.health.server import HealthCheckServer
+
+                started.append(await HealthCheckServer(health_check_server, runner).start())
+            if asyncapi_server is not None:
+                from repid.asyncapi.server import AsyncAPIServer
+
+                started.append(await AsyncAPIServer(asyncapi_server, self).start())
+        except BaseException:
+            for side in started:
+                await side.close()
+            raise
+        return started
+
+
+def _publisher(server: ServerT) -> Any:
+    async def publish(
+        channel: str, message: MessageData, server_specific_parameters: dict[str, Any] | None
+    ) -> None:
+        await server.publish(
+            channel=channel, message=message, server_specific_parameters=server_specific_parameters
+        )
+
+    return publish

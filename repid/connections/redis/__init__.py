@@ -1,0 +1,19 @@
+"""Redis Streams server: `RedisServer` (install with `pip install repid[redis]`).
+
+See `repid.connections.redis.server` for how channels, consumer groups, redelivery and dead
+letters map onto Redis, and `repid.connections.redis.message` for the message outcomes.
+"""
+
+from repid.connections.redis._errors import RedisConnectionError, RedisServerError
+from repid.connections.redis.message import RedisReceivedMessage
+from repid.connections.redis.server import DeadLetter, RedisServer
+from repid.connections.redis.subscriber import RedisSubscriber
+
+__all__ = [
+    "DeadLetter",
+    "RedisConnectionError",
+    "RedisReceivedMessage",
+    "RedisServer",
+    "RedisServerError",
+    "RedisSubscriber",
+]

@@ -1,0 +1,111 @@
+"""Lua scripts that settle a message in one atomic step.
+
+Redis runs a script without interleaving other commands and a crash can only happen before or
+after it, so "copy somewhere + XACK + XDEL" either happens entirely or not at all. Each script
+first checks that the entry is still pending in the group (XPENDING): an entry that is no longer
+pending was already settled, so running a script twice (a retry after a lost reply) does nothing
+the second time - no duplicate copy, no duplicate reply.
+
+Writes happen only after every check, and XADD (the only command that can fail on bad input)
+comes before XACK/XDEL, so a failing script leaves the message untouched and pending.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MOVE", "REPLAY", "REPLY"]
+
+# Copy entries to KEYS[2] (the same stream for reject/release, `{channel}:dead` for nack), then
+# XACK + XDEL them in KEYS[1].
+# ARGV: group, consumer ('' = any owner), extra deliveries to count (0 or 1), dead reason
+# ('' = not a dead letter), then the entry ids.
+# The copy's delivery_count = earlier copies' count + times this entry was delivered - 1 + extra:
+# a reject or nack counts the current delivery (extra 1); a release does not (extra 0), because
+# the message never reached an actor.
+MOVE = """
+local moved = 0
+for i = 5, #ARGV do
+  local id = ARGV[i]
+  local pending
+  if ARGV[2] == '' then
+    pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  else
+    pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1, ARGV[2])
+  end
+  if #pending == 1 then
+    local entry = redis.call('XRANGE', KEYS[1], id, id)
+    if #entry == 1 then
+      local src = entry[1][2]
+      local out = {}
+      local count = 0
+      for j = 1, #src, 2 do
+        local f = src[j]
+        if f == 'delivery_count' then
+          count = tonumber(src[j + 1]) or 0
+        elseif f ~= 'dead_reason' and f ~= 'dead_from' then
+          out[#out + 1] = f
+          out[#out + 1] = src[j + 1]
+        end
+      end
+      count = count + tonumber(pending[1][4]) - 1 + tonumber(ARGV[3])
+      if count > 0 then
+        out[#out + 1] = 'delivery_count'
+        out[#out + 1] = string.format('%d', count)
+      end
+      if ARGV[4] ~= '' then
+        out[#out + 1] = 'dead_reason'
+        out[#out + 1] = ARGV[4]
+        out[#out + 1] = 'dead_from'
+        out[#out + 1] = id
+      end
+      if #out == 0 then
+        out = {'dead_reason', 'empty entry'}
+      end
+      redis.call('XADD', KEYS[2], '*', unpack(out))
+      moved = moved + 1
+    end
+    redis.call('XACK', KEYS[1], ARGV[1], id)
+    redis.call('XDEL', KEYS[1], id)
+  end
+end
+return moved
+"""
+
+# Publish a reply to KEYS[2] and XACK + XDEL the request in KEYS[1].
+# ARGV: group, entry id, then the XADD arguments after the key ([NOMKSTREAM] [MAXLEN ~ n] id
+# field value ...). Returns 1 (done), 0 (request no longer pending: nothing sent) or -1 (NOMKSTREAM
+# and the reply stream does not exist: nothing changed).
+REPLY = """
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #pending == 0 then
+  return 0
+end
+local added = redis.call('XADD', KEYS[2], unpack(ARGV, 3))
+if not added then
+  return -1
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+"""
+
+# Move up to ARGV[1] dead letters from KEYS[1] back to the channel KEYS[2], oldest first, with a
+# fresh delivery count. Returns how many were moved.
+REPLAY = """
+local entries = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', tonumber(ARGV[1]))
+for i = 1, #entries do
+  local src = entries[i][2]
+  local out = {}
+  for j = 1, #src, 2 do
+    local f = src[j]
+    if f ~= 'dead_reason' and f ~= 'dead_from' and f ~= 'delivery_count' then
+      out[#out + 1] = f
+      out[#out + 1] = src[j + 1]
+    end
+  end
+  if #out > 0 then
+    redis.call('XADD', KEYS[2], '*', unpack(out))
+  end
+  redis.call('XDEL', KEYS[1], entries[i][1])
+end
+return #entries
+"""

@@ -1,0 +1,108 @@
+"""`RedisReceivedMessage`: one stream entry delivered to this worker, with its settlement."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from repid.connections.base import BaseReceivedMessage
+
+if TYPE_CHECKING:
+    from repid.connections.redis.server import RedisServer
+    from repid.connections.redis.subscriber import ChannelState
+
+__all__ = ["RedisReceivedMessage"]
+
+
+class RedisReceivedMessage(BaseReceivedMessage):
+    """A message read from a channel's stream through the consumer group.
+
+    Outcomes (each one atomic, see `repid.connections.redis._scripts`):
+
+    * `ack` - XACK + XDEL in one MULTI/EXEC: the entry is gone for good.
+    * `reject` - a copy is XADDed to the end of the same stream (delivery count + 1) and the
+      original is XACKed + XDELed, in one Lua script; any worker reads the copy next.
+    * `nack` - the same move, to the dead-letter stream `{channel}:dead`
+      (see `RedisServer.read_dead_letters` and `RedisServer.replay_dead_letters`).
+    * `reply` - XADD to the reply channel + XACK + XDEL of this entry in one Lua script.
+    """
+
+    __slots__ = ("_delivery_count", "_entry_id", "_server", "_state")
+
+    def __init__(
+        self,
+        *,
+        server: RedisServer,
+        state: ChannelState,
+        entry_id: bytes,
+        payload: bytes,
+        headers: dict[str, str] | None,
+        content_type: str | None,
+        delivery_count: int,
+    ) -> None:
+        super().__init__(
+            payload=payload, headers=headers, content_type=content_type, channel=state.name
+        )
+        self._server = server
+        self._state = state
+        self._entry_id = entry_id
+        self._delivery_count = delivery_count
+
+    @property
+    def message_id(self) -> str:
+        """The stream entry id (a rejected message comes back under a new id)."""
+        return self._entry_id.decode()
+
+    @property
+    def delivery_count(self) -> int:
+        """Earlier deliveries of this message: claims after a crash, rejects, and so on."""
+        return self._delivery_count
+
+    async def _ack(self) -> None:
+        state = self._state
+        try:
+            await self._server._ack_entry(state.key, self._entry_id)
+        finally:
+            # Settled, or failed and left pending: either way stop keeping it alive, so that a
+            # failed ack ends with the entry being reclaimed (at-least-once) rather than stuck.
+            state.in_flight.discard(self._entry_id)
+
+    async def _nack(self) -> None:
+        state = self._state
+        try:
+            await self._server._move_entries(
+                state.key, state.dead_key, [self._entry_id], extra_deliveries=1, reason="nack"
+            )
+        finally:
+            state.in_flight.discard(self._entry_id)
+
+    async def _reject(self) -> None:
+        state = self._state
+        try:
+            await self._server._move_entries(
+                state.key, state.key, [self._entry_id], extra_deliveries=1, reason=""
+            )
+        finally:
+            state.in_flight.discard(self._entry_id)
+
+    async def _reply(
+        self,
+        *,
+        channel: str,
+        payload: bytes,
+        headers: dict[str, str] | None,
+        content_type: str | None,
+        server_specific_parameters: dict[str, Any] | None,
+    ) -> None:
+        state = self._state
+        try:
+            await self._server._reply_entry(
+                state.key,
+                self._entry_id,
+                channel=channel,
+                payload=payload,
+                headers=headers,
+                content_type=content_type,
+                server_specific_parameters=server_specific_parameters,
+            )
+        finally:
+            state.in_flight.discard(self._entry_id)

@@ -1,0 +1,538 @@
+"""`RedisServer`: Repid on Redis Streams with consumer groups (Redis >= 6.2, redis-py >= 7).
+
+Layout in Redis:
+
+* a channel is a stream with the channel's name; each message is one entry (see `_codec`);
+* every worker reads a channel through one consumer group (`group`, default `"repid"`), so each
+  message goes to one worker; each subscription is its own consumer, named
+  `hostname-pid-random`;
+* nacked and malformed messages go to the stream `{channel}:dead`.
+
+Who creates what: `publish` creates the stream on first XADD (unless `nomkstream`). `subscribe`
+creates the consumer group with `XGROUP CREATE <channel> <group> 0 MKSTREAM` when it is missing
+(and again if the stream is deleted while subscribed). The group starts at id 0, so messages
+published before the first worker ever started are delivered too.
+
+Redelivery: an entry read by a worker stays in the group's pending list until it is settled.
+Subscribers run `XAUTOCLAIM` every `claim_interval` seconds and take over entries that nobody
+touched for `claim_idle` seconds (default 30 s, checked every 5 s), so the messages of a worker
+killed with SIGKILL come back within about 35 s. A live worker resets the idle time of the
+entries it holds (XCLAIM ... JUSTID) every `claim_idle / 3` seconds, so long-running actors keep
+their messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisPyConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisPyTimeoutError
+
+from repid.connections.abc import DeliveryCapacity, MessageCallbackT, ServerCapabilities
+from repid.connections.base import BaseServer
+from repid.connections.redis import _scripts
+from repid.connections.redis._codec import (
+    CONTENT_TYPE,
+    DEAD_FROM,
+    DEAD_REASON,
+    DELIVERY_COUNT,
+    HEADERS,
+    PAYLOAD,
+    MalformedEntryError,
+    decode_entry,
+    encode_fields,
+)
+from repid.connections.redis._errors import RedisConnectionError, RedisServerError, scrub
+from repid.connections.redis._params import DEFAULT_XADD, parse_xadd_options
+from repid.connections.redis.subscriber import RedisSubscriber
+from repid.data import MessageData
+
+__all__ = ["DeadLetter", "RedisServer"]
+
+logger = logging.getLogger("repid.connections.redis")
+
+_BATCH_CHUNK = 10_000  # XADDs per pipeline round trip in publish_batch (bounds client memory)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One entry of a dead-letter stream, as returned by `RedisServer.read_dead_letters`."""
+
+    entry_id: str
+    payload: bytes | None
+    headers: dict[str, str] | None
+    content_type: str | None
+    reason: str | None
+    original_id: str | None
+    delivery_count: int
+    fields: Mapping[bytes, bytes]
+    """All raw fields of the entry (a malformed message keeps whatever it had)."""
+
+
+def _host_of(hostname: str, port: int) -> str:
+    return f"[{hostname}]:{port}" if ":" in hostname else f"{hostname}:{port}"
+
+
+class RedisServer(BaseServer):
+    """A Redis server reached at `url` (`redis://[[user]:password@]host[:port][/db]`).
+
+    `rediss://` connects with TLS. `username` / `password` may also be given as arguments
+    (they override the URL). The password is kept out of `repr`, logs, exceptions and the
+    AsyncAPI fields (`host` is `host:port`, `pathname` is `/db`).
+
+    Recovery settings (seconds): `claim_idle` - how long a delivered, unsettled message may go
+    untouched before another worker takes it over; `claim_interval` - how often a subscriber
+    looks for such messages (default `claim_idle / 6`); `keepalive_interval` - how often a worker
+    refreshes the messages it is still processing (default `claim_idle / 3`); `block` - the
+    longest a single XREADGROUP waits.
+    """
+
+    protocol = "redis"
+    protocol_version = "5.0"
+    capabilities = ServerCapabilities(
+        atomic_reply=True, dead_letter=True, priorities=False, persistent=True, distributed=True
+    )
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/0",
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        group: str = "repid",
+        claim_idle: float = 30.0,
+        claim_interval: float | None = None,
+        keepalive_interval: float | None = None,
+        block: float = 2.0,
+        title: str | None = None,
+        summary: str | None = None,
+        description: str | None = None,
+        variables: Mapping[str, Any] | None = None,
+        security: list[Any] | None = None,
+        tags: list[Any] | None = None,
+        external_docs: Any | None = None,
+        bindings: Mapping[str, Any] | None = None,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(
+                f"a Redis URL starts with redis:// or rediss://, got scheme {parts.scheme!r}"
+            )
+        try:
+            port = parts.port or 6379
+        except ValueError:
+            raise ValueError("the Redis URL has an invalid port") from None
+        hostname = parts.hostname or "localhost"
+        db_text = parts.path.strip("/") or "0"
+        if not db_text.isdigit():
+            raise ValueError(f"the Redis URL path must be a database number, got {db_text!r}")
+        if claim_idle <= 0 or block <= 0:
+            raise ValueError("claim_idle and block must be positive")
+        super().__init__(
+            host=_host_of(hostname, port),
+            pathname=f"/{db_text}",
+            title=title,
+            summary=summary,
+            description=description,
+            variables=variables,
+            security=security,
+            tags=tags,
+            external_docs=external_docs,
+            bindings=bindings,
+        )
+        self._username = username if username is not None else _unquote_or_none(parts.username)
+        self._password = password if password is not None else _unquote_or_none(parts.password)
+        # The client gets a URL without credentials; they are passed as arguments instead.
+        netloc = f"[{hostname}]:{port}" if ":" in hostname else f"{hostname}:{port}"
+        self._client_url = urlunsplit((parts.scheme, netloc, f"/{db_text}", parts.query, ""))
+        self.group = group
+        self.claim_idle = claim_idle
+        self.claim_interval = claim_interval if claim_interval is not None else claim_idle / 6
+        self.keepalive_interval = (
+            keepalive_interval if keepalive_interval is not None else claim_idle / 3
+        )
+        self.block = block
+        self._client: Redis | None = None
+        self._connected = False
+        self._subscribers: set[RedisSubscriber] = set()
+        self._ack_queue: dict[bytes, list[tuple[bytes, asyncio.Future[None]]]] = {}
+        self._ack_task: asyncio.Task[None] | None = None
+        self._move_script: Any = None
+        self._reply_script: Any = None
+        self._replay_script: Any = None
+
+    # -- connection -----------------------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        """True after a successful command, False after a connection failure or disconnect."""
+        return self._connected
+
+    async def connect(self) -> None:
+        """Create the client and check the connection with PING."""
+        if self._client is None:
+            self._client = Redis.from_url(
+                self._client_url,
+                username=self._username,
+                password=self._password,
+                decode_responses=False,
+                # Longer than any blocking XREADGROUP, so a dead peer still ends in an error.
+                socket_timeout=self.block + 10.0,
+                socket_connect_timeout=5.0,
+                socket_keepalive=True,
+                health_check_interval=30,
+                # A broker restart takes about a second; ride it out inside one command.
+                retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=6),
+            )
+            client = self._client
+            self._move_script = client.register_script(_scripts.MOVE)
+            self._reply_script = client.register_script(_scripts.REPLY)
+            self._replay_script = client.register_script(_scripts.REPLAY)
+        try:
+            await self._client.ping()
+        except RedisError as exc:
+            raise self._error(exc, "connect") from None
+        self._connected = True
+
+    async def disconnect(self) -> None:
+        """Close every subscription (releasing undelivered messages), flush acks, close."""
+        for subscriber in list(self._subscribers):
+            await subscriber.close()
+            await subscriber.stop_keepalive()
+        self._subscribers.clear()
+        if self._ack_task is not None:
+            await asyncio.wait([self._ack_task])
+        client, self._client = self._client, None
+        self._connected = False
+        if client is not None:
+            await client.aclose()
+
+    def _require_client(self) -> Redis:
+        client = self._client
+        if client is None:
+            raise RedisConnectionError(
+                f"RedisServer at {self.host} is not connected: call `await server.connect()` "
+                "or use `async with server.connection():`"
+            )
+        return client
+
+    def _error(self, exc: RedisError, doing: str) -> Exception:
+        """A Repid exception for `exc` that names the host and never the password.
+
+        The redis-py exception stays attached as the cause only when its text has no password.
+        """
+        original = str(exc)
+        text = scrub(original, self._password)
+        message = f"redis at {self.host}: {doing} failed: {type(exc).__name__}: {text}"
+        new: Exception
+        if isinstance(exc, (RedisPyConnectionError, RedisPyTimeoutError)):
+            self._connected = False
+            new = RedisConnectionError(message)
+        else:
+            new = RedisServerError(message)
+        new.__cause__ = exc if text == original else None
+        new.__suppress_context__ = True
+        return new
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        *,
+        channel: str,
+        message: MessageData,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """XADD the message to the stream `channel`.
+
+        `server_specific_parameters`: `maxlen` (int), `approximate` (bool, default True: `~`),
+        `nomkstream` (bool: raise RedisServerError instead of creating the stream) and
+        `stream_id` (str, default `*`). Unknown names raise ValueError.
+        """
+        client = self._require_client()
+        fields = encode_fields(message.payload, message.headers, message.content_type)
+        options = parse_xadd_options(server_specific_parameters)
+        try:
+            if options is DEFAULT_XADD:
+                await client.xadd(channel, fields)  # type: ignore[arg-type]
+                return
+            added = await client.xadd(
+                channel,
+                fields,  # type: ignore[arg-type]
+                id=options.stream_id,
+                maxlen=options.maxlen,
+                approximate=options.approximate,
+                nomkstream=options.nomkstream,
+            )
+        except RedisError as exc:
+            raise self._error(exc, f"publish to {channel!r}") from None
+        if added is None:
+            raise RedisServerError(
+                f"redis at {self.host}: publish to {channel!r} failed: the stream does not "
+                "exist and nomkstream=True"
+            )
+
+    async def publish_batch(
+        self,
+        *,
+        channel: str,
+        messages: Sequence[MessageData],
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """XADD many messages to `channel` in pipelined round trips; return their entry ids.
+
+        Not atomic as a whole (each XADD is), so after an error some messages may have been
+        added. The same `server_specific_parameters` apply to every message; with `nomkstream`
+        on a missing stream the ids are empty strings and RedisServerError is raised.
+        """
+        client = self._require_client()
+        options = parse_xadd_options(server_specific_parameters)
+        kwargs: dict[str, Any] = {}
+        if options is not DEFAULT_XADD:
+            kwargs = {
+                "id": options.stream_id,
+                "maxlen": options.maxlen,
+                "approximate": options.approximate,
+                "nomkstream": options.nomkstream,
+            }
+        ids: list[str] = []
+        for start in range(0, len(messages), _BATCH_CHUNK):
+            pipe = client.pipeline(transaction=False)
+            for message in messages[start : start + _BATCH_CHUNK]:
+                fields = encode_fields(message.payload, message.headers, message.content_type)
+                pipe.xadd(channel, fields, **kwargs)  # type: ignore[arg-type]
+            try:
+                results = await pipe.execute()
+            except RedisError as exc:
+                raise self._error(exc, f"batch publish to {channel!r}") from None
+            ids.extend(r.decode() if r is not None else "" for r in results)
+        if "" in ids:
+            raise RedisServerError(
+                f"redis at {self.host}: batch publish to {channel!r} failed: the stream does "
+                "not exist and nomkstream=True"
+            )
+        return ids
+
+    # -- subscribing ----------------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        *,
+        channels_to_callbacks: Mapping[str, MessageCallbackT],
+        capacity: DeliveryCapacity,
+    ) -> RedisSubscriber:
+        """Start reading `channels_to_callbacks` through the consumer group; see the module doc."""
+        self._require_client()
+        if not channels_to_callbacks:
+            raise ValueError("subscribe needs at least one channel")
+        consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        subscriber = RedisSubscriber(
+            server=self,
+            channels_to_callbacks=channels_to_callbacks,
+            capacity=capacity,
+            consumer=consumer,
+        )
+        await subscriber.start()
+        self._subscribers.add(subscriber)
+        return subscriber
+
+    async def _ensure_group(self, key: bytes) -> None:
+        client = self._require_client()
+        try:
+            await client.xgroup_create(key, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise self._error(exc, f"creating consumer group on {key.decode()!r}") from None
+        except RedisError as exc:
+            raise self._error(exc, f"creating consumer group on {key.decode()!r}") from None
+
+    # -- settlement (called by RedisReceivedMessage) --------------------------------------------
+
+    async def _ack_entry(self, key: bytes, entry_id: bytes) -> None:
+        """XACK + XDEL, coalesced: acks arriving while one round trip is out share the next."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._ack_queue.get(key)
+        if queue is None:
+            self._ack_queue[key] = [(entry_id, future)]
+        else:
+            queue.append((entry_id, future))
+        if self._ack_task is None:
+            self._ack_task = asyncio.get_running_loop().create_task(self._flush_acks())
+        await future
+
+    async def _flush_acks(self) -> None:
+        try:
+            while self._ack_queue:
+                batch, self._ack_queue = self._ack_queue, {}
+                client = self._require_client()
+                pipe = client.pipeline(transaction=True)
+                for key, items in batch.items():
+                    ids = [entry_id for entry_id, _ in items]
+                    pipe.xack(key, self.group, *ids)
+                    pipe.xdel(key, *ids)
+                error: BaseException | None = None
+                try:
+                    await pipe.execute()
+                    self._connected = True
+                except RedisError as exc:
+                    error = self._error(exc, "ack")
+                except BaseException as exc:  # cancelled with the loop: tell every waiter
+                    error = exc
+                for items in batch.values():
+                    for _, future in items:
+                        if future.done():
+                            continue
+                        if error is None:
+                            future.set_result(None)
+                        elif isinstance(error, Exception):
+                            future.set_exception(error)
+                        else:
+                            future.cancel()
+                if error is not None and not isinstance(error, Exception):
+                    raise error
+        finally:
+            self._ack_task = None
+
+    async def _move_entries(
+        self,
+        source: bytes,
+        target: bytes,
+        entry_ids: Sequence[bytes],
+        *,
+        extra_deliveries: int,
+        reason: str,
+        consumer: str = "",
+    ) -> int:
+        """Copy entries to `target` and XACK + XDEL them in `source`, atomically (Lua MOVE)."""
+        self._require_client()
+        try:
+            moved = await self._move_script(
+                keys=[source, target],
+                args=[self.group, consumer, extra_deliveries, reason, *entry_ids],
+            )
+        except RedisError as exc:
+            raise self._error(exc, f"moving entries from {source.decode()!r}") from None
+        self._connected = True
+        return int(moved)
+
+    async def _reply_entry(
+        self,
+        key: bytes,
+        entry_id: bytes,
+        *,
+        channel: str,
+        payload: bytes,
+        headers: dict[str, str] | None,
+        content_type: str | None,
+        server_specific_parameters: dict[str, Any] | None,
+    ) -> None:
+        self._require_client()
+        options = parse_xadd_options(server_specific_parameters)
+        args: list[Any] = [self.group, entry_id, *options.command_args()]
+        for field, value in encode_fields(payload, headers, content_type).items():
+            args += (field, value)
+        try:
+            outcome = await self._reply_script(keys=[key, channel], args=args)
+        except RedisError as exc:
+            raise self._error(exc, f"reply to {channel!r}") from None
+        self._connected = True
+        if outcome == -1:
+            raise RedisServerError(
+                f"redis at {self.host}: reply to {channel!r} failed: the stream does not exist "
+                "and nomkstream=True (the request stays pending)"
+            )
+        if outcome == 0:
+            logger.warning(
+                "redis.reply_skipped: message %s on %r was no longer pending (settled or taken "
+                "over by another worker); the reply was not sent",
+                entry_id.decode(),
+                key.decode(),
+            )
+
+    # -- dead letters ---------------------------------------------------------------------------
+
+    @staticmethod
+    def dead_letter_channel(channel: str) -> str:
+        """The name of `channel`'s dead-letter stream."""
+        return f"{channel}:dead"
+
+    async def read_dead_letters(
+        self, channel: str, *, count: int = 100, start: str = "-"
+    ) -> list[DeadLetter]:
+        """Up to `count` dead letters of `channel`, oldest first, from entry id `start`."""
+        client = self._require_client()
+        try:
+            dead = self.dead_letter_channel(channel)
+            raw: Any = await client.xrange(dead, start, "+", count)
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = raw
+        except RedisError as exc:
+            raise self._error(exc, f"reading dead letters of {channel!r}") from None
+        letters = []
+        for entry_id, fields in entries:
+            payload: bytes | None
+            try:
+                payload, headers, content_type, count_ = decode_entry(fields)
+            except MalformedEntryError:
+                payload = fields.get(PAYLOAD)
+                headers = None
+                content_type = None
+                count_ = 0
+                raw_type = fields.get(CONTENT_TYPE)
+                if raw_type is not None:
+                    content_type = raw_type.decode(errors="replace")
+            reason = fields.get(DEAD_REASON)
+            origin = fields.get(DEAD_FROM)
+            letters.append(
+                DeadLetter(
+                    entry_id=entry_id.decode(),
+                    payload=payload,
+                    headers=headers,
+                    content_type=content_type,
+                    reason=reason.decode(errors="replace") if reason is not None else None,
+                    original_id=origin.decode() if origin is not None else None,
+                    delivery_count=count_,
+                    fields=dict(fields),
+                )
+            )
+        return letters
+
+    async def replay_dead_letters(self, channel: str, count: int | None = None) -> int:
+        """Move dead letters (oldest first; all, or `count`) back to `channel`; return how many.
+
+        Each batch of up to 100 moves atomically (Lua REPLAY); replayed messages start again with
+        delivery count 0 and keep their payload, headers and content type.
+        """
+        client = self._require_client()
+        del client
+        dead = self.dead_letter_channel(channel)
+        moved = 0
+        while count is None or moved < count:
+            step = 100 if count is None else min(100, count - moved)
+            try:
+                done = int(await self._replay_script(keys=[dead, channel], args=[step]))
+            except RedisError as exc:
+                raise self._error(exc, f"replaying dead letters of {channel!r}") from None
+            moved += done
+            if done < step:
+                break
+        return moved
+
+
+def _unquote_or_none(text: str | None) -> str | None:
+    return unquote(text) if text else None
+
+
+# Field names, re-exported for tests and tools that inspect streams directly.
+FIELD_NAMES = (PAYLOAD, HEADERS, CONTENT_TYPE, DELIVERY_COUNT, DEAD_REASON, DEAD_FROM)

@@ -1,0 +1,447 @@
+"""`RedisSubscriber`: the XREADGROUP loop, crash recovery (XAUTOCLAIM) and keep-alive (XCLAIM).
+
+One task reads every subscribed channel with a single blocking XREADGROUP and delivers the
+entries, in order, by awaiting the channel's callback. Flow control: it never delivers while
+`capacity.free == 0` and asks for `COUNT = capacity.free // number_of_channels` (at least 1).
+XREADGROUP applies COUNT per stream, so with several channels one read can return up to
+`number_of_channels - 1` entries more than the free slots; those wait in a small local buffer
+(kept alive like in-flight ones) and are delivered as slots free up.
+
+Entries that this consumer holds but has not delivered (the buffer, or a read whose reply was lost
+to a cancellation or a dropped connection) are released on `close`: each goes back to the end of
+its stream as a copy, in one atomic Lua step, so other workers get it at once. Anything that
+escapes even that (the process dies) is reclaimed by other workers after `claim_idle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ConnectionError as RedisPyConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisPyTimeoutError
+
+from repid.connections.abc import DeliveryCapacity, MessageCallbackT
+from repid.connections.redis._codec import MalformedEntryError, decode_entry
+from repid.connections.redis._errors import scrub
+from repid.connections.redis.message import RedisReceivedMessage
+
+if TYPE_CHECKING:
+    from repid.connections.redis.server import RedisServer
+
+__all__ = ["ChannelState", "RedisSubscriber"]
+
+logger = logging.getLogger("repid.connections.redis")
+
+_BACKOFF_BASE = 0.05
+_BACKOFF_CAP = 5.0
+_RELEASE_PAGE = 1000
+
+
+class ChannelState:
+    """Per-channel bookkeeping of one subscription."""
+
+    __slots__ = ("callback", "claim_cursor", "dead_key", "held", "in_flight", "key", "name")
+
+    def __init__(self, name: str, callback: MessageCallbackT) -> None:
+        self.name = name
+        self.key = name.encode()
+        self.dead_key = f"{name}:dead".encode()
+        self.callback = callback
+        self.in_flight: set[bytes] = set()
+        """Delivered to the worker and not settled yet."""
+        self.held: set[bytes] = set()
+        """Read from Redis, waiting in the buffer for a free slot."""
+        self.claim_cursor: bytes = b"0-0"
+
+
+# (channel, entry id, fields or None for a deleted entry, times delivered by Redis)
+_Entry = tuple[ChannelState, bytes, "dict[bytes, bytes] | None", int]
+
+
+def backoff_delay(failures: int) -> float:
+    """Exponential backoff with full jitter: random in [0, min(cap, base * 2**failures)]."""
+    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * (2 ** min(failures, 16))))
+
+
+class RedisSubscriber:
+    """A running subscription of `RedisServer` (implements `SubscriberT`)."""
+
+    def __init__(
+        self,
+        *,
+        server: RedisServer,
+        channels_to_callbacks: Mapping[str, MessageCallbackT],
+        capacity: DeliveryCapacity,
+        consumer: str,
+    ) -> None:
+        self._server = server
+        self._capacity = capacity
+        self.consumer = consumer
+        self._channels = [ChannelState(name, cb) for name, cb in channels_to_callbacks.items()]
+        self._by_key = {state.key: state for state in self._channels}
+        self._streams: dict[Any, Any] = {state.key: b">" for state in self._channels}
+        self._buffer: deque[_Entry] = deque()
+        self._active = asyncio.Event()
+        self._active.set()
+        self._closed = False
+        self._delivering = False
+        self._need_groups = False
+        self._claim_due = 0.0  # claim at once on start: pick up what dead workers left
+        self._task: asyncio.Task[None] | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
+
+    # -- SubscriberT ----------------------------------------------------------------------------
+
+    @property
+    def is_active(self) -> bool:
+        return not self._closed and self._active.is_set()
+
+    @property
+    def channels(self) -> list[str]:
+        return [state.name for state in self._channels]
+
+    async def start(self) -> None:
+        """Create missing consumer groups, then start the read loop and the keep-alive."""
+        for state in self._channels:
+            await self._server._ensure_group(state.key)
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name=f"repid-redis-read-{self.consumer}")
+        self._keepalive_task = loop.create_task(
+            self._keepalive(), name=f"repid-redis-keepalive-{self.consumer}"
+        )
+
+    async def pause(self) -> None:
+        """Stop reading; a read already in progress is buffered until `resume`."""
+        self._active.clear()
+
+    async def resume(self) -> None:
+        self._active.set()
+
+    async def close(self) -> None:
+        """Stop reading and release every held but undelivered message back to its stream.
+
+        Messages already delivered stay this consumer's (and are kept alive) until the worker
+        settles them.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._active.set()
+        task = self._task
+        if task is not None and not task.done():
+            # Never cancel in the middle of a callback (a half-handed message); every Redis call
+            # is safe to cancel because `_release_undelivered` sweeps this consumer's entries.
+            if not self._delivering:
+                task.cancel()
+            await asyncio.wait([task])
+        self._buffer.clear()
+        for state in self._channels:
+            state.held.clear()
+        await self._release_undelivered()
+        self._server._subscribers.discard(self)
+
+    async def stop_keepalive(self) -> None:
+        """Stop refreshing in-flight messages (the server is disconnecting)."""
+        task = self._keepalive_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+
+    # -- the read loop --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        server = self._server
+        capacity = self._capacity
+        failures = 0
+        while not self._closed:
+            try:
+                if not self._active.is_set():
+                    await self._active.wait()
+                    continue
+                if self._buffer:
+                    await self._deliver_buffered()
+                    if self._buffer and not self._closed and self._active.is_set():
+                        await capacity.wait_for_free()
+                    continue
+                free = capacity.free
+                if free <= 0:
+                    await capacity.wait_for_free()
+                    continue
+                client = server._require_client()
+                if self._need_groups:
+                    for state in self._channels:
+                        await server._ensure_group(state.key)
+                    self._need_groups = False
+                per_stream = max(1, free // len(self._channels))
+                if time.monotonic() >= self._claim_due:
+                    more = await self._claim(per_stream)
+                    if not more:
+                        self._claim_due = time.monotonic() + server.claim_interval
+                    if self._buffer:
+                        continue
+                response = await client.xreadgroup(
+                    server.group,
+                    self.consumer,
+                    self._streams,
+                    count=per_stream,
+                    block=int(server.block * 1000),
+                )
+                server._connected = True
+                failures = 0
+                if response:
+                    self._buffer_response(response)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the loop must survive anything; it logs and backs off
+                failures += 1
+                delay = backoff_delay(failures)
+                self._log_failure(exc, delay)
+                await asyncio.sleep(delay)
+
+    def _log_failure(self, exc: Exception, delay: float) -> None:
+        server = self._server
+        text = scrub(str(exc), server._password)
+        if isinstance(exc, ResponseError) and "NOGROUP" in text:
+            self._need_groups = True
+            logger.warning(
+                "redis.group_missing: redis at %s lost the stream or group of %s; recreating it",
+                server.host,
+                self.channels,
+            )
+        elif isinstance(exc, (RedisPyConnectionError, RedisPyTimeoutError, ConnectionError)):
+            server._connected = False
+            logger.warning(
+                "redis.connection_lost: redis at %s: %s: %s; retrying in %.2f s",
+                server.host,
+                type(exc).__name__,
+                text,
+                delay,
+            )
+        else:
+            logger.error(
+                "redis.read_failed: redis at %s: %s: %s; retrying in %.2f s",
+                server.host,
+                type(exc).__name__,
+                text,
+                delay,
+            )
+
+    def _buffer_response(self, response: Any) -> None:
+        by_key = self._by_key
+        buffer = self._buffer
+        items = response.items() if isinstance(response, dict) else response
+        for key, entries in items:
+            state = by_key[key]
+            held = state.held
+            if isinstance(entries, list) and len(entries) == 1 and isinstance(entries[0], list):
+                entries = entries[0]  # RESP3 wraps each stream's entries once more
+            for entry_id, fields in entries:
+                held.add(entry_id)
+                buffer.append((state, entry_id, fields, 1))
+
+    async def _deliver_buffered(self) -> None:
+        capacity = self._capacity
+        buffer = self._buffer
+        server = self._server
+        active = self._active
+        while buffer and capacity.free > 0 and active.is_set() and not self._closed:
+            state, entry_id, fields, times = buffer.popleft()
+            state.held.discard(entry_id)
+            if fields is None:
+                continue  # deleted (trimmed) entry: nothing to deliver
+            try:
+                payload, headers, content_type, earlier = decode_entry(fields)
+            except MalformedEntryError as exc:
+                await self._dead_letter_malformed(state, entry_id, str(exc))
+                continue
+            message = RedisReceivedMessage(
+                server=server,
+                state=state,
+                entry_id=entry_id,
+                payload=payload,
+                headers=headers,
+                content_type=content_type,
+                delivery_count=earlier + times - 1,
+            )
+            state.in_flight.add(entry_id)
+            self._delivering = True
+            try:
+                await state.callback(message)
+            except Exception:
+                # A broken callback must not stop the loop; without a settlement the message is
+                # left to the claim timer, which redelivers it.
+                state.in_flight.discard(entry_id)
+                logger.exception(
+                    "redis.callback_failed: the callback for channel %r raised on message %s",
+                    state.name,
+                    entry_id.decode(),
+                )
+            finally:
+                self._delivering = False
+
+    async def _dead_letter_malformed(self, state: ChannelState, entry_id: bytes, why: str) -> None:
+        logger.error(
+            "redis.malformed_entry: entry %s on channel %r is not a Repid message (%s); moving "
+            "it to %r",
+            entry_id.decode(),
+            state.name,
+            why,
+            state.dead_key.decode(),
+        )
+        try:
+            await self._server._move_entries(
+                state.key,
+                state.dead_key,
+                [entry_id],
+                extra_deliveries=0,
+                reason=f"malformed: {why}",
+            )
+        except Exception as exc:
+            logger.error(
+                "redis.dead_letter_failed: could not move entry %s of %r: %s; it stays pending "
+                "and will be retried after the claim idle time",
+                entry_id.decode(),
+                state.name,
+                exc,
+            )
+
+    # -- recovery -------------------------------------------------------------------------------
+
+    async def _claim(self, per_stream: int) -> bool:
+        """XAUTOCLAIM entries idle for `claim_idle`; return True if a scan is not finished."""
+        server = self._server
+        client = server._require_client()
+        idle_ms = int(server.claim_idle * 1000)
+        more = False
+        for state in self._channels:
+            response = await client.xautoclaim(
+                state.key,
+                server.group,
+                self.consumer,
+                idle_ms,
+                start_id=state.claim_cursor,
+                count=per_stream,
+            )
+            cursor, entries = response[0], response[1]
+            state.claim_cursor = cursor
+            if cursor not in (b"0-0", "0-0"):
+                more = True
+            claimed = [
+                (entry_id, fields)
+                for entry_id, fields in entries
+                if entry_id is not None
+                and entry_id not in state.in_flight
+                and entry_id not in state.held
+            ]
+            if not claimed:
+                continue
+            for entry_id, _ in claimed:
+                state.held.add(entry_id)
+            # XAUTOCLAIM does not say how often an entry was delivered; XPENDING does.
+            pipe = client.pipeline(transaction=False)
+            for entry_id, _ in claimed:
+                pipe.xpending_range(
+                    state.key, server.group, entry_id, entry_id, 1, consumername=self.consumer
+                )
+            infos = await pipe.execute()
+            for (entry_id, fields), info in zip(claimed, infos, strict=True):
+                times = int(info[0]["times_delivered"]) if info else 1
+                self._buffer.append((state, entry_id, fields, times))
+            logger.info(
+                "redis.claimed: took over %d idle message(s) on channel %r",
+                len(claimed),
+                state.name,
+            )
+        return more
+
+    async def _keepalive(self) -> None:
+        """Reset the idle time of held and in-flight entries so no other worker claims them."""
+        server = self._server
+        interval = server.keepalive_interval
+        while True:
+            await asyncio.sleep(interval)
+            busy = [state for state in self._channels if state.in_flight or state.held]
+            if not busy:
+                if self._closed:
+                    return
+                continue
+            try:
+                client = server._require_client()
+                pipe = client.pipeline(transaction=False)
+                for state in busy:
+                    pipe.xclaim(
+                        state.key,
+                        server.group,
+                        self.consumer,
+                        0,
+                        [*state.in_flight, *state.held],
+                        justid=True,
+                    )
+                await pipe.execute()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning(
+                    "redis.keepalive_failed: redis at %s: %s: %s",
+                    server.host,
+                    type(exc).__name__,
+                    scrub(str(exc), server._password),
+                )
+
+    async def _release_undelivered(self) -> None:
+        """Put back every entry this consumer holds that the worker never got."""
+        server = self._server
+        try:
+            client = server._require_client()
+        except ConnectionError:
+            return
+        for state in self._channels:
+            try:
+                while True:
+                    pending = await client.xpending_range(
+                        state.key,
+                        server.group,
+                        "-",
+                        "+",
+                        _RELEASE_PAGE + len(state.in_flight),
+                        consumername=self.consumer,
+                    )
+                    ids = [
+                        bytes(p["message_id"])  # type: ignore[arg-type]
+                        for p in pending
+                        if p["message_id"] not in state.in_flight
+                    ]
+                    if not ids:
+                        break
+                    released = await server._move_entries(
+                        state.key,
+                        state.key,
+                        ids,
+                        extra_deliveries=0,
+                        reason="",
+                        consumer=self.consumer,
+                    )
+                    logger.info(
+                        "redis.released: put %d undelivered message(s) back on channel %r",
+                        released,
+                        state.name,
+                    )
+                if not pending and not state.in_flight:
+                    # Nothing of ours is pending: drop the consumer so the group stays tidy.
+                    await client.xgroup_delconsumer(state.key, server.group, self.consumer)
+            except Exception as exc:
+                logger.warning(
+                    "redis.release_failed: redis at %s: %s: %s; the messages stay pending and "
+                    "other workers reclaim them after %s s",
+                    server.host,
+                    type(exc).__name__,
+                    scrub(str(exc), server._password),
+                    server.claim_idle,
+                )

@@ -1,0 +1,52 @@
+"""Exceptions raised by Repid. All derive from `RepidError`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActorDeclarationError",
+    "InvalidConfirmationError",
+    "NoServerRegisteredError",
+    "OperationNotFoundError",
+    "PayloadValidationError",
+    "RepidError",
+    "ServerNotConnectedError",
+    "ServerNotFoundError",
+]
+
+
+class RepidError(Exception):
+    """Base class of Repid's own errors."""
+
+
+class ActorDeclarationError(RepidError, ValueError):
+    """An actor was declared with options that contradict each other or its function."""
+
+
+class PayloadValidationError(RepidError, ValueError):
+    """A message's payload or headers do not fit the actor's parameters."""
+
+
+class InvalidConfirmationError(RepidError, ValueError):
+    """A `manual_explicit` actor or an `on_error` callable returned something unusable."""
+
+
+class NoServerRegisteredError(RepidError, LookupError):
+    """An operation needed a server but the app has none registered."""
+
+
+class ServerNotFoundError(RepidError, KeyError):
+    """No server is registered under the requested name."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ServerNotConnectedError(RepidError, ConnectionError):
+    """A server was used before `connect()` (or after `disconnect()`)."""
+
+
+class OperationNotFoundError(RepidError, KeyError):
+    """No operation is registered under the requested operation id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

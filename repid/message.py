@@ -1,0 +1,174 @@
+"""`Message`: the message being processed, as actors and dependencies see it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from repid.connections.abc import MessageAction, ReceivedMessageT
+
+if TYPE_CHECKING:
+    from repid.app import Repid
+
+__all__ = ["Message", "MessageDependency"]
+
+
+class MessageDependency:
+    """Marker for `Annotated[Any, MessageDependency()]`; annotating with `Message` is the same."""
+
+    __slots__ = ()
+
+
+class Message:
+    """The message an actor is processing, with eager actions and sending helpers.
+
+    Declare a parameter annotated with `Message` to receive it:
+
+        @router.actor
+        async def my_actor(user_id: int, message: Message) -> None:
+            await message.ack()
+
+    A message is acted on (ack, nack, reject, reply) at most once; later actions are ignored.
+    """
+
+    __slots__ = ("_app", "_received", "_server_name")
+
+    def __init__(self, received: ReceivedMessageT, app: Repid, server_name: str | None) -> None:
+        self._received = received
+        self._app = app
+        self._server_name = server_name
+
+    @property
+    def raw(self) -> ReceivedMessageT:
+        """The server's own message object."""
+        return self._received
+
+    @property
+    def payload(self) -> bytes:
+        return self._received.payload
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return self._received.headers
+
+    @property
+    def content_type(self) -> str | None:
+        return self._received.content_type
+
+    @property
+    def channel(self) -> str:
+        """The channel this message was received from."""
+        return self._received.channel
+
+    @property
+    def message_id(self) -> str | None:
+        """The broker's id for the message, if the broker has one."""
+        return self._received.message_id
+
+    @property
+    def reply_to(self) -> str | None:
+        return self._received.reply_to
+
+    @property
+    def delivery_count(self) -> int | None:
+        return self._received.delivery_count
+
+    @property
+    def is_acted_on(self) -> bool:
+        return self._received.is_acted_on
+
+    @property
+    def action(self) -> MessageAction | None:
+        return self._received.action
+
+    async def ack(self) -> None:
+        """Acknowledge: processed, the broker forgets it."""
+        await self._received.ack()
+
+    async def nack(self) -> None:
+        """Negatively acknowledge: failed, the broker dead-letters (or drops) it."""
+        await self._received.nack()
+
+    async def reject(self) -> None:
+        """Reject: not processed now, back to its queue for another delivery."""
+        await self._received.reject()
+
+    async def reply(
+        self,
+        *,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
+        channel: str | None = None,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """Publish a reply (to `channel`, else the message's reply-to) and acknowledge."""
+        await self._received.reply(
+            payload=payload,
+            headers=headers,
+            content_type=content_type,
+            channel=channel,
+            server_specific_parameters=server_specific_parameters,
+        )
+
+    async def reply_json(
+        self,
+        *,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+        channel: str | None = None,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """`reply` with `payload` serialized by the app's serializer (JSON by default)."""
+        await self._received.reply(
+            payload=self._app.default_serializer(payload),
+            headers=headers,
+            content_type="application/json",
+            channel=channel,
+            server_specific_parameters=server_specific_parameters,
+        )
+
+    async def send_message(
+        self,
+        *,
+        payload: bytes,
+        channel: str | None = None,
+        operation_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """Publish a new message on the server this message came from."""
+        await self._app.send_message(
+            payload=payload,
+            channel=channel,
+            operation_id=operation_id,
+            headers=headers,
+            content_type=content_type,
+            server_name=self._server_name,
+            server_specific_parameters=server_specific_parameters,
+        )
+
+    async def send_message_json(
+        self,
+        *,
+        payload: Any,
+        channel: str | None = None,
+        operation_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """Publish a new JSON message on the server this message came from."""
+        await self._app.send_message_json(
+            payload=payload,
+            channel=channel,
+            operation_id=operation_id,
+            headers=headers,
+            server_name=self._server_name,
+            server_specific_parameters=server_specific_parameters,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Message(channel={self.channel!r}, message_id={self.message_id!r}, "
+            f"action={self.action.value if self.action else None!r})"
+        )

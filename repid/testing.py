@@ -1,0 +1,269 @@
+"""`TestClient`: run an app's actors in-process, without a broker, and inspect the results.
+
+Inside `async with TestClient(app):` every server registered on the app is replaced by an
+in-memory one under the same name (the originals come back on exit), so `app.send_message*`
+and `message.send_message*` from actors are captured too. Messages are processed by the same
+routing and actor pipeline the worker uses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from repid.connections.abc import MessageAction
+from repid.connections.in_memory import InMemoryReceivedMessage, InMemoryServer, StoredMessage
+from repid.data import MessageData
+from repid.worker.dispatcher import Dispatcher
+
+if TYPE_CHECKING:
+    from repid.app import Repid
+    from repid.connections.abc import ServerT
+
+__all__ = ["TestClient", "TestMessage"]
+
+logger = logging.getLogger("repid.testing")
+
+_MAX_AUTO_STEPS = 10_000
+
+
+@dataclass(eq=False)
+class TestMessage:
+    """A message seen by `TestClient`, with what happened to it once processed."""
+
+    __test__ = False  # not a pytest test class
+
+    channel: str
+    payload: bytes
+    headers: dict[str, str] | None
+    content_type: str | None
+    message_id: str | None
+    server_name: str
+    processed: bool = False
+    actor_name: str | None = None
+    acked: bool = False
+    nacked: bool = False
+    rejected: bool = False
+    replied: bool = False
+    result: Any = None
+    exception: BaseException | None = None
+    _stored: StoredMessage | None = field(default=None, repr=False)
+
+    @property
+    def success(self) -> bool:
+        """The message was routed to an actor that returned without raising."""
+        return self.processed and self.actor_name is not None and self.exception is None
+
+
+class _RecordingServer(InMemoryServer):
+    """An in-memory server that remembers everything published to it."""
+
+    def __init__(self, name: str, original: ServerT | None) -> None:
+        super().__init__()
+        self.name = name
+        self.original = original
+        self.sent: list[TestMessage] = []
+        self.order: list[StoredMessage] = []
+
+    def _put(self, channel: str, message: MessageData, message_id: str | None) -> StoredMessage:
+        stored = super()._put(channel, message, message_id)
+        self.sent.append(
+            TestMessage(
+                channel=channel,
+                payload=stored.payload,
+                headers=stored.headers,
+                content_type=stored.content_type,
+                message_id=stored.message_id,
+                server_name=self.name,
+                _stored=stored,
+            )
+        )
+        return stored
+
+
+class TestClient:
+    """Send messages to an app and process them in-process.
+
+        async with TestClient(app) as client:
+            await client.send_message_json(channel="c", payload={...}, headers={"topic": "a"})
+            assert client.get_processed_messages()[0].success
+
+    With `auto_process=True` (the default) every send is followed by processing until no
+    routable message is left (a message rejected back to its queue is not retried in the same
+    round; call `process_next()` for that). With `auto_process=False` call `process_next()`.
+    """
+
+    __test__ = False
+
+    def __init__(self, app: Repid, *, auto_process: bool = True) -> None:
+        self.app = app
+        self.auto_process = auto_process
+        self._servers: dict[str, _RecordingServer] = {}
+        self._saved: tuple[dict[str, ServerT], str | None] | None = None
+        self._dispatchers: dict[str, Dispatcher] = {}
+        self._processed: list[TestMessage] = []
+
+    async def __aenter__(self) -> TestClient:
+        registry = self.app.servers
+        originals = {name: registry[name] for name in registry}
+        default = registry.default_name if originals else None
+        self._saved = (originals, default)
+        names = list(originals) or ["default"]
+        self._servers = {name: _RecordingServer(name, originals.get(name)) for name in names}
+        registry.replace_all(dict(self._servers), default or "default")
+        for server in self._servers.values():
+            await server.connect()
+        self._dispatchers = {
+            name: Dispatcher(self.app.compile_actors(name)) for name in self._servers
+        }
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for server in self._servers.values():
+            await server.disconnect()
+        if self._saved is not None:
+            originals, default = self._saved
+            self.app.servers.replace_all(originals, default)
+            self._saved = None
+
+    # Sending -------------------------------------------------------------------------------
+
+    async def send_message(
+        self,
+        *,
+        payload: bytes,
+        channel: str | None = None,
+        operation_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
+        server_name: str | None = None,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """Send like `app.send_message` (producer middlewares included), then maybe process."""
+        self._require_open()
+        await self.app.send_message(
+            payload=payload,
+            channel=channel,
+            operation_id=operation_id,
+            headers=headers,
+            content_type=content_type,
+            server_name=server_name,
+            server_specific_parameters=server_specific_parameters,
+        )
+        if self.auto_process:
+            await self._process_all()
+
+    async def send_message_json(
+        self,
+        *,
+        payload: Any,
+        channel: str | None = None,
+        operation_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        server_name: str | None = None,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """Send like `app.send_message_json`, then maybe process."""
+        await self.send_message(
+            payload=self.app.default_serializer(payload),
+            channel=channel,
+            operation_id=operation_id,
+            headers=headers,
+            content_type="application/json",
+            server_name=server_name,
+            server_specific_parameters=server_specific_parameters,
+        )
+
+    # Processing ----------------------------------------------------------------------------
+
+    def _require_open(self) -> None:
+        if self._saved is None:
+            raise RuntimeError("use the TestClient inside `async with TestClient(app) as client:`")
+
+    def _next_stored(self, skip: set[int]) -> tuple[_RecordingServer, StoredMessage] | None:
+        for name, server in self._servers.items():
+            routes = self._dispatchers[name].routes
+            for channel in routes:
+                for stored in server.queued(channel):
+                    if id(stored) not in skip:
+                        return server, stored
+        return None
+
+    async def process_next(self) -> TestMessage | None:
+        """Process the oldest routable queued message; None if there is none."""
+        self._require_open()
+        found = self._next_stored(set())
+        if found is None:
+            return None
+        return await self._process(*found)
+
+    async def _process_all(self) -> None:
+        seen: set[int] = set()
+        for _ in range(_MAX_AUTO_STEPS):
+            found = self._next_stored(seen)
+            if found is None:
+                return
+            seen.add(id(found[1]))
+            await self._process(*found)
+        logger.warning("testing.auto_process_limit: stopped after %d messages", _MAX_AUTO_STEPS)
+
+    async def _process(self, server: _RecordingServer, stored: StoredMessage) -> TestMessage:
+        server._queue(stored.channel).messages.remove(stored)
+        stored.delivery_count += 1
+        received = InMemoryReceivedMessage(stored, server, None)
+        outcome = await self._dispatchers[server.name].dispatch(received)
+        record = TestMessage(
+            channel=stored.channel,
+            payload=stored.payload,
+            headers=stored.headers,
+            content_type=stored.content_type,
+            message_id=stored.message_id,
+            server_name=server.name,
+            processed=True,
+            actor_name=outcome.actor.name if outcome is not None and outcome.actor else None,
+            acked=received.action in (MessageAction.ACKED, MessageAction.REPLIED),
+            nacked=received.action is MessageAction.NACKED,
+            rejected=received.action is MessageAction.REJECTED,
+            replied=received.action is MessageAction.REPLIED,
+            result=outcome.result if outcome is not None else None,
+            exception=outcome.exception if outcome is not None else None,
+            _stored=stored,
+        )
+        self._processed.append(record)
+        return record
+
+    # Inspection ----------------------------------------------------------------------------
+
+    def _channel_filter(self, channel: str | None, operation_id: str | None) -> str | None:
+        if channel is not None and operation_id is not None:
+            raise ValueError("filter by channel= or operation_id=, not both")
+        if operation_id is not None:
+            return self.app.messages.get_operation(operation_id).channel.address
+        return channel
+
+    def get_sent_messages(
+        self, *, channel: str | None = None, operation_id: str | None = None
+    ) -> list[TestMessage]:
+        """Every message published while the client was open, oldest first."""
+        wanted = self._channel_filter(channel, operation_id)
+        sent: Sequence[TestMessage] = [m for s in self._servers.values() for m in s.sent]
+        return [m for m in sent if wanted is None or m.channel == wanted]
+
+    def get_processed_messages(
+        self, *, channel: str | None = None, operation_id: str | None = None
+    ) -> list[TestMessage]:
+        """Every message processed so far, in processing order."""
+        wanted = self._channel_filter(channel, operation_id)
+        return [m for m in self._processed if wanted is None or m.channel == wanted]
+
+    def get_server(self, name: str | None = None) -> InMemoryServer:
+        """The in-memory server standing in for `name` (default: the default server)."""
+        return self._servers[name or self.app.servers.default_name]

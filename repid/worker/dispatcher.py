@@ -1,0 +1,119 @@
+"""Routing a received message to the first matching actor of its channel.
+
+Shared by the worker loop and `TestClient`, so tests exercise the exact production path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from repid.connections.abc import ReceivedMessageT
+from repid.worker.actor import CompiledActor, ExecutionResult
+
+__all__ = ["Dispatcher", "PoisonCounter"]
+
+logger = logging.getLogger("repid.worker")
+
+POISON_THRESHOLD = 10
+"""Sightings of one unrouted message after which it is nacked instead of rejected."""
+
+
+class PoisonCounter:
+    """Counts sightings of unrouted messages, bounded in memory (oldest entries dropped)."""
+
+    __slots__ = ("_counts", "_max_entries")
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._counts: OrderedDict[str, int] = OrderedDict()
+        self._max_entries = max_entries
+
+    @staticmethod
+    def key(message: ReceivedMessageT) -> str:
+        if message.message_id is not None:
+            return f"{message.channel}\x00{message.message_id}"
+        # No broker id: the same content on the same channel is the same message.
+        digest = hashlib.blake2b(message.payload, digest_size=16)
+        for name, value in sorted((message.headers or {}).items()):
+            digest.update(f"\x00{name}\x00{value}".encode())
+        return f"{message.channel}\x00{digest.hexdigest()}"
+
+    def seen(self, message: ReceivedMessageT) -> int:
+        """Record one more sighting; return the total."""
+        key = self.key(message)
+        count = self._counts.pop(key, 0) + 1
+        self._counts[key] = count
+        if len(self._counts) > self._max_entries:
+            self._counts.popitem(last=False)
+        return count
+
+    def forget(self, message: ReceivedMessageT) -> None:
+        self._counts.pop(self.key(message), None)
+
+
+class Dispatcher:
+    """Actors grouped by channel, in registration order."""
+
+    __slots__ = ("poison", "routes")
+
+    def __init__(self, actors: Sequence[CompiledActor]) -> None:
+        routes: dict[str, list[CompiledActor]] = {}
+        for actor in actors:
+            routes.setdefault(actor.data.channel, []).append(actor)
+        self.routes: dict[str, tuple[CompiledActor, ...]] = {
+            channel: tuple(found) for channel, found in routes.items()
+        }
+        self.poison = PoisonCounter()
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self.routes)
+
+    def route(self, message: ReceivedMessageT) -> CompiledActor | None:
+        for actor in self.routes.get(message.channel, ()):
+            if actor.matches(message):
+                return actor
+        return None
+
+    async def dispatch(self, message: ReceivedMessageT) -> ExecutionResult | None:
+        """Process `message` with its actor; None when no actor matched (it is then settled
+        as unrouted: rejected, or nacked once it has been seen `POISON_THRESHOLD` times)."""
+        for actor in self.routes.get(message.channel, ()):
+            if actor.matches(message):
+                return await actor.process(message)
+        await self.unrouted(message)
+        return None
+
+    async def unrouted(self, message: ReceivedMessageT) -> None:
+        sightings = self.poison.seen(message)
+        topic = (message.headers or {}).get("topic")
+        try:
+            if sightings >= POISON_THRESHOLD:
+                logger.error(
+                    "actor.route.poison_message: no actor on channel %r takes the message "
+                    "(topic=%r, message_id=%r) after %d deliveries; nacking it",
+                    message.channel,
+                    topic,
+                    message.message_id,
+                    sightings,
+                )
+                self.poison.forget(message)
+                await message.nack()
+            else:
+                logger.warning(
+                    "actor.route.not_found: no actor on channel %r takes the message "
+                    "(topic=%r, message_id=%r); rejecting it (%d/%d)",
+                    message.channel,
+                    topic,
+                    message.message_id,
+                    sightings,
+                    POISON_THRESHOLD,
+                )
+                await message.reject()
+        except Exception:
+            logger.exception(
+                "actor.route.settle_failed: could not settle an unrouted message on %r",
+                message.channel,
+            )

@@ -1,0 +1,245 @@
+"""The worker loop: subscribe, run actors concurrently, shut down gracefully.
+
+Shutdown, on a signal or when `messages_limit` messages were processed:
+
+1. pause the subscription (no new messages);
+2. wait up to `graceful_shutdown_time` for running actors to finish and settle;
+3. cancel the rest, give them `cancellation_timeout` to run their `finally` blocks, and reject
+   their messages (back to the queue) unless they were already acted on;
+4. close the subscription. The server connection itself belongs to whoever opened it
+   (`async with server.connection():`), so a worker can be run again on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from repid.connections.abc import DeliveryCapacity, ReceivedMessageT, ServerT, SubscriberT
+from repid.worker.actor import CompiledActor
+from repid.worker.dispatcher import Dispatcher
+
+__all__ = ["DEFAULT_SIGNALS", "Runner", "RunnerInfo"]
+
+logger = logging.getLogger("repid.worker")
+
+DEFAULT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass(slots=True)
+class RunnerInfo:
+    """What a finished worker run did."""
+
+    processed: int = 0
+    """Messages whose actor ran (successfully or not)."""
+
+
+class Runner:
+    """One run of a worker over one server. Use `Repid.run_worker` rather than this directly."""
+
+    def __init__(
+        self,
+        *,
+        server: ServerT,
+        server_name: str,
+        actors: Sequence[CompiledActor],
+        tasks_limit: int | None,
+        messages_limit: int | None,
+        graceful_shutdown_time: float,
+        cancellation_timeout: float = 1.0,
+    ) -> None:
+        if messages_limit is not None and messages_limit < 0:
+            raise ValueError("messages_limit must be None or at least 0")
+        if graceful_shutdown_time < 0:
+            raise ValueError("graceful_shutdown_time must be at least 0")
+        self.server = server
+        self.server_name = server_name
+        self.dispatcher = Dispatcher(actors)
+        self.capacity = DeliveryCapacity(tasks_limit, budget=messages_limit)
+        self.messages_limit = messages_limit
+        self.graceful_shutdown_time = graceful_shutdown_time
+        self.cancellation_timeout = cancellation_timeout
+        self.info = RunnerInfo()
+        self.in_flight: dict[asyncio.Task[None], ReceivedMessageT] = {}
+        self.last_iteration = time.monotonic()
+        self._stop: asyncio.Event | None = None
+        self._subscriber: SubscriberT | None = None
+
+    # Health --------------------------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        return self._stop is not None and not self._stop.is_set()
+
+    def is_healthy(self, max_silence: float = 5.0) -> bool:
+        """The loop iterated recently and the broker connection is alive."""
+        return (
+            self.is_running
+            and time.monotonic() - self.last_iteration < max_silence
+            and self.server.is_connected
+        )
+
+    # Control -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Begin the graceful shutdown (what SIGTERM does)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    def _make_callback(
+        self, channel: str
+    ) -> Callable[[ReceivedMessageT], Coroutine[Any, Any, None]]:
+        actors = self.dispatcher.routes.get(channel, ())
+        capacity = self.capacity
+        in_flight = self.in_flight
+        create_task = asyncio.get_running_loop().create_task
+        handle = self._handle
+        done = self._task_done
+
+        async def on_message(message: ReceivedMessageT) -> None:
+            # Synchronous up to here: the slot is taken before the subscriber looks again.
+            capacity.acquire()
+            task = create_task(handle(message, actors))
+            in_flight[task] = message
+            task.add_done_callback(done)
+
+        return on_message
+
+    async def _handle(self, message: ReceivedMessageT, actors: tuple[CompiledActor, ...]) -> None:
+        for actor in actors:
+            if actor.matches(message):
+                await actor.process(message)
+                self.info.processed += 1
+                limit = self.messages_limit
+                if limit is not None and self.info.processed >= limit:
+                    self.stop()
+                return
+        self.capacity.refund()
+        await self.dispatcher.unrouted(message)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.pop(task, None)
+        self.capacity.release()
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "worker.task_failed: unexpected error while handling a message",
+                exc_info=task.exception(),
+            )
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self.last_iteration = time.monotonic()
+            await asyncio.sleep(1.0)
+
+    # The run -------------------------------------------------------------------------------
+
+    async def run(self, register_signals: Sequence[signal.Signals] = DEFAULT_SIGNALS) -> RunnerInfo:
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        if self.messages_limit == 0:
+            return self.info
+        installed = self._install_signals(loop, register_signals)
+        heartbeat = loop.create_task(self._heartbeat(), name="repid-worker-heartbeat")
+        try:
+            channels = self.dispatcher.channels
+            if channels:
+                self._subscriber = await self.server.subscribe(
+                    channels_to_callbacks={c: self._make_callback(c) for c in channels},
+                    capacity=self.capacity,
+                )
+                logger.info(
+                    "worker.started: consuming %s on server %r",
+                    ", ".join(repr(c) for c in channels),
+                    self.server_name,
+                )
+            else:
+                logger.warning("worker.no_actors: no actors registered; waiting for a stop signal")
+            await self._stop.wait()
+        finally:
+            self._stop.set()
+            try:
+                await self._shutdown()
+            finally:
+                heartbeat.cancel()
+                for sig in installed:
+                    loop.remove_signal_handler(sig)
+        return self.info
+
+    def _install_signals(
+        self, loop: asyncio.AbstractEventLoop, signals: Sequence[signal.Signals]
+    ) -> list[signal.Signals]:
+        installed: list[signal.Signals] = []
+        if not signals:
+            return installed
+        if threading.current_thread() is not threading.main_thread():
+            logger.warning(
+                "worker.signals_skipped: signal handlers can only be installed in the main "
+                "thread; pass register_signals=[] to silence this"
+            )
+            return installed
+        for sig in signals:
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                logger.warning("worker.signal_unsupported: cannot handle %s here", sig)
+                continue
+            installed.append(sig)
+        return installed
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        logger.info("worker.signal: received %s, shutting down gracefully", sig.name)
+        self.stop()
+
+    async def _shutdown(self) -> None:
+        subscriber = self._subscriber
+        if subscriber is not None:
+            try:
+                await subscriber.pause()
+            except Exception:
+                logger.exception("worker.shutdown: pausing the subscription failed")
+        pending = set(self.in_flight)
+        if pending:
+            logger.info(
+                "worker.shutdown: waiting up to %.1f s for %d running actor(s)",
+                self.graceful_shutdown_time,
+                len(pending),
+            )
+            _, pending = await asyncio.wait(pending, timeout=self.graceful_shutdown_time)
+        if pending:
+            messages = [self.in_flight[t] for t in pending if t in self.in_flight]
+            logger.warning(
+                "worker.shutdown: cancelling %d actor(s) still running after the grace period; "
+                "their messages go back to the queue",
+                len(pending),
+            )
+            for task in pending:
+                task.cancel()
+            # Reject while the cancelled actors run their cleanup.
+            rejects = [self._reject(m) for m in messages]
+            await asyncio.gather(
+                asyncio.wait(pending, timeout=self.cancellation_timeout), *rejects
+            )
+        if subscriber is not None:
+            try:
+                await subscriber.close()
+            except Exception:
+                logger.exception("worker.shutdown: closing the subscription failed")
+            self._subscriber = None
+
+    @staticmethod
+    async def _reject(message: ReceivedMessageT) -> None:
+        if message.is_acted_on:
+            return
+        try:
+            await message.reject()
+        except Exception:
+            logger.exception(
+                "worker.shutdown: could not reject a message on %r; the broker will redeliver it",
+                message.channel,
+            )
