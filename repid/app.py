@@ -57,7 +57,7 @@ class Repid:
         description: str | None = None,
         terms_of_service: str | None = None,
         contact: Contact | None = None,
-        license: License | None = None,  # noqa: A002 - AsyncAPI's name
+        license: License | None = None,
         tags: Sequence[Tag] | None = None,
         external_docs: ExternalDocs | None = None,
         default_serializer: SerializerT = default_serializer,
@@ -160,7 +160,9 @@ class Repid:
             await call(target, message, server_specific_parameters)
         else:
             await server.publish(
-                channel=target, message=message, server_specific_parameters=server_specific_parameters
+                channel=target,
+                message=message,
+                server_specific_parameters=server_specific_parameters,
             )
 
     async def send_message_json(
@@ -182,6 +184,44 @@ class Repid:
             content_type="application/json",
             server_name=server_name,
             server_specific_parameters=server_specific_parameters,
+        )
+
+    # AsyncAPI ------------------------------------------------------------------------------
+
+    def generate_asyncapi_schema(self) -> dict[str, Any]:
+        """This app as an AsyncAPI 3.0.0 document (a JSON-ready dict, without credentials)."""
+        from repid.asyncapi.generator import generate_schema
+
+        return generate_schema(self)
+
+    def asyncapi_html(
+        self,
+        *,
+        sidebar: bool = True,
+        info: bool = True,
+        servers: bool = True,
+        operations: bool = True,
+        messages: bool = True,
+        schemas: bool = True,
+        errors: bool = True,
+        expand_message_examples: bool = True,
+    ) -> str:
+        """An HTML page rendering this app's AsyncAPI document with the AsyncAPI React component.
+
+        The flags choose which sections the component shows.
+        """
+        from repid.asyncapi.html import render_html
+
+        return render_html(
+            self.generate_asyncapi_schema(),
+            sidebar=sidebar,
+            info=info,
+            servers=servers,
+            operations=operations,
+            messages=messages,
+            schemas=schemas,
+            errors=errors,
+            expand_message_examples=expand_message_examples,
         )
 
     # The worker ----------------------------------------------------------------------------

@@ -25,9 +25,7 @@ __all__ = [
 ]
 
 ActorCallT = Callable[[ReceivedMessageT, ActorData], Coroutine[Any, Any, Any]]
-ProducerCallT = Callable[
-    [str, MessageData, "dict[str, Any] | None"], Coroutine[Any, Any, Any]
-]
+ProducerCallT = Callable[[str, MessageData, "dict[str, Any] | None"], Coroutine[Any, Any, Any]]
 
 
 class ActorMiddlewareT(Protocol):

@@ -112,11 +112,12 @@ def _check_options(options: dict[str, Any], where: str) -> None:
             "decides the outcome of errors"
         )
     timeout = options.get("timeout", UNSET)
-    if timeout is not UNSET and timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ActorDeclarationError(
-                f"{where}: timeout must be a positive number of seconds or None, got {timeout!r}"
-            )
+    if (timeout is not UNSET and timeout is not None) and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        raise ActorDeclarationError(
+            f"{where}: timeout must be a positive number of seconds or None, got {timeout!r}"
+        )
     run_in_process = options.get("run_in_process", UNSET)
     executor = options.get("pool_executor", UNSET)
     if run_in_process is True and executor not in (UNSET, None):
@@ -128,7 +129,11 @@ def _check_options(options: dict[str, Any], where: str) -> None:
     if strategy is not UNSET and not callable(strategy):
         raise ActorDeclarationError(f"{where}: routing_strategy must be a callable factory")
     channel = options.get("channel", UNSET)
-    if channel is not UNSET and channel is not None and (not isinstance(channel, str) or not channel):
+    if (
+        channel is not UNSET
+        and channel is not None
+        and (not isinstance(channel, str) or not channel)
+    ):
         raise ActorDeclarationError(f"{where}: channel must be a non-empty string")
 
 

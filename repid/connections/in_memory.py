@@ -121,7 +121,7 @@ class InMemoryReceivedMessage(BaseReceivedMessage):
 
 
 class _Subscriber:
-    __slots__ = ("_paused", "_resumed", "_server", "_tasks", "capacity", "callbacks", "unsettled")
+    __slots__ = ("_paused", "_resumed", "_server", "_tasks", "callbacks", "capacity", "unsettled")
 
     def __init__(
         self,
@@ -244,9 +244,7 @@ class InMemoryServer(BaseServer):
             queue = self._queues[channel] = _Queue()
         return queue
 
-    def _put(
-        self, channel: str, message: MessageData, message_id: str | None
-    ) -> StoredMessage:
+    def _put(self, channel: str, message: MessageData, message_id: str | None) -> StoredMessage:
         stored = StoredMessage(
             channel,
             message.payload,

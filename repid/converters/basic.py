@@ -97,9 +97,7 @@ class BasicConverter:
             return {"type": "object"} if self._full else None
         return {
             "type": "object",
-            "properties": {
-                name: _schema_for(self._annotations[name]) for name in self._fields
-            },
+            "properties": {name: _schema_for(self._annotations[name]) for name in self._fields},
             "required": list(self._required),
         }
 

@@ -17,7 +17,7 @@ def pydantic_available() -> bool:
     return pydantic.VERSION.startswith("2.")
 
 
-def DefaultConverter(spec: InputSpec) -> ConverterT:  # noqa: N802 - used like a class
+def DefaultConverter(spec: InputSpec) -> ConverterT:
     """Build a `PydanticConverter` if Pydantic v2 is importable, else a `BasicConverter`."""
     if pydantic_available():
         from repid.converters.pydantic import PydanticConverter

@@ -40,9 +40,7 @@ class PydanticConverter:
 
     def __init__(self, spec: InputSpec) -> None:
         if pydantic is None:
-            raise ImportError(
-                "PydanticConverter needs pydantic v2: pip install 'repid[pydantic]'"
-            )
+            raise ImportError("PydanticConverter needs pydantic v2: pip install 'repid[pydantic]'")
         self._payload_model: type[pydantic.BaseModel] | None = None
         self._payload_validator: Any = None
         if spec.payload_fields:
@@ -50,10 +48,10 @@ class PydanticConverter:
                 name: (f.annotation, ... if f.default is REQUIRED else f.default)
                 for name, f in spec.payload_fields.items()
             }
-            self._payload_model = pydantic.create_model(  # type: ignore[call-overload]
+            self._payload_model = pydantic.create_model(
                 _model_name(spec.owner, "Payload"), **fields
             )
-            self._payload_validator = self._payload_model.__pydantic_validator__  # type: ignore[union-attr]
+            self._payload_validator = self._payload_model.__pydantic_validator__
         self._full_adapter: pydantic.TypeAdapter[Any] | None = (
             pydantic.TypeAdapter(spec.full_payload) if spec.wants_full_payload else None
         )
@@ -71,7 +69,7 @@ class PydanticConverter:
                     f.annotation,
                     pydantic.Field(default, alias=key),
                 )
-            self._headers_model = pydantic.create_model(  # type: ignore[call-overload]
+            self._headers_model = pydantic.create_model(
                 _model_name(spec.owner, "Headers"), **header_fields
             )
 

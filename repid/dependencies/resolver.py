@@ -247,7 +247,9 @@ class CallPlan:
             executor = self.executor or pools.thread_pool()
             # Copy the context so contextvars set by middlewares are visible in the thread.
             ctx_run = contextvars.copy_context().run
-            return await loop.run_in_executor(executor, functools.partial(ctx_run, self.fn, **kwargs))
+            return await loop.run_in_executor(
+                executor, functools.partial(ctx_run, self.fn, **kwargs)
+            )
         executor = self.executor or pools.process_pool()
         return await loop.run_in_executor(executor, functools.partial(self.fn, **kwargs))
 
@@ -267,13 +269,16 @@ def _split_annotated(annotation: Any) -> tuple[Any, Any]:
             if len(markers) > 1:
                 raise SignatureError(f"more than one of Depends/Header/FullPayload in {annotation}")
             if rest:
-                return Annotated[(base, *rest)], markers[0]  # type: ignore[valid-type]
+                params = (base, *rest)
+                return Annotated[params], markers[0]  # type: ignore[valid-type,unused-ignore]
             return base, markers[0]
     return annotation, None
 
 
 def _is_message_annotation(annotation: Any) -> bool:
-    return annotation is Message or (isinstance(annotation, type) and issubclass(annotation, Message))
+    return annotation is Message or (
+        isinstance(annotation, type) and issubclass(annotation, Message)
+    )
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature:

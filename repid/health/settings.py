@@ -9,7 +9,7 @@ __all__ = ["HealthCheckServerSettings"]
 
 @dataclass(frozen=True, slots=True)
 class HealthCheckServerSettings:
-    """Serve liveness/readiness probes while the worker runs (`run_worker(health_check_server=...)`).
+    """Serve liveness/readiness probes beside the worker (`run_worker(health_check_server=...)`).
 
     `endpoint_name` answers 200 while the worker loop iterates and the broker connection is
     alive, 503 otherwise. Binds only `address` (loopback by default).

@@ -133,7 +133,7 @@ class CompiledActor:
         if _HAS_TIMEOUT_CM:
             # `asyncio.timeout` runs in this task (no extra task per message) and can tell its
             # own deadline from a TimeoutError raised by the actor itself.
-            cm = asyncio.timeout(timeout)
+            cm = asyncio.timeout(timeout)  # type: ignore[attr-defined,unused-ignore]
             try:
                 async with cm:
                     return await self._run(received, actor)
@@ -166,7 +166,9 @@ class CompiledActor:
                 result = await self._endpoint(received, self.data)
         except ActorTimeoutError as exc:
             logger.error(
-                "actor.timeout: %s", exc, extra={"actor": self.data.name, "channel": received.channel}
+                "actor.timeout: %s",
+                exc,
+                extra={"actor": self.data.name, "channel": received.channel},
             )
             if not received.is_acted_on:
                 await _settle(received, "reject", self.data.name)
@@ -189,18 +191,18 @@ class CompiledActor:
         elif mode == "manual_explicit":
             outcome = outcome_literal(result)
             if outcome is None:
-                exc = InvalidConfirmationError(
+                invalid = InvalidConfirmationError(
                     f"actor {self.data.name!r} uses confirmation_mode='manual_explicit' and must "
                     f'return "ack", "nack", "reject" or "no_action", but returned {result!r}'
                 )
-                logger.error("actor.confirmation.invalid_return: %s", exc)
+                logger.error("actor.confirmation.invalid_return: %s", invalid)
                 if not received.is_acted_on:
-                    fallback = self._outcome_for(exc)
+                    fallback = self._outcome_for(invalid)
                     # Never leave a message silently unsettled because of a bad return value.
                     await _settle(
                         received, "reject" if fallback == "no_action" else fallback, self.data.name
                     )
-                return ExecutionResult(self.data, result, exc)
+                return ExecutionResult(self.data, result, invalid)
             if not received.is_acted_on:
                 await _settle(received, outcome, self.data.name)
         return ExecutionResult(self.data, result, None)

@@ -222,9 +222,7 @@ class Runner:
                 task.cancel()
             # Reject while the cancelled actors run their cleanup.
             rejects = [self._reject(m) for m in messages]
-            await asyncio.gather(
-                asyncio.wait(pending, timeout=self.cancellation_timeout), *rejects
-            )
+            await asyncio.gather(asyncio.wait(pending, timeout=self.cancellation_timeout), *rejects)
         if subscriber is not None:
             try:
                 await subscriber.close()
