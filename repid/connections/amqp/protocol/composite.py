@@ -28,7 +28,8 @@ __all__ = ["Composite", "CompositeSpec", "Field", "decode_composite", "register"
 
 def _bad(name: str, value: Any) -> AmqpProtocolError:
     return AmqpProtocolError(
-        Condition.DECODE_ERROR, f"field {name!r} has an invalid value of type {type(value).__name__}"
+        Condition.DECODE_ERROR,
+        f"field {name!r} has an invalid value of type {type(value).__name__}",
     )
 
 
@@ -127,7 +128,7 @@ def register(cls: type[C]) -> type[C]:
     spec = cls._spec
     _REGISTRY[spec.code] = cls
     _REGISTRY[spec.name] = cls
-    wire = []
+    wire: list[tuple[Any, ...]] = []
     for f in spec.fields:
         if isinstance(f.kind, str):
             to_wire, check = KINDS[f.kind]
@@ -179,6 +180,8 @@ class Composite:
                 kwargs[name] = default
                 continue
             if classes is not None:
+                if not isinstance(value, Described):
+                    raise _bad(name, value)
                 value = decode_composite(value)
                 if not isinstance(value, classes):
                     raise _bad(name, value)

@@ -122,7 +122,10 @@ class Received(DeliveryState):
     _spec: ClassVar[CompositeSpec] = CompositeSpec(
         0x23,
         "amqp:received:list",
-        (_f("section_number", "uint", mandatory=True), _f("section_offset", "ulong", mandatory=True)),
+        (
+            _f("section_number", "uint", mandatory=True),
+            _f("section_offset", "ulong", mandatory=True),
+        ),
     )
 
 

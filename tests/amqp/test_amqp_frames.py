@@ -1,0 +1,321 @@
+"""Frames, performatives and message sections: round trips and hostile input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from repid.connections.amqp.protocol import frames as fr
+from repid.connections.amqp.protocol import performatives as p
+from repid.connections.amqp.protocol import types as t
+from repid.connections.amqp.protocol.composite import decode_composite
+from repid.connections.amqp.protocol.errors import AmqpProtocolError, Condition
+from repid.connections.amqp.protocol.message import (
+    AmqpMessageHeader,
+    AmqpMessageProperties,
+    AmqpSequence,
+    AmqpValue,
+    Message,
+    decode_message,
+    encode_message,
+)
+
+uint = st.integers(0, 2**32 - 1)
+ushort = st.integers(0, 2**16 - 1)
+ubyte = st.integers(0, 255)
+ulong = st.integers(0, 2**64 - 1)
+text = st.text(max_size=20).filter(lambda s: all(not 0xD800 <= ord(c) <= 0xDFFF for c in s))
+sym = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=12)
+syms = st.one_of(st.none(), st.lists(sym, min_size=1, max_size=3))
+fields_map = st.one_of(
+    st.none(), st.dictionaries(sym.map(t.Symbol), st.one_of(text, st.integers(0, 100)), max_size=3)
+)
+opt = st.one_of
+long = st.integers(-(2**63), 2**63 - 1)
+
+error = st.builds(p.Error, condition=sym, description=opt(st.none(), text), info=fields_map)
+outcome = st.one_of(
+    st.builds(p.Accepted),
+    st.builds(p.Rejected, error=opt(st.none(), error)),
+    st.builds(p.Released),
+    st.builds(
+        p.Modified,
+        delivery_failed=st.booleans(),
+        undeliverable_here=st.booleans(),
+        message_annotations=fields_map,
+    ),
+)
+state = st.one_of(outcome, st.builds(p.Received, section_number=uint, section_offset=ulong))
+address = opt(st.none(), text)
+source = st.builds(
+    p.Source,
+    address=address,
+    durable=st.integers(0, 2),
+    expiry_policy=st.sampled_from(["session-end", "link-detach", "never"]),
+    timeout=uint,
+    dynamic=st.booleans(),
+    distribution_mode=opt(st.none(), sym),
+    filter=fields_map,
+    default_outcome=opt(st.none(), outcome),
+    outcomes=syms,
+    capabilities=syms,
+)
+target = st.builds(
+    p.Target, address=address, durable=st.integers(0, 2), timeout=uint, capabilities=syms
+)
+
+performatives = st.one_of(
+    st.builds(
+        p.Open,
+        container_id=text,
+        hostname=opt(st.none(), text),
+        max_frame_size=uint,
+        channel_max=ushort,
+        idle_time_out=opt(st.none(), uint),
+        outgoing_locales=syms,
+        offered_capabilities=syms,
+        properties=fields_map,
+    ),
+    st.builds(
+        p.Begin,
+        remote_channel=opt(st.none(), ushort),
+        next_outgoing_id=uint,
+        incoming_window=uint,
+        outgoing_window=uint,
+        handle_max=uint,
+    ),
+    st.builds(
+        p.Attach,
+        name=text,
+        handle=uint,
+        role=st.booleans(),
+        snd_settle_mode=st.integers(0, 2),
+        rcv_settle_mode=st.integers(0, 1),
+        source=opt(st.none(), source),
+        target=opt(st.none(), target),
+        initial_delivery_count=opt(st.none(), uint),
+        max_message_size=opt(st.none(), ulong),
+        properties=fields_map,
+    ),
+    st.builds(
+        p.Flow,
+        next_incoming_id=opt(st.none(), uint),
+        incoming_window=uint,
+        next_outgoing_id=uint,
+        outgoing_window=uint,
+        handle=opt(st.none(), uint),
+        delivery_count=opt(st.none(), uint),
+        link_credit=opt(st.none(), uint),
+        available=opt(st.none(), uint),
+        drain=st.booleans(),
+        echo=st.booleans(),
+    ),
+    st.builds(
+        p.Transfer,
+        handle=uint,
+        delivery_id=opt(st.none(), uint),
+        delivery_tag=opt(st.none(), st.binary(max_size=32)),
+        message_format=opt(st.none(), uint),
+        settled=opt(st.none(), st.booleans()),
+        more=st.booleans(),
+        rcv_settle_mode=opt(st.none(), st.integers(0, 1)),
+        state=opt(st.none(), state),
+        aborted=st.booleans(),
+    ),
+    st.builds(
+        p.Disposition,
+        role=st.booleans(),
+        first=uint,
+        last=opt(st.none(), uint),
+        settled=st.booleans(),
+        state=opt(st.none(), state),
+    ),
+    st.builds(p.Detach, handle=uint, closed=st.booleans(), error=opt(st.none(), error)),
+    st.builds(p.End, error=opt(st.none(), error)),
+    st.builds(p.Close, error=opt(st.none(), error)),
+)
+
+sasl_bodies = st.one_of(
+    st.builds(p.SaslMechanisms, sasl_server_mechanisms=st.lists(sym, min_size=1, max_size=3)),
+    st.builds(
+        p.SaslInit,
+        mechanism=sym,
+        initial_response=opt(st.none(), st.binary(max_size=20)),
+        hostname=opt(st.none(), text),
+    ),
+    st.builds(p.SaslChallenge, challenge=st.binary(max_size=20)),
+    st.builds(p.SaslResponse, response=st.binary(max_size=20)),
+    st.builds(
+        p.SaslOutcome, code=st.integers(0, 4), additional_data=opt(st.none(), st.binary(max_size=9))
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(performatives, st.integers(0, 2**16 - 1), st.binary(max_size=64))
+def test_every_performative_round_trips_through_a_frame(
+    body: Any, channel: int, payload: bytes
+) -> None:
+    if not isinstance(body, p.Transfer):
+        payload = b""
+    frame = fr.encode_frame(body, channel=channel, payload=payload)
+    header = fr.parse_frame_header(frame, 0, 2**32 - 1)
+    assert (header.size, header.doff, header.type, header.channel) == (len(frame), 2, 0, channel)
+    decoded, rest = fr.decode_frame_body(frame, 8, len(frame), header.type)
+    assert decoded == body
+    assert bytes(rest) == payload
+
+
+@settings(max_examples=100, deadline=None)
+@given(sasl_bodies)
+def test_every_sasl_body_round_trips(body: Any) -> None:
+    frame = fr.encode_frame(body, frame_type=fr.TYPE_SASL)
+    decoded, _ = fr.decode_frame_body(frame, 8, len(frame), fr.TYPE_SASL)
+    assert decoded == body
+
+
+properties = st.builds(
+    AmqpMessageProperties,
+    message_id=opt(st.none(), text, st.uuids(), st.integers(0, 2**64 - 1), st.binary(max_size=8)),
+    user_id=opt(st.none(), st.binary(max_size=8)),
+    to=opt(st.none(), text),
+    subject=opt(st.none(), text),
+    reply_to=opt(st.none(), text),
+    correlation_id=opt(st.none(), text),
+    content_type=opt(st.none(), sym),
+    content_encoding=opt(st.none(), sym),
+    absolute_expiry_time=opt(st.none(), st.integers(0, 2**62)),
+    creation_time=opt(st.none(), st.integers(0, 2**62)),
+    group_id=opt(st.none(), text),
+    group_sequence=opt(st.none(), uint),
+    reply_to_group_id=opt(st.none(), text),
+)
+header = st.builds(
+    AmqpMessageHeader,
+    durable=st.booleans(),
+    priority=ubyte,
+    ttl=opt(st.none(), uint),
+    first_acquirer=st.booleans(),
+    delivery_count=uint,
+)
+annotations = opt(
+    st.none(),
+    st.dictionaries(sym.map(t.Symbol), st.one_of(text, long, st.none()), min_size=1),
+)
+bodies = st.one_of(
+    st.lists(st.binary(max_size=300), max_size=3),
+    st.lists(st.lists(long, max_size=3).map(AmqpSequence), min_size=1, max_size=2),
+    st.one_of(text, long, st.none(), st.binary()).map(AmqpValue),
+)
+messages = st.builds(
+    Message,
+    body=bodies,
+    header=opt(st.none(), header),
+    delivery_annotations=annotations,
+    message_annotations=annotations,
+    properties=opt(st.none(), properties),
+    application_properties=opt(
+        st.none(), st.dictionaries(text, st.one_of(text, long, st.booleans()), min_size=1)
+    ),
+    footer=annotations,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(messages)
+def test_whole_messages_round_trip(message: Message) -> None:
+    decoded = decode_message(encode_message(message))
+    assert decoded == message
+    assert encode_message(decoded) == encode_message(message)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=120))
+def test_arbitrary_bytes_as_message_raise_only_the_protocol_error(data: bytes) -> None:
+    try:
+        decode_message(data)
+    except AmqpProtocolError as exc:
+        assert exc.condition == Condition.DECODE_ERROR
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=120), st.sampled_from([fr.TYPE_AMQP, fr.TYPE_SASL]))
+def test_arbitrary_frame_bodies_raise_only_the_protocol_error(data: bytes, kind: int) -> None:
+    try:
+        fr.decode_frame_body(data, 0, len(data), kind)
+    except AmqpProtocolError as exc:
+        assert exc.condition == Condition.DECODE_ERROR
+
+
+def test_symbolic_descriptors_are_understood() -> None:
+    described = t.Described(t.Symbol("amqp:close:list"), [])
+    assert decode_composite(described) == p.Close()
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (t.Described(t.Ulong(0x10), []), "mandatory"),  # open without container-id
+        (t.Described(t.Ulong(0x10), [5]), "invalid value"),  # container-id not a string
+        (t.Described(t.Ulong(0x12), ["n", t.Uint(1), t.Uint(0)]), "invalid value"),  # role
+        (t.Described(t.Ulong(0x99), []), "unknown descriptor"),
+        (t.Described(t.Ulong(0x10), {}), "not encoded as a list"),
+        (t.Described([1], []), "unknown descriptor"),
+        ("not described", "expected a described"),
+        (t.Described(t.Ulong(0x14), [t.Uint(0), None, None, None, None, None, None, 7]), "state"),
+    ],
+)
+def test_invalid_composites_are_decode_errors(value: Any, reason: str) -> None:
+    with pytest.raises(AmqpProtocolError, match=reason) as info:
+        decode_composite(value)
+    assert info.value.condition == Condition.DECODE_ERROR
+
+
+def test_payload_is_only_allowed_after_transfer() -> None:
+    frame = fr.encode_frame(p.Close()) + b"xx"
+    with pytest.raises(AmqpProtocolError, match="unexpected bytes"):
+        fr.decode_frame_body(frame, 8, len(frame), fr.TYPE_AMQP)
+
+
+def test_sasl_frames_must_carry_sasl_bodies() -> None:
+    frame = fr.encode_frame(p.Close(), frame_type=fr.TYPE_SASL)
+    with pytest.raises(AmqpProtocolError, match="non-SASL"):
+        fr.decode_frame_body(frame, 8, len(frame), fr.TYPE_SASL)
+    frame = fr.encode_frame(p.SaslOutcome(code=0))
+    with pytest.raises(AmqpProtocolError, match="not a performative"):
+        fr.decode_frame_body(frame, 8, len(frame), fr.TYPE_AMQP)
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (b"\x00\x00\x00\x07\x02\x00\x00\x00", "below 8"),
+        (b"\x00\x01\x00\x00\x02\x00\x00\x00", "exceeds the maximum"),
+        (b"\x00\x00\x00\x08\x01\x00\x00\x00", "data offset"),
+        (b"\x00\x00\x00\x08\x03\x00\x00\x00", "data offset"),
+        (b"\x00\x00\x00\x08\x02\x07\x00\x00", "frame type"),
+    ],
+)
+def test_bad_frame_headers_are_framing_errors(header: bytes, reason: str) -> None:
+    with pytest.raises(AmqpProtocolError, match=reason) as info:
+        fr.parse_frame_header(header, 0, 4096)
+    assert info.value.condition == Condition.FRAMING_ERROR
+
+
+def test_message_section_order_is_enforced() -> None:
+    properties = t.encode(AmqpMessageProperties(subject="s").to_described())
+    header = t.encode(AmqpMessageHeader(durable=True).to_described())
+    with pytest.raises(AmqpProtocolError, match="out of order"):
+        decode_message(properties + header)
+    data = t.encode(t.Described(t.Ulong(0x75), b"x"))
+    value = t.encode(t.Described(t.Ulong(0x77), 1))
+    with pytest.raises(AmqpProtocolError, match="amqp-value"):
+        decode_message(data + value)
+    assert decode_message(header + properties + data + data).data == b"xx"
+
+
+def test_message_header_defaults_are_omitted_on_the_wire() -> None:
+    assert t.encode(AmqpMessageHeader().to_described()) == b"\x00\x53\x70\x45"
