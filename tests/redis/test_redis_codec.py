@@ -1,0 +1,82 @@
+"""Stream entry layout and XADD option validation (no broker needed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from repid.connections.redis._codec import MalformedEntryError, decode_entry, encode_fields
+from repid.connections.redis._params import XAddOptions, parse_xadd_options
+
+
+def as_redis_returns(fields: dict[bytes, object]) -> dict[bytes, bytes]:
+    """What redis-py gives back for the fields we XADD: every value as bytes."""
+    out = {}
+    for key, value in fields.items():
+        out[key] = value if isinstance(value, bytes) else str(value).encode()
+    return out
+
+
+@given(
+    payload=st.binary(),
+    headers=st.none() | st.dictionaries(st.text(), st.text()),
+    content_type=st.none() | st.text(),
+)
+def test_round_trip(payload: bytes, headers: dict[str, str] | None, content_type: str | None):
+    decoded = decode_entry(as_redis_returns(encode_fields(payload, headers, content_type)))
+    assert decoded == (payload, headers, content_type, 0)
+
+
+@given(count=st.integers(min_value=0, max_value=10**9))
+def test_delivery_count_field(count: int):
+    fields = as_redis_returns(encode_fields(b"x", None, None))
+    fields[b"delivery_count"] = str(count).encode()
+    assert decode_entry(fields)[3] == count
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({b"headers": b"{}"}, "payload"),
+        ({b"payload": b"x", b"headers": b"not json"}, "not JSON"),
+        ({b"payload": b"x", b"headers": b"[1]"}, "object of strings"),
+        ({b"payload": b"x", b"headers": json.dumps({"a": 1}).encode()}, "object of strings"),
+        ({b"payload": b"x", b"headers": b"\xff"}, "not JSON"),
+        ({b"payload": b"x", b"content_type": b"\xff"}, "UTF-8"),
+        ({b"payload": b"x", b"delivery_count": b"many"}, "integer"),
+    ],
+)
+def test_malformed_entries(fields: dict[bytes, bytes], why: str):
+    with pytest.raises(MalformedEntryError, match=why):
+        decode_entry(fields)
+
+
+def test_xadd_defaults_and_args():
+    assert parse_xadd_options(None) == XAddOptions()
+    assert parse_xadd_options({}) == XAddOptions()
+    options = parse_xadd_options({"maxlen": 10, "nomkstream": True, "stream_id": "5-1"})
+    assert options == XAddOptions(maxlen=10, approximate=True, nomkstream=True, stream_id="5-1")
+    assert options.command_args() == ["NOMKSTREAM", "MAXLEN", "~", 10, "5-1"]
+    exact = parse_xadd_options({"maxlen": 3, "approximate": False})
+    assert exact.command_args() == ["MAXLEN", "=", 3, "*"]
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"maxlenn": 1}, "unknown"),
+        ({"maxlen": -1}, "maxlen"),
+        ({"maxlen": True}, "maxlen"),
+        ({"maxlen": "10"}, "maxlen"),
+        ({"approximate": 1}, "approximate"),
+        ({"nomkstream": "yes"}, "nomkstream"),
+        ({"stream_id": ""}, "stream_id"),
+        ({"stream_id": 5}, "stream_id"),
+    ],
+)
+def test_xadd_bad_parameters(params: dict[str, object], match: str):
+    with pytest.raises(ValueError, match=match):
+        parse_xadd_options(params)
