@@ -1,0 +1,278 @@
+"""Crash recovery, keep-alive, connection loss and credential hygiene, on real redis-servers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from redis_helpers import Collector, OwnRedis, free_port, wait_until
+
+from repid.connections.abc import DeliveryCapacity, ReceivedMessageT
+from repid.connections.redis import RedisConnectionError, RedisServer
+from repid.data import MessageData
+
+pytestmark = pytest.mark.redis
+
+DRIVER = Path(__file__).with_name("redis_worker_driver.py")
+
+
+async def test_dead_consumer_messages_are_claimed(
+    redis_url: str, raw: aioredis.Redis, channel: str
+):
+    await raw.xgroup_create(channel, "repid", id="0", mkstream=True)
+    for i in range(5):
+        await raw.xadd(channel, {"payload": b"%d" % i})
+    # A consumer reads everything and dies without settling anything.
+    taken = await raw.xreadgroup("repid", "dead-host-1-abc", {channel: ">"}, count=10)
+    assert len(taken[0][1]) == 5
+
+    server = RedisServer(redis_url, block=0.1, claim_idle=0.3, claim_interval=0.1)
+    await server.connect()
+    try:
+        collector = Collector(DeliveryCapacity(2), settle="ack")
+        sub = await server.subscribe(
+            channels_to_callbacks={channel: collector.callback}, capacity=collector.capacity
+        )
+        await collector.wait_for(5)
+        assert sorted(m.payload for m in collector.messages) == [b"%d" % i for i in range(5)]
+        assert all(m.delivery_count == 1 for m in collector.messages)
+        assert collector.max_in_use <= 2
+        await wait_until(lambda: not collector.tasks, what="acks")
+        await sub.close()
+        assert await raw.xlen(channel) == 0
+        assert (await raw.xpending(channel, "repid"))["pending"] == 0
+    finally:
+        await server.disconnect()
+
+
+@pytest.mark.parametrize("keepalive", [True, False])
+async def test_keepalive_prevents_stealing(
+    redis_url: str, raw: aioredis.Redis, channel: str, keepalive: bool
+):
+    # The holder refreshes its claim every 0.1 s (or, for the control case, never).
+    holder = RedisServer(
+        redis_url,
+        block=0.1,
+        claim_idle=0.4,
+        keepalive_interval=0.1 if keepalive else 60.0,
+        claim_interval=60.0,
+    )
+    thief = RedisServer(redis_url, block=0.1, claim_idle=0.4, claim_interval=0.05)
+    await holder.connect()
+    await thief.connect()
+    try:
+        await holder.publish(channel=channel, message=MessageData(payload=b"long job"))
+        slow = Collector(DeliveryCapacity(1))
+        sub_h = await holder.subscribe(
+            channels_to_callbacks={channel: slow.callback}, capacity=slow.capacity
+        )
+        await slow.wait_for(1)
+        other = Collector(DeliveryCapacity(1))
+        sub_t = await thief.subscribe(
+            channels_to_callbacks={channel: other.callback}, capacity=other.capacity
+        )
+        # The long-running actor works for 4 idle periods.
+        await asyncio.sleep(1.6)
+        if keepalive:
+            assert other.messages == []
+            await slow.finish(slow.messages[0], "ack")
+            assert await raw.xlen(channel) == 0
+        else:
+            await other.wait_for(1)
+            assert other.messages[0].payload == b"long job"
+            assert other.messages[0].delivery_count == 1
+            await other.finish(other.messages[0], "ack")
+            await slow.finish(slow.messages[0], "ack")  # late ack of a stolen message: harmless
+        assert (await raw.xpending(channel, "repid"))["pending"] == 0
+        await sub_h.close()
+        await sub_t.close()
+    finally:
+        await holder.disconnect()
+        await thief.disconnect()
+
+
+@pytest.mark.slow
+async def test_kill_9_worker_loses_nothing(redis_url: str, raw: aioredis.Redis, channel: str):
+    total = 150
+    server = RedisServer(redis_url, block=0.1, claim_idle=1.0, claim_interval=0.2)
+    await server.connect()
+    worker = subprocess.Popen(
+        [sys.executable, str(DRIVER), redis_url, channel, "10", "0.02"],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == b"ready"
+        await server.publish_batch(
+            channel=channel, messages=[MessageData(payload=b"%d" % i) for i in range(total)]
+        )
+        done_key = f"{channel}:done"
+        await wait_until(lambda: _at_least(raw, done_key, 20), what="the worker to get going")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        in_flight = (await raw.xpending(channel, "repid"))["pending"]
+        assert in_flight > 0  # it died holding messages
+
+        collector_done: set[bytes] = set()
+        capacity = DeliveryCapacity(10)
+
+        async def finish(message: ReceivedMessageT) -> None:
+            try:
+                await raw.sadd(done_key, message.payload)
+                collector_done.add(message.payload)
+                await message.ack()
+            finally:
+                capacity.release()
+
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def callback(message: ReceivedMessageT) -> None:
+            capacity.acquire()
+            task = asyncio.get_running_loop().create_task(finish(message))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        sub = await server.subscribe(channels_to_callbacks={channel: callback}, capacity=capacity)
+        await wait_until(lambda: _at_least(raw, done_key, total), timeout=20, what="all messages")
+        await wait_until(lambda: not tasks, what="acks")
+        await sub.close()
+        done = await raw.smembers(done_key)
+        assert done == {b"%d" % i for i in range(total)}
+        assert await raw.xlen(channel) == 0
+        assert (await raw.xpending(channel, "repid"))["pending"] == 0
+        await raw.delete(done_key)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+        await server.disconnect()
+
+
+async def _at_least(raw: aioredis.Redis, key: str, count: int) -> bool:
+    return int(await raw.scard(key)) >= count
+
+
+@pytest.mark.slow
+async def test_redis_restart_loses_nothing(own_redis: OwnRedis, caplog: pytest.LogCaptureFixture):
+    total = 200
+    channel = "restart-test"
+    server = RedisServer(own_redis.url, block=0.2, claim_idle=1.0, claim_interval=0.2)
+    recorder = aioredis.Redis.from_url(own_redis.url)
+    await server.connect()
+    done: set[bytes] = set()
+    capacity = DeliveryCapacity(5)
+    tasks: set[asyncio.Task[None]] = set()
+    failed_acks = 0
+
+    async def finish(message: ReceivedMessageT) -> None:
+        nonlocal failed_acks
+        try:
+            await asyncio.sleep(0.005)
+            done.add(message.payload)
+            await message.ack()
+        except RedisConnectionError:
+            failed_acks += 1  # left pending: it is reclaimed after claim_idle
+        finally:
+            capacity.release()
+
+    async def callback(message: ReceivedMessageT) -> None:
+        capacity.acquire()
+        task = asyncio.get_running_loop().create_task(finish(message))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    try:
+        await server.publish_batch(
+            channel=channel, messages=[MessageData(payload=b"%d" % i) for i in range(total)]
+        )
+        with caplog.at_level(logging.WARNING, logger="repid.connections.redis"):
+            sub = await server.subscribe(
+                channels_to_callbacks={channel: callback}, capacity=capacity
+            )
+            await wait_until(lambda: len(done) >= 40, what="progress before the restart")
+            own_redis.stop()
+            await wait_until(lambda: not server.is_connected, what="is_connected to drop")
+            own_redis.start()
+            await wait_until(lambda: server.is_connected, what="is_connected to come back")
+            await wait_until(lambda: len(done) >= total, timeout=30, what="every message")
+            await wait_until(lambda: not tasks, what="acks")
+        assert done == {b"%d" % i for i in range(total)}
+        await wait_until(
+            lambda: _stream_empty(recorder, channel), timeout=10, what="the stream to drain"
+        )
+        await sub.close()
+        lost = [r.getMessage() for r in caplog.records if "connection_lost" in r.getMessage()]
+        assert lost, "the loss of connection was logged"
+        assert all(f"127.0.0.1:{own_redis.port}" in line for line in lost)
+        assert all(own_redis.password not in r.getMessage() for r in caplog.records)
+    finally:
+        await server.disconnect()
+        await recorder.aclose()
+
+
+async def _stream_empty(client: aioredis.Redis, channel: str) -> bool:
+    return int(await client.xlen(channel)) == 0 and (
+        (await client.xpending(channel, "repid"))["pending"] == 0
+    )
+
+
+async def test_password_never_shows(own_redis: OwnRedis):
+    secret = own_redis.password
+    good = RedisServer(own_redis.url)
+    assert secret not in repr(good)
+    assert good.host == f"127.0.0.1:{own_redis.port}"
+    assert good.pathname == "/0"
+    assert good.protocol == "redis"
+    assert good.protocol_version == "5.0"
+    for value in vars(good).values():
+        if isinstance(value, str) and value != secret:
+            assert secret not in value
+    async with good.connection():
+        assert good.is_connected
+    assert not good.is_connected
+
+    wrong = RedisServer(f"redis://:wrong-{secret}@127.0.0.1:{own_redis.port}/0")
+    with pytest.raises(RedisConnectionError) as info:
+        await wrong.connect()
+    _assert_clean(info.value, secret, f"127.0.0.1:{own_redis.port}")
+
+    port = free_port()
+    nobody = RedisServer(f"redis://user:{secret}@127.0.0.1:{port}/3")
+    assert nobody.pathname == "/3"
+    with pytest.raises(RedisConnectionError) as info:
+        await nobody.connect()
+    _assert_clean(info.value, secret, f"127.0.0.1:{port}")
+    await wrong.disconnect()
+    await nobody.disconnect()
+
+    with pytest.raises(ValueError) as bad:
+        RedisServer(f"amqp://:{secret}@127.0.0.1:1/0")
+    assert secret not in str(bad.value)
+    with pytest.raises(ValueError) as bad:
+        RedisServer(f"redis://:{secret}@127.0.0.1:99999999/0")
+    assert secret not in str(bad.value)
+
+
+async def test_credentials_as_arguments_and_tls_url(own_redis: OwnRedis):
+    server = RedisServer(f"redis://127.0.0.1:{own_redis.port}/0", password=own_redis.password)
+    async with server.connection():
+        await server.publish(channel="args", message=MessageData(payload=b"x"))
+    tls = RedisServer("rediss://user:pw@example.invalid:6380/2")
+    assert (tls.host, tls.pathname) == ("example.invalid:6380", "/2")
+    assert "pw" not in repr(tls)
+
+
+def _assert_clean(exc: BaseException, secret: str, host: str) -> None:
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    assert host in str(exc)
+    assert secret not in text
