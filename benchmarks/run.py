@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--broker", default="memory", help="comma-separated: memory, redis, amqp (default memory)"
     )
     parser.add_argument("--n", type=int, default=20_000, help="messages per run (default 20000)")
-    parser.add_argument("--reps", type=int, default=3, help="runs per implementation (median)")
+    parser.add_argument("--reps", type=int, default=5, help="runs per implementation (median)")
     parser.add_argument(
         "--batch", action="store_true", help="also run ours with its batched publish path"
     )
@@ -236,6 +236,8 @@ def summarize(variant: Variant) -> dict[str, Any]:
         "publish_per_s": median(variant.runs, "publish_per_s"),
         "consume_per_s": median(variant.runs, "consume_per_s"),
         "peak_rss_mb": median(variant.runs, "peak_rss_mb"),
+        "publish_per_cpu_s": median(variant.runs, "publish_per_cpu_s"),
+        "consume_per_cpu_s": median(variant.runs, "consume_per_cpu_s"),
         "repid_version": ok[0].get("repid_version") if ok else None,
     }
 
@@ -252,13 +254,14 @@ def report(broker: str, summaries: list[dict[str, Any]], args: argparse.Namespac
     lines = [
         f"broker={broker} n={args.n} reps={args.reps} (medians)",
         f"{'impl':<12} {'version':<8} {'mode':<7} {'publish/s':>11} {'consume/s':>11} "
-        f"{'peak RSS MB':>12} ok",
+        f"{'peak RSS MB':>12} {'consume/cpu-s':>14} ok",
     ]
     for s in summaries:
         lines.append(
             f"{s['label']:<12} {s['repid_version'] or '?':<8} {s['publish_mode'] or '-':<7} "
             f"{fmt(s['publish_per_s']):>11} "
             f"{fmt(s['consume_per_s']):>11} {fmt(s['peak_rss_mb']):>12} "
+            f"{fmt(s['consume_per_cpu_s']):>14} "
             f"{s['ok_runs']}/{s['ok_runs'] + s['failed_runs']}"
         )
     by_label = {s["label"]: s for s in summaries}
@@ -269,6 +272,10 @@ def report(broker: str, summaries: list[dict[str, Any]], args: argparse.Namespac
         )
         lines.append(
             f"ours/baseline publish: {ratio(ours['publish_per_s'], base['publish_per_s'])}"
+        )
+        lines.append(
+            "ours/baseline consume per CPU-second: "
+            f"{ratio(ours['consume_per_cpu_s'], base['consume_per_cpu_s'])}"
         )
     batch = by_label.get("ours-batch")
     if batch and base:
