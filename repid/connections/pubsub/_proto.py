@@ -450,7 +450,7 @@ def decode_publish_response(buf: bytes) -> list[str]:
 
 def decode_empty(buf: bytes) -> None:
     """Decode `google.protobuf.Empty` (anything is accepted: unknown fields are skipped)."""
-    return None
+    return
 
 
 # ---------------------------------------------------------------------------------------------
@@ -608,7 +608,9 @@ def decode_acknowledge_request(buf: bytes) -> AcknowledgeRequest:
     subscription: list[str] = []
     ack_ids: list[str] = []
     _decode_strings_only(buf, {1: subscription, 2: ack_ids}, {})
-    return AcknowledgeRequest(subscription=subscription[-1] if subscription else "", ack_ids=ack_ids)
+    return AcknowledgeRequest(
+        subscription=subscription[-1] if subscription else "", ack_ids=ack_ids
+    )
 
 
 def encode_modify_ack_deadline_request(

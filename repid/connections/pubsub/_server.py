@@ -1,0 +1,492 @@
+"""`PubsubServer`: Google Cloud Pub/Sub over raw async gRPC (`grpc.aio`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from repid.connections.abc import DeliveryCapacity, MessageCallbackT, ServerCapabilities
+from repid.connections.base import BaseServer
+from repid.connections.pubsub import _proto
+from repid.connections.pubsub._auth import create_channel
+from repid.connections.pubsub._message import CONTENT_TYPE_ATTRIBUTE, EMPTY_MARKER_ATTRIBUTE
+from repid.connections.pubsub._subscriber import (
+    MAX_IDS_PER_REQUEST,
+    TRANSIENT_CODES,
+    PubsubSubscriber,
+    PullCall,
+    SubscriptionState,
+)
+from repid.data import MessageData
+
+__all__ = ["PubsubServer"]
+
+logger = logging.getLogger("repid.connections.pubsub")
+
+DEFAULT_ENDPOINT = "pubsub.googleapis.com:443"
+
+_PUBLISH = "/google.pubsub.v1.Publisher/Publish"
+_STREAMING_PULL = "/google.pubsub.v1.Subscriber/StreamingPull"
+_ACKNOWLEDGE = "/google.pubsub.v1.Subscriber/Acknowledge"
+_MODIFY_ACK_DEADLINE = "/google.pubsub.v1.Subscriber/ModifyAckDeadline"
+
+_PUBLISH_PARAMETERS = frozenset({"topic", "project", "timeout", "ordering_key", "attributes"})
+
+# Pub/Sub limits: 1,000 messages and 10 MB per PublishRequest.
+_MAX_BATCH_MESSAGES = 1000
+_MAX_BATCH_BYTES = 9 * 1024 * 1024
+
+_MAX_GRPC_MESSAGE = 64 * 1024 * 1024
+
+
+def _seconds(value: int | float | timedelta) -> float:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+class PubsubServer(BaseServer):
+    """Google Cloud Pub/Sub through its gRPC API, without the google-cloud-pubsub client.
+
+    A producer's channel is a topic (`projects/{project}/topics/{channel_prefix}{channel}`), a
+    consumer's channel is a subscription (`projects/{project}/subscriptions/{prefix}{channel}`).
+    Topics and subscriptions must already exist.
+
+    Connection: with `emulator_host` (or the `PUBSUB_EMULATOR_HOST` environment variable) the
+    server talks plain gRPC to the emulator without credentials. Otherwise it connects with TLS
+    to `endpoint` and authenticates with `credentials`, or else Google application default
+    credentials (`google.auth.default()` with the Pub/Sub scope).
+
+    Message mapping: the payload is the message data; headers are attributes; the content type
+    is the `content-type` attribute. An empty payload without headers is sent with a
+    `repid-empty` attribute (Pub/Sub refuses empty messages), removed again on receipt.
+
+    Publish `server_specific_parameters`: `topic` (a topic name, or a full
+    `projects/.../topics/...` path; no prefix is added), `project`, `timeout`
+    (`int | float | timedelta` seconds), `ordering_key`, `attributes` (added last, so they win
+    over headers).
+
+    Outcomes: `ack` acknowledges; `nack` and `reject` set the ack deadline to 0, so Pub/Sub
+    redelivers at once. Dead lettering is a property of the subscription: with a dead-letter
+    policy, Pub/Sub moves a message to the dead-letter topic after `max_delivery_attempts`
+    deliveries; without one, a nacked message keeps coming back. `reply` publishes (to the
+    given channel, else the `reply_to` attribute) and then acks.
+
+    Redelivery of a crashed worker's messages: the stream's ack deadline (`ack_deadline`,
+    default 30 s) passes without an extension and Pub/Sub redelivers them. Live workers extend
+    deadlines every `ack_deadline / 2` seconds, up to `max_lease` seconds per message.
+    """
+
+    protocol = "googlepubsub"
+    protocol_version = "1"
+    capabilities = ServerCapabilities(
+        atomic_reply=False, dead_letter=True, priorities=False, persistent=True, distributed=True
+    )
+
+    def __init__(
+        self,
+        project: str,
+        *,
+        emulator_host: str | None = None,
+        channel_prefix: str = "",
+        credentials: Any | None = None,
+        endpoint: str = DEFAULT_ENDPOINT,
+        ack_deadline: int = 30,
+        max_lease: float = 3600.0,
+        publish_timeout: int | float | timedelta = 60.0,
+        connect_timeout: float = 10.0,
+        close_timeout: float = 5.0,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 10.0,
+        title: str | None = None,
+        summary: str | None = None,
+        description: str | None = None,
+        variables: Mapping[str, Any] | None = None,
+        security: list[Any] | None = None,
+        tags: list[Any] | None = None,
+        external_docs: Any | None = None,
+        bindings: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not project:
+            raise ValueError("PubsubServer needs a Google Cloud project id")
+        if not 10 <= ack_deadline <= 600:
+            raise ValueError(f"ack_deadline must be 10..600 seconds (Pub/Sub), got {ack_deadline}")
+        if emulator_host is None:
+            emulator_host = os.environ.get("PUBSUB_EMULATOR_HOST") or None
+        self.project = project
+        self.emulator_host = emulator_host
+        self.channel_prefix = channel_prefix
+        self.endpoint = emulator_host if emulator_host is not None else endpoint
+        self.ack_deadline = ack_deadline
+        self.max_lease = max_lease
+        self.publish_timeout = _seconds(publish_timeout)
+        self.connect_timeout = connect_timeout
+        self.close_timeout = close_timeout
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self._credentials = credentials
+        super().__init__(
+            host=self.endpoint,
+            pathname=f"/projects/{project}",
+            title=title,
+            summary=summary,
+            description=description,
+            variables=variables,
+            security=security,
+            tags=tags,
+            external_docs=external_docs,
+            bindings=bindings,
+        )
+        self._channel: grpc.aio.Channel | None = None
+        self._publish_rpc: grpc.aio.UnaryUnaryMultiCallable[bytes, Any] | None = None
+        self._ack_rpc: grpc.aio.UnaryUnaryMultiCallable[bytes, Any] | None = None
+        self._modack_rpc: grpc.aio.UnaryUnaryMultiCallable[bytes, Any] | None = None
+        self._pull_rpc: grpc.aio.StreamStreamMultiCallable[bytes, Any] | None = None
+        self._subscribers: list[PubsubSubscriber] = []
+        self._states: list[SubscriptionState] = []
+        self._keep_alive_task: asyncio.Task[None] | None = None
+        self._topic_paths: dict[str, str] = {}
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def _channel_options(self) -> list[tuple[str, Any]]:
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", _MAX_GRPC_MESSAGE),
+            ("grpc.max_send_message_length", _MAX_GRPC_MESSAGE),
+            # gRPC's own reconnect backoff grows to 120 s by default; keep it near ours so a
+            # restarted broker is found again quickly.
+            ("grpc.initial_reconnect_backoff_ms", int(self.initial_backoff * 1000)),
+            ("grpc.max_reconnect_backoff_ms", int(self.max_backoff * 1000)),
+        ]
+        if self.emulator_host is None:
+            # Detect dead connections to the service; the emulator refuses frequent pings.
+            options += [("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_timeout_ms", 10_000)]
+        return options
+
+    async def connect(self) -> None:
+        """Open the gRPC channel and wait (up to `connect_timeout`) until it is ready."""
+        if self._channel is not None:
+            return
+        channel = await create_channel(
+            target=self.endpoint,
+            insecure=self.emulator_host is not None,
+            credentials=self._credentials,
+            options=self._channel_options(),
+        )
+        try:
+            await asyncio.wait_for(channel.channel_ready(), self.connect_timeout)
+        except asyncio.TimeoutError:
+            await channel.close()
+            raise ConnectionError(
+                f"could not reach Pub/Sub at {self.endpoint} within {self.connect_timeout} s"
+            ) from None
+        self._channel = channel
+        self._publish_rpc = channel.unary_unary(
+            _PUBLISH, request_serializer=None, response_deserializer=_proto.decode_publish_response
+        )
+        self._ack_rpc = channel.unary_unary(
+            _ACKNOWLEDGE, request_serializer=None, response_deserializer=_proto.decode_empty
+        )
+        self._modack_rpc = channel.unary_unary(
+            _MODIFY_ACK_DEADLINE, request_serializer=None, response_deserializer=_proto.decode_empty
+        )
+        self._pull_rpc = channel.stream_stream(
+            _STREAMING_PULL,
+            request_serializer=None,
+            response_deserializer=_proto.decode_streaming_pull_response,
+        )
+        self._keep_alive_task = asyncio.create_task(self._keep_alive_loop(), name="pubsub-lease")
+        logger.info("pubsub.connected", extra={"host": self.endpoint, "project": self.project})
+
+    async def disconnect(self) -> None:
+        """Close every subscription, return unsettled messages, close the channel."""
+        channel = self._channel
+        if channel is None:
+            return
+        for subscriber in list(self._subscribers):
+            await subscriber.close()
+        if self._keep_alive_task is not None:
+            self._keep_alive_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keep_alive_task
+            self._keep_alive_task = None
+        # Messages still leased were never settled: hand them back now rather than at expiry.
+        for state in self._states:
+            ids = list(state.leased)
+            state.leased.clear()
+            for start in range(0, len(ids), MAX_IDS_PER_REQUEST):
+                with contextlib.suppress(Exception):
+                    await self._modack(
+                        state.path, ids[start : start + MAX_IDS_PER_REQUEST], 0, self.close_timeout
+                    )
+        self._states.clear()
+        self._channel = None
+        await channel.close(grace=self.close_timeout)
+        logger.info("pubsub.disconnected", extra={"host": self.endpoint})
+
+    @property
+    def is_connected(self) -> bool:
+        """The channel is open and not failing, and every subscription stream is up."""
+        channel = self._channel
+        if channel is None:
+            return False
+        state = channel.get_state(try_to_connect=True)
+        if state in (
+            grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+            grpc.ChannelConnectivity.SHUTDOWN,
+        ):
+            return False
+        return all(s.healthy for sub in self._subscribers for s in sub.states if s.is_active)
+
+    def _require_channel(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            raise ConnectionError("PubsubServer is not connected: call connect() first")
+        return self._channel
+
+    def __repr__(self) -> str:
+        return f"PubsubServer(host={self.endpoint!r}, project={self.project!r})"
+
+    # -- names ---------------------------------------------------------------------------------
+
+    def topic_path(self, channel: str, project: str | None = None) -> str:
+        """The full topic name a producer's channel maps to."""
+        if project is None:
+            path = self._topic_paths.get(channel)
+            if path is None:
+                path = f"projects/{self.project}/topics/{self.channel_prefix}{channel}"
+                self._topic_paths[channel] = path
+            return path
+        return f"projects/{project}/topics/{self.channel_prefix}{channel}"
+
+    def subscription_path(self, channel: str) -> str:
+        """The full subscription name a consumer's channel maps to."""
+        return f"projects/{self.project}/subscriptions/{self.channel_prefix}{channel}"
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        *,
+        channel: str,
+        message: MessageData,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """Publish one message to the channel's topic."""
+        await self.publish_raw(
+            channel=channel,
+            payload=message.payload,
+            headers=message.headers,
+            content_type=message.content_type,
+            server_specific_parameters=server_specific_parameters,
+        )
+
+    async def publish_raw(
+        self,
+        *,
+        channel: str,
+        payload: bytes,
+        headers: dict[str, str] | None,
+        content_type: str | None,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> str:
+        """Publish one message and return its Pub/Sub message id."""
+        params = server_specific_parameters or {}
+        topic, timeout, ordering_key, extra = self._publish_options(channel, params)
+        encoded = _encode(payload, headers, content_type, ordering_key, extra)
+        ids = await self._publish_encoded(topic, [encoded], timeout)
+        return ids[0] if ids else ""
+
+    async def publish_batch(
+        self,
+        *,
+        channel: str,
+        messages: Sequence[MessageData],
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """Publish many messages to one topic in as few PublishRequests as Pub/Sub allows.
+
+        The same `server_specific_parameters` apply to every message. Returns the message ids,
+        in order.
+        """
+        params = server_specific_parameters or {}
+        topic, timeout, ordering_key, extra = self._publish_options(channel, params)
+        ids: list[str] = []
+        batch: list[bytes] = []
+        size = 0
+        for message in messages:
+            encoded = _encode(
+                message.payload, message.headers, message.content_type, ordering_key, extra
+            )
+            if batch and (
+                len(batch) >= _MAX_BATCH_MESSAGES or size + len(encoded) > _MAX_BATCH_BYTES
+            ):
+                ids += await self._publish_encoded(topic, batch, timeout)
+                batch, size = [], 0
+            batch.append(encoded)
+            size += len(encoded) + 8
+        if batch:
+            ids += await self._publish_encoded(topic, batch, timeout)
+        return ids
+
+    def _publish_options(
+        self, channel: str, params: Mapping[str, Any]
+    ) -> tuple[str, float, str, Mapping[str, str] | None]:
+        if params:
+            unknown = params.keys() - _PUBLISH_PARAMETERS
+            if unknown:
+                raise ValueError(
+                    f"unknown Pub/Sub server_specific_parameters {sorted(unknown)}; "
+                    f"known: {sorted(_PUBLISH_PARAMETERS)}"
+                )
+        project = params.get("project")
+        topic = params.get("topic")
+        if topic is not None:
+            if not isinstance(topic, str) or not topic:
+                raise ValueError(f"server_specific_parameters['topic'] must be a str: {topic!r}")
+            path = (
+                topic
+                if topic.startswith("projects/")
+                else (f"projects/{project or self.project}/topics/{topic}")
+            )
+        else:
+            path = self.topic_path(channel, project)
+        timeout_value = params.get("timeout")
+        timeout = self.publish_timeout if timeout_value is None else _seconds(timeout_value)
+        ordering_key = params.get("ordering_key") or ""
+        if not isinstance(ordering_key, str):
+            raise ValueError(f"ordering_key must be a str, got {ordering_key!r}")
+        attributes = params.get("attributes")
+        if attributes is not None and not isinstance(attributes, Mapping):
+            raise ValueError(f"attributes must be a dict[str, str], got {attributes!r}")
+        return path, timeout, ordering_key, attributes
+
+    async def _publish_encoded(self, topic: str, encoded: list[bytes], timeout: float) -> list[str]:
+        self._require_channel()
+        assert self._publish_rpc is not None
+        request = _proto.encode_publish_request(topic, encoded)
+        result: list[str] = await self._call_with_retry(self._publish_rpc, request, timeout)
+        return result
+
+    async def _call_with_retry(
+        self, rpc: grpc.aio.UnaryUnaryMultiCallable[bytes, Any], request: bytes, timeout: float
+    ) -> Any:
+        """Call `rpc`, retrying transient failures until `timeout` seconds have passed.
+
+        `wait_for_ready` makes the call wait for a reconnecting channel instead of failing at
+        once; the deadline bounds the whole attempt sequence.
+        """
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                return await rpc(request, timeout=max(remaining, 0.001), wait_for_ready=True)
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+                retryable = code in TRANSIENT_CODES and code not in (
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    grpc.StatusCode.CANCELLED,
+                )
+                delay = min(self.max_backoff, self.initial_backoff * (2**attempt))
+                if not retryable or time.monotonic() + delay >= deadline:
+                    raise
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    # -- settlement (used by subscriptions) ----------------------------------------------------
+
+    async def acknowledge(self, subscription: str, ack_ids: list[str]) -> None:
+        self._require_channel()
+        assert self._ack_rpc is not None
+        request = _proto.encode_acknowledge_request(subscription, ack_ids)
+        await self._call_with_retry(self._ack_rpc, request, self.publish_timeout)
+
+    async def modify_ack_deadline(
+        self, subscription: str, ack_ids: list[str], seconds: int
+    ) -> None:
+        await self._modack(subscription, ack_ids, seconds, self.publish_timeout)
+
+    async def _modack(
+        self, subscription: str, ack_ids: list[str], seconds: int, timeout: float
+    ) -> None:
+        self._require_channel()
+        assert self._modack_rpc is not None
+        request = _proto.encode_modify_ack_deadline_request(subscription, ack_ids, seconds)
+        await self._call_with_retry(self._modack_rpc, request, timeout)
+
+    def streaming_pull(self) -> PullCall:
+        self._require_channel()
+        assert self._pull_rpc is not None
+        call: PullCall = self._pull_rpc()
+        return call
+
+    # -- consuming -----------------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        *,
+        channels_to_callbacks: Mapping[str, MessageCallbackT],
+        capacity: DeliveryCapacity,
+    ) -> PubsubSubscriber:
+        """Open one StreamingPull stream per subscription and start delivering."""
+        self._require_channel()
+        states = [
+            SubscriptionState(
+                server=self,
+                channel=channel,
+                path=self.subscription_path(channel),
+                callback=callback,
+                capacity=capacity,
+            )
+            for channel, callback in channels_to_callbacks.items()
+        ]
+        subscriber = PubsubSubscriber(self, states)
+        self._subscribers.append(subscriber)
+        self._states.extend(states)
+        for state in states:
+            state.start()
+        return subscriber
+
+    def forget_subscriber(self, subscriber: PubsubSubscriber) -> None:
+        if subscriber in self._subscribers:
+            self._subscribers.remove(subscriber)
+
+    async def _keep_alive_loop(self) -> None:
+        interval = self.ack_deadline / 2
+        while True:
+            await asyncio.sleep(interval)
+            active = {id(s) for sub in self._subscribers for s in sub.states}
+            # Closed subscriptions stay until their delivered messages are settled.
+            self._states = [s for s in self._states if s.leased or id(s) in active]
+            for state in list(self._states):
+                await state.keep_alive()
+
+
+def _encode(
+    payload: bytes,
+    headers: Mapping[str, str] | None,
+    content_type: str | None,
+    ordering_key: str,
+    extra: Mapping[str, str] | None,
+) -> bytes:
+    """Build one encoded PubsubMessage from Repid's message fields."""
+    if content_type is None and not extra:
+        attributes = headers
+    else:
+        attributes = dict(headers) if headers else {}
+        if content_type is not None:
+            attributes[CONTENT_TYPE_ATTRIBUTE] = content_type
+        if extra:
+            attributes.update(extra)
+    if not payload and not attributes:
+        attributes = {EMPTY_MARKER_ATTRIBUTE: "1"}
+    return _proto.encode_pubsub_message(payload, attributes, ordering_key)

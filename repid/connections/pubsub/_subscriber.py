@@ -1,0 +1,460 @@
+"""StreamingPull consumption: one stream per subscription, flow control, leases, reconnects.
+
+Per subscription (`SubscriptionState`) two tasks run:
+
+* the reader opens a StreamingPull stream, reads responses into a local buffer and, on a broken
+  stream, reopens it with exponential backoff and jitter. It stops reading while the buffer
+  holds `max_outstanding` messages, so the HTTP/2 window pushes back on the server even where
+  the server ignores `max_outstanding_messages` (the emulator does);
+* the deliverer hands buffered messages to the worker's callback, one at a time, in order, and
+  only while the worker has a free slot (`capacity.free > 0`).
+
+Settlement uses unary Acknowledge / ModifyAckDeadline calls rather than the stream, so a
+message delivered before a stream broke can still be acked afterwards (ack ids stay valid
+across streams), and the caller learns whether the broker took the ack. Concurrent
+settlements are coalesced into one call per batch.
+
+Every message read and not yet settled is "leased": the server's keep-alive loop extends its
+ack deadline every half deadline so long-running actors are not redelivered (up to
+`max_lease` seconds). Undelivered buffered messages are returned (deadline 0) on pause, close
+and stream loss. A crashed process stops extending: Pub/Sub redelivers its messages once their
+ack deadline (the stream's, default 30 s) passes.
+
+Streams are ended with a half-close (`done_writing`) rather than a cancel: the Pub/Sub emulator
+keeps delivering to cancelled streams until it notices they are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import grpc.aio
+
+from repid.connections.abc import DeliveryCapacity, MessageCallbackT
+from repid.connections.pubsub import _proto
+from repid.connections.pubsub._message import (
+    CONTENT_TYPE_ATTRIBUTE,
+    EMPTY_MARKER_ATTRIBUTE,
+    PubsubReceivedMessage,
+)
+
+if TYPE_CHECKING:
+    from repid.connections.pubsub._server import PubsubServer
+
+__all__ = ["PubsubSubscriber", "PullCall", "SubscriptionState"]
+
+logger = logging.getLogger("repid.connections.pubsub")
+
+# Errors after which a stream is simply reopened (logged as warnings). Others (NOT_FOUND,
+# PERMISSION_DENIED, ...) are reopened too, with the same backoff, but logged as errors: the
+# subscription may be created or the permission granted while the worker runs.
+TRANSIENT_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.CANCELLED,
+    }
+)
+
+PullCall = grpc.aio.StreamStreamCall[bytes, list[_proto.ReceivedMessage]]
+
+# Pub/Sub caps a request at 512 KiB of ack ids; ack ids are ~100-200 bytes.
+MAX_IDS_PER_REQUEST = 1000
+
+# A stream that lived this long counts as healthy: its failure restarts the backoff.
+_HEALTHY_STREAM_SECONDS = 10.0
+
+
+class _StreamEnded(Exception):
+    """The server ended the stream without an error status."""
+
+
+class _Batcher:
+    """Coalesces ack ids submitted while a call is in flight into the next call."""
+
+    __slots__ = ("_pending", "_send", "_task")
+
+    def __init__(self, send: Callable[[list[str]], Awaitable[None]]) -> None:
+        self._send = send
+        self._pending: list[tuple[str, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, ack_id: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((ack_id, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        return future
+
+    async def _run(self) -> None:
+        while self._pending:
+            batch = self._pending[:MAX_IDS_PER_REQUEST]
+            del self._pending[:MAX_IDS_PER_REQUEST]
+            try:
+                await self._send([ack_id for ack_id, _ in batch])
+            except asyncio.CancelledError:
+                for _, future in batch:
+                    future.cancel()
+                raise
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+
+class SubscriptionState:
+    """One subscription: its stream, buffer, leases and settlement batches."""
+
+    def __init__(
+        self,
+        *,
+        server: PubsubServer,
+        channel: str,
+        path: str,
+        callback: MessageCallbackT,
+        capacity: DeliveryCapacity,
+    ) -> None:
+        self.server = server
+        self.channel = channel
+        self.path = path
+        self._callback = callback
+        self._capacity = capacity
+        limit = capacity.limit if capacity.limit is not None else capacity.unbounded_batch
+        self._max_outstanding = limit
+        self._client_id = uuid.uuid4().hex
+        # ack id -> monotonic time it was read; buffered and delivered-but-unsettled messages.
+        self.leased: dict[str, float] = {}
+        self._buffer: deque[_proto.ReceivedMessage] = deque()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._has_messages = asyncio.Event()
+        self._running = asyncio.Event()  # set while not paused
+        self._running.set()
+        self._closed = False
+        self._call: PullCall | None = None
+        self._stream_open = False
+        self.healthy = False
+        self._reader: asyncio.Task[None] | None = None
+        self._deliverer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # interrupts a reconnect backoff sleep
+        self._acks = _Batcher(self._send_acks)
+        self._returns = _Batcher(self._send_returns)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._reader = asyncio.create_task(self._read_loop(), name=f"pubsub-read:{self.channel}")
+        self._deliverer = asyncio.create_task(
+            self._deliver_loop(), name=f"pubsub-deliver:{self.channel}"
+        )
+
+    @property
+    def is_active(self) -> bool:
+        return not self._closed and self._running.is_set()
+
+    async def pause(self) -> None:
+        if self._closed or not self._running.is_set():
+            return
+        self._running.clear()
+        await self._end_stream()
+        await self._return_buffered()
+
+    async def resume(self) -> None:
+        if self._closed:
+            return
+        self._running.set()
+        self._wake.set()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._running.set()  # let waiting loops observe `_closed`
+        self._wake.set()
+        self._has_messages.set()
+        await self._end_stream()
+        for task in (self._deliverer, self._reader):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._return_buffered()
+        self.healthy = False
+
+    async def _end_stream(self) -> None:
+        """Half-close the stream and let the reader drain it; cancel if the server lingers."""
+        call = self._call
+        if call is None:
+            return
+        self._room.set()  # the reader must read on to see the end of the stream
+        with contextlib.suppress(Exception):
+            await call.done_writing()
+        reader = self._reader
+        deadline = time.monotonic() + self.server.close_timeout
+        while self._call is call and time.monotonic() < deadline:
+            if reader is None or reader.done():
+                break
+            await asyncio.sleep(0.02)
+        if self._call is call:
+            call.cancel()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        attempt = 0
+        while not self._closed:
+            if not self._running.is_set():
+                await self._running.wait()
+                continue
+            opened_at = time.monotonic()
+            received_any = False
+            call = self.server.streaming_pull()
+            try:
+                await call.write(
+                    _proto.encode_streaming_pull_request(
+                        subscription=self.path,
+                        stream_ack_deadline_seconds=self.server.ack_deadline,
+                        client_id=self._client_id,
+                        max_outstanding_messages=self._max_outstanding,
+                    )
+                )
+                self._call = call
+                await call.wait_for_connection()
+                self.healthy = True
+                while True:
+                    await self._room.wait()
+                    response = await call.read()
+                    if response is grpc.aio.EOF:
+                        raise _StreamEnded
+                    received_any = True
+                    attempt = 0
+                    self._take(response)  # type: ignore[arg-type]  # EOF handled above
+            except (grpc.aio.AioRpcError, _StreamEnded, grpc.aio.UsageError) as exc:
+                self._call = None
+                if self._closed or not self._running.is_set():
+                    continue  # we ended it (pause/close)
+                self.healthy = False
+                if received_any or time.monotonic() - opened_at > _HEALTHY_STREAM_SECONDS:
+                    attempt = 0
+                self._log_stream_error(exc, attempt)
+                await self._return_buffered()
+                await self._backoff(attempt)
+                attempt += 1
+            finally:
+                if self._call is call:
+                    self._call = None
+                if not call.done():
+                    call.cancel()
+
+    def _take(self, response: list[_proto.ReceivedMessage]) -> None:
+        now = time.monotonic()
+        leased = self.leased
+        if self._closed or not self._running.is_set():
+            # Read while pausing/closing: give it straight back.
+            for received in response:
+                leased[received.ack_id] = now
+                self._spawn_return(received.ack_id)
+            return
+        for received in response:
+            leased[received.ack_id] = now
+        self._buffer.extend(response)
+        if len(self._buffer) >= self._max_outstanding:
+            self._room.clear()
+        self._has_messages.set()
+
+    def _log_stream_error(self, exc: BaseException, attempt: int) -> None:
+        if isinstance(exc, grpc.aio.AioRpcError):
+            code, details = exc.code(), exc.details()
+        else:
+            code, details = None, "stream ended by the server"
+        level = logging.WARNING if code is None or code in TRANSIENT_CODES else logging.ERROR
+        logger.log(
+            level,
+            "pubsub.stream_lost",
+            extra={
+                "subscription": self.path,
+                "code": code.name if code is not None else None,
+                "details": details,
+                "attempt": attempt,
+            },
+        )
+
+    async def _backoff(self, attempt: int) -> None:
+        ceiling = min(self.server.max_backoff, self.server.initial_backoff * (2**attempt))
+        delay = random.uniform(ceiling / 2, ceiling)  # jitter spreads reconnecting workers
+        self._wake.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
+
+    # -- delivering ----------------------------------------------------------------------------
+
+    async def _deliver_loop(self) -> None:
+        buffer = self._buffer
+        capacity = self._capacity
+        callback = self._callback
+        while not self._closed:
+            if not buffer:
+                self._has_messages.clear()
+                await self._has_messages.wait()
+                continue
+            if not self._running.is_set():
+                await self._running.wait()
+                continue
+            if capacity.free <= 0:
+                await capacity.wait_for_free()
+                continue  # re-check everything: another subscription may have taken the slot
+            received = buffer.popleft()
+            if len(buffer) < self._max_outstanding:
+                self._room.set()
+            if received.ack_id not in self.leased:
+                continue  # returned in the meantime (stream loss)
+            message = self._wrap(received)
+            try:
+                await callback(message)
+            except Exception:
+                logger.exception(
+                    "pubsub.callback_failed",
+                    extra={"subscription": self.path, "message_id": message.message_id},
+                )
+                if not message.is_acted_on:
+                    with contextlib.suppress(Exception):
+                        await message.reject()
+
+    def _wrap(self, received: _proto.ReceivedMessage) -> PubsubReceivedMessage:
+        msg = received.message
+        attributes = msg.attributes
+        content_type = None
+        if attributes:
+            content_type = attributes.pop(CONTENT_TYPE_ATTRIBUTE, None)
+            attributes.pop(EMPTY_MARKER_ATTRIBUTE, None)
+        return PubsubReceivedMessage(
+            state=self,
+            ack_id=received.ack_id,
+            payload=msg.data,
+            headers=attributes or None,
+            content_type=content_type,
+            message_id=msg.message_id or None,
+            delivery_attempt=received.delivery_attempt,
+        )
+
+    # -- settling ------------------------------------------------------------------------------
+
+    async def settle_ack(self, ack_id: str) -> None:
+        self.leased.pop(ack_id, None)
+        await self._acks.submit(ack_id)
+
+    async def settle_return(self, ack_id: str) -> None:
+        self.leased.pop(ack_id, None)
+        await self._returns.submit(ack_id)
+
+    def _spawn_return(self, ack_id: str) -> None:
+        future = self._returns.submit(ack_id)
+        self.leased.pop(ack_id, None)
+        future.add_done_callback(_consume_exception)
+
+    async def _return_buffered(self) -> None:
+        """Give undelivered messages back (deadline 0) so another consumer gets them now."""
+        if not self._buffer:
+            return
+        ids = [received.ack_id for received in self._buffer if received.ack_id in self.leased]
+        self._buffer.clear()
+        self._room.set()
+        for ack_id in ids:
+            self.leased.pop(ack_id, None)
+        if not ids:
+            return
+        try:
+            await self.server.modify_ack_deadline(self.path, ids, 0)
+        except Exception as exc:  # their deadline expires on its own: redelivered later
+            logger.warning(
+                "pubsub.return_failed",
+                extra={"subscription": self.path, "count": len(ids), "error": repr(exc)},
+            )
+
+    async def _send_acks(self, ack_ids: list[str]) -> None:
+        await self.server.acknowledge(self.path, ack_ids)
+
+    async def _send_returns(self, ack_ids: list[str]) -> None:
+        await self.server.modify_ack_deadline(self.path, ack_ids, 0)
+
+    # -- keep-alive ----------------------------------------------------------------------------
+
+    async def keep_alive(self) -> None:
+        """Extend the deadline of leased messages; send a heartbeat on the open stream."""
+        if self.leased:
+            cutoff = time.monotonic() - self.server.max_lease
+            expired = [ack_id for ack_id, since in self.leased.items() if since < cutoff]
+            for ack_id in expired:  # held too long: let Pub/Sub redeliver it
+                del self.leased[ack_id]
+            ids = list(self.leased)
+            for start in range(0, len(ids), MAX_IDS_PER_REQUEST):
+                chunk = ids[start : start + MAX_IDS_PER_REQUEST]
+                try:
+                    await self.server.modify_ack_deadline(
+                        self.path, chunk, self.server.ack_deadline
+                    )
+                except Exception as exc:
+                    logger.warning(
+                        "pubsub.lease_extension_failed",
+                        extra={"subscription": self.path, "count": len(chunk), "error": repr(exc)},
+                    )
+        call = self._call
+        if call is not None and not call.done():
+            # An empty request keeps an idle stream from being closed by the service.
+            with contextlib.suppress(Exception):
+                await call.write(_HEARTBEAT)
+
+
+_HEARTBEAT = _proto.encode_streaming_pull_request()
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("pubsub.return_failed", extra={"error": repr(future.exception())})
+
+
+class PubsubSubscriber:
+    """The handle `PubsubServer.subscribe` returns: pause, resume and close every stream."""
+
+    def __init__(self, server: PubsubServer, states: list[SubscriptionState]) -> None:
+        self._server = server
+        self._states = states
+        self._closed = False
+
+    @property
+    def is_active(self) -> bool:
+        return not self._closed and all(state.is_active for state in self._states)
+
+    async def pause(self) -> None:
+        await asyncio.gather(*(state.pause() for state in self._states))
+
+    async def resume(self) -> None:
+        await asyncio.gather(*(state.resume() for state in self._states))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.gather(*(state.close() for state in self._states))
+        self._server.forget_subscriber(self)
+
+    @property
+    def states(self) -> list[SubscriptionState]:
+        return self._states
