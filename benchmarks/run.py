@@ -27,13 +27,18 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +82,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--baseline-python", type=Path, default=BASELINE_PYTHON)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase")
     parser.add_argument(
+        "--redis-from-env",
+        action="store_true",
+        help="use REPID_TEST_REDIS_URL instead of a private redis-server (see README)",
+    )
+    parser.add_argument(
         "--amqp-queue-type", default="classic", choices=("classic", "quorum"), help="AMQP queue"
     )
     parser.add_argument("--no-save", action="store_true", help="do not write results JSON")
@@ -119,6 +129,73 @@ def redis_cleanup(url: str, channel: str) -> None:
         keys = list(client.scan_iter(match=f"*{channel}*", count=1000))
         if keys:
             client.delete(*keys)
+    finally:
+        client.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@contextmanager
+def private_redis() -> Iterator[str]:
+    """A redis-server of our own on a free loopback port, without persistence.
+
+    The test brokers of scripts/brokers.sh run Redis with `appendfsync always` (for the
+    restart tests), which caps un-pipelined XADD at the disk's fsync rate and would measure the
+    disk rather than the client library; tests may also restart it mid-run.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server not found (apt-get install redis-server)")
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="repid-bench-redis-") as workdir:
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", workdir, "--daemonize", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 10
+            while not _redis_ping(port):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"private redis-server did not start on port {port}")
+                time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def redis_version(url: str) -> str | None:
+    try:
+        import redis
+    except ImportError:
+        return None
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("server")
+        appendonly = client.config_get("appendonly").get("appendonly")
+        fsync = client.config_get("appendfsync").get("appendfsync")
+        return f"{info.get('redis_version')} appendonly={appendonly} appendfsync={fsync}"
+    except Exception:
+        return None
     finally:
         client.close()
 
@@ -169,11 +246,10 @@ def amqp_delete(url: str, channel: str) -> None:
 # --- running ---------------------------------------------------------------------------------
 
 
-def run_once(variant: Variant, broker: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_once(
+    variant: Variant, broker: str, url: str | None, args: argparse.Namespace
+) -> dict[str, Any]:
     channel = f"bench-{broker}-{uuid.uuid4().hex[:10]}"
-    url = os.environ.get(URL_ENV[broker]) if broker in URL_ENV else None
-    if broker in URL_ENV and not url:
-        return {"error": f"{URL_ENV[broker]} is not set (run scripts/brokers.sh start)"}
     cmd = [
         str(variant.python),
         str(WORKLOAD),
@@ -320,40 +396,97 @@ def variants_for(args: argparse.Namespace) -> list[Variant]:
     return variants
 
 
+def amqp_broker_version() -> str | None:
+    base = os.environ.get(MANAGEMENT_ENV)
+    url = os.environ.get(URL_ENV["amqp"])
+    if not base or not url:
+        return None
+    parsed = urllib.parse.urlsplit(url)
+    token = base64.b64encode(
+        f"{parsed.username or 'guest'}:{parsed.password or 'guest'}".encode()
+    ).decode()
+    request = urllib.request.Request(
+        base.rstrip("/") + "/api/overview", headers={"Authorization": f"Basic {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return f"RabbitMQ {json.load(response).get('rabbitmq_version')}"
+    except Exception:
+        return None
+
+
+@contextmanager
+def broker_url(broker: str, args: argparse.Namespace) -> Iterator[tuple[str | None, str]]:
+    """Yield (url, description) for `broker`; the description goes into the results."""
+    if broker == "memory":
+        yield None, "InMemoryServer, publisher and worker in one process"
+    elif broker == "redis" and not args.redis_from_env:
+        with private_redis() as url:
+            yield url, f"private redis-server {redis_version(url)}, no persistence"
+    else:
+        url = os.environ.get(URL_ENV[broker])
+        if not url:
+            raise RuntimeError(f"{URL_ENV[broker]} is not set (scripts/brokers.sh start)")
+        if broker == "redis":
+            yield url, f"REPID_TEST_REDIS_URL: redis {redis_version(url)}"
+        else:
+            yield (
+                url,
+                (
+                    f"REPID_TEST_AMQP_URL: {amqp_broker_version()}, "
+                    f"{args.amqp_queue_type} queue per run"
+                ),
+            )
+
+
+def run_broker(
+    broker: str, url: str | None, args: argparse.Namespace
+) -> tuple[list[Variant], bool]:
+    """All repetitions of all variants on one broker; returns the variants and 'any failed'."""
+    variants = variants_for(args)
+    failed = False
+    for rep in range(args.reps):
+        # Alternate the order each repetition so neither impl always runs first.
+        order = variants if rep % 2 == 0 else list(reversed(variants))
+        for variant in order:
+            t0 = time.perf_counter()
+            result = run_once(variant, broker, url, args)
+            variant.runs.append(result)
+            took = time.perf_counter() - t0
+            prefix = f"[{broker} rep {rep + 1}] {variant.label}:"
+            if "error" in result:
+                failed = True
+                print(f"{prefix} FAILED {result['error']}", file=sys.stderr)
+                print(result.get("stderr_tail", ""), file=sys.stderr)
+            else:
+                print(
+                    f"{prefix} publish {result['publish_per_s']:,.0f}/s "
+                    f"consume {result['consume_per_s']:,.0f}/s "
+                    f"rss {result['peak_rss_mb']} MB ({took:.1f}s)",
+                    file=sys.stderr,
+                )
+    return variants, failed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load_brokers_env()
-    failed = False
     for variant in variants_for(args):
         if not variant.python.exists():
             sys.exit(f"{variant.python} missing (baseline: run `bash benchmarks/baseline.sh`)")
     machine = machine_info()
+    any_failed = False
     for broker in args.brokers:
-        variants = variants_for(args)
         started = dt.datetime.now(dt.timezone.utc)
-        for rep in range(args.reps):
-            # Alternate the order each repetition so neither impl always runs first.
-            order = variants if rep % 2 == 0 else list(reversed(variants))
-            for variant in order:
-                t0 = time.perf_counter()
-                result = run_once(variant, broker, args)
-                variant.runs.append(result)
-                took = time.perf_counter() - t0
-                if "error" in result:
-                    failed = True
-                    print(
-                        f"[{broker} rep {rep + 1}] {variant.label}: FAILED {result['error']}",
-                        file=sys.stderr,
-                    )
-                    print(result.get("stderr_tail", ""), file=sys.stderr)
-                else:
-                    print(
-                        f"[{broker} rep {rep + 1}] {variant.label}: "
-                        f"publish {result['publish_per_s']:,.0f}/s "
-                        f"consume {result['consume_per_s']:,.0f}/s "
-                        f"rss {result['peak_rss_mb']} MB ({took:.1f}s)",
-                        file=sys.stderr,
-                    )
+        try:
+            with broker_url(broker, args) as (url, setup):
+                print(f"{broker}: {setup}", file=sys.stderr)
+                variants, failed = run_broker(broker, url, args)
+        except RuntimeError as exc:
+            print(f"{broker}: cannot run: {exc}", file=sys.stderr)
+            any_failed = True
+            continue
+        any_failed = any_failed or failed
         summaries = [summarize(v) for v in variants]
         lines = report(broker, summaries, args)
         print("\n".join(lines))
@@ -363,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
             out = RESULTS_DIR / f"{started:%Y-%m-%d}-{broker}.json"
             document = {
                 "broker": broker,
+                "broker_setup": setup,
                 "n": args.n,
                 "reps": args.reps,
                 "started_utc": started.isoformat(timespec="seconds"),
@@ -373,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             out.write_text(json.dumps(document, indent=2) + "\n")
             print(f"wrote {out.relative_to(ROOT)}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if any_failed else 0
 
 
 if __name__ == "__main__":
