@@ -330,14 +330,14 @@ def report(broker: str, summaries: list[dict[str, Any]], args: argparse.Namespac
     lines = [
         f"broker={broker} n={args.n} reps={args.reps} (medians)",
         f"{'impl':<12} {'version':<8} {'mode':<7} {'publish/s':>11} {'consume/s':>11} "
-        f"{'peak RSS MB':>12} {'consume/cpu-s':>14} ok",
+        f"{'peak RSS MB':>12} {'publish/cpu-s':>14} {'consume/cpu-s':>14} ok",
     ]
     for s in summaries:
         lines.append(
             f"{s['label']:<12} {s['repid_version'] or '?':<8} {s['publish_mode'] or '-':<7} "
             f"{fmt(s['publish_per_s']):>11} "
             f"{fmt(s['consume_per_s']):>11} {fmt(s['peak_rss_mb']):>12} "
-            f"{fmt(s['consume_per_cpu_s']):>14} "
+            f"{fmt(s['publish_per_cpu_s']):>14} {fmt(s['consume_per_cpu_s']):>14} "
             f"{s['ok_runs']}/{s['ok_runs'] + s['failed_runs']}"
         )
     by_label = {s["label"]: s for s in summaries}
