@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from repid.connections.redis._codec import MalformedEntryError, decode_entry, encode_fields
+from repid.connections.redis._codec import (
+    MalformedEntryError,
+    decode_entry,
+    encode_fields,
+    parse_packed,
+)
 from repid.connections.redis._params import XAddOptions, parse_xadd_options
 
 
@@ -80,3 +85,40 @@ def test_xadd_defaults_and_args():
 def test_xadd_bad_parameters(params: dict[str, object], match: str):
     with pytest.raises(ValueError, match=match):
         parse_xadd_options(params)
+
+
+def pack_like_fetch(entries: list[tuple[bytes, bytes, list[bytes]]]) -> bytes:
+    """What the FETCH Lua script returns for `entries` (stream, id, flat field list)."""
+
+    def token(value: bytes) -> bytes:
+        return b"%d:%b" % (len(value), value)
+
+    out = b""
+    for key, entry_id, flat in entries:
+        out += token(key) + token(entry_id) + token(b"%d" % len(flat))
+        out += b"".join(token(item) for item in flat)
+    return out
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(min_size=1, max_size=20),
+            st.binary(min_size=3, max_size=20),
+            st.dictionaries(st.binary(max_size=10), st.binary(max_size=40), max_size=4),
+        ),
+        max_size=10,
+    )
+)
+def test_parse_packed_round_trip(entries):
+    flat_entries = [
+        (key, entry_id, [x for item in fields.items() for x in item])
+        for key, entry_id, fields in entries
+    ]
+    assert parse_packed(pack_like_fetch(flat_entries)) == entries
+
+
+@pytest.mark.parametrize("garbage", [b"5:ab", b"x:1", b"1:a1:b", b"1:a1:b1:2", b"1:a1:b1:21:k"])
+def test_parse_packed_rejects_garbage(garbage: bytes):
+    with pytest.raises(ValueError):
+        parse_packed(garbage)

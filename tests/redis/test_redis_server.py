@@ -429,3 +429,56 @@ async def _sum_pending(raw: aioredis.Redis, keys: list[str], expected: int) -> b
     for key in keys:
         total += await pending_count(raw, key)
     return total == expected
+
+
+async def test_publish_batch_chunks_and_mixed_fields(
+    server: RedisServer, raw: aioredis.Redis, channel: str
+):
+    messages = [
+        MessageData(
+            payload=bytes([i % 256]) * (i % 7) + b"1:x\r\n",
+            headers={"i": str(i), "colon:": "a:b"} if i % 2 else None,
+            content_type="text/x" if i % 3 else None,
+        )
+        for i in range(2500)
+    ]
+    ids = await server.publish_batch(channel=channel, messages=messages)
+    assert len(ids) == len(set(ids)) == 2500
+    stored = await entries(raw, channel)
+    assert [entry_id.decode() for entry_id, _ in stored] == ids
+    collector = Collector(DeliveryCapacity(None), settle="ack")
+    sub = await server.subscribe(
+        channels_to_callbacks={channel: collector.callback}, capacity=collector.capacity
+    )
+    await collector.wait_for(2500)
+    got = [(m.payload, m.headers, m.content_type) for m in collector.messages]
+    assert got == [(m.payload, m.headers, m.content_type) for m in messages]
+    await wait_until(lambda: not collector.tasks, what="acks")
+    await sub.close()
+    assert await raw.xlen(channel) == 0
+
+
+async def test_publish_batch_after_script_flush(
+    server: RedisServer, raw: aioredis.Redis, channel: str
+):
+    await raw.script_flush()  # what a broker restart does to the script cache
+    ids = await server.publish_batch(channel=channel, messages=[MessageData(payload=b"x")] * 3)
+    assert len(ids) == 3
+    assert await raw.xlen(channel) == 3
+
+
+async def test_publish_batch_refusals(server: RedisServer, raw: aioredis.Redis, channel: str):
+    with pytest.raises(RedisServerError, match="nomkstream"):
+        await server.publish_batch(
+            channel=channel,
+            messages=[MessageData(payload=b"x")] * 3,
+            server_specific_parameters={"nomkstream": True},
+        )
+    assert not await raw.exists(channel)
+    with pytest.raises(ValueError, match="stream_id"):
+        await server.publish_batch(
+            channel=channel,
+            messages=[MessageData(payload=b"x")],
+            server_specific_parameters={"stream_id": "1-1"},
+        )
+    assert await server.publish_batch(channel=channel, messages=[]) == []

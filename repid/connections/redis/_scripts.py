@@ -12,7 +12,7 @@ comes before XACK/XDEL, so a failing script leaves the message untouched and pen
 
 from __future__ import annotations
 
-__all__ = ["MOVE", "REPLAY", "REPLY"]
+__all__ = ["ADD_BATCH", "FETCH", "MOVE", "REPLAY", "REPLY"]
 
 # Copy entries to KEYS[2] (the same stream for reject/release, `{channel}:dead` for nack), then
 # XACK + XDEL them in KEYS[1].
@@ -108,4 +108,70 @@ for i = 1, #entries do
   redis.call('XDEL', KEYS[1], entries[i][1])
 end
 return #entries
+"""
+
+# Read new entries of all KEYS for the group (a non-blocking XREADGROUP ... COUNT ARGV[3]) and
+# return them packed in one bulk string instead of nested arrays: the client then parses one
+# string in memory (`_codec.parse_packed`) instead of several protocol elements per entry, which
+# is most of the cost of consuming with redis-py's pure-Python parser.
+# ARGV: group, consumer, count. Format: per entry the tokens stream, id, field count, then the
+# field names and values; each token is `<length>:<bytes>`.
+FETCH = """
+local n = #KEYS
+local args = {'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS'}
+for i = 1, n do
+  args[7 + i] = KEYS[i]
+  args[7 + n + i] = '>'
+end
+local res = redis.call(unpack(args))
+if not res then
+  return ''
+end
+local out = {}
+for i = 1, #res do
+  local key = res[i][1]
+  local head = #key .. ':' .. key
+  local entries = res[i][2]
+  for j = 1, #entries do
+    local id = entries[j][1]
+    local fields = entries[j][2]
+    local count = tostring(#fields)
+    out[#out + 1] = head
+    out[#out + 1] = #id .. ':' .. id
+    out[#out + 1] = #count .. ':' .. count
+    for k = 1, #fields do
+      out[#out + 1] = #fields[k] .. ':' .. fields[k]
+    end
+  end
+end
+return table.concat(out)
+"""
+
+# XADD many messages to KEYS[1] in one command (publish_batch). ARGV[1] = k, ARGV[2 .. k+1] =
+# the XADD options (ending with the id `*`), then per message: the number m of field arguments
+# followed by the m arguments. Returns the new ids joined by ',' or nil when NOMKSTREAM found no
+# stream (then nothing was added: the first XADD is the one that fails).
+ADD_BATCH = """
+local k = tonumber(ARGV[1])
+local cmd = {'XADD', KEYS[1]}
+for i = 2, k + 1 do
+  cmd[#cmd + 1] = ARGV[i]
+end
+local nbase = #cmd
+local ids = {}
+local pos = k + 2
+local last = #ARGV
+while pos <= last do
+  local m = tonumber(ARGV[pos])
+  for i = 1, m do
+    cmd[nbase + i] = ARGV[pos + i]
+  end
+  local id = redis.call(unpack(cmd, 1, nbase + m))
+  if not id then
+    return false
+  end
+  ids[#ids + 1] = id
+  pos = pos + m + 1
+end
+return table.concat(ids, ',')
 """

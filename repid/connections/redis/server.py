@@ -37,7 +37,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisPyConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisPyTimeoutError
 
 from repid.connections.abc import DeliveryCapacity, MessageCallbackT, ServerCapabilities
@@ -53,6 +53,7 @@ from repid.connections.redis._codec import (
     MalformedEntryError,
     decode_entry,
     encode_fields,
+    pack_add_batch,
 )
 from repid.connections.redis._errors import RedisConnectionError, RedisServerError, scrub
 from repid.connections.redis._params import DEFAULT_XADD, parse_xadd_options
@@ -63,7 +64,7 @@ __all__ = ["DeadLetter", "RedisServer"]
 
 logger = logging.getLogger("repid.connections.redis")
 
-_BATCH_CHUNK = 10_000  # XADDs per pipeline round trip in publish_batch (bounds client memory)
+_BATCH_CHUNK = 1000  # XADDs per Lua call in publish_batch (bounds how long Redis is busy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,8 @@ class RedisServer(BaseServer):
         self._move_script: Any = None
         self._reply_script: Any = None
         self._replay_script: Any = None
+        self._fetch_script: Any = None
+        self._add_batch_script: Any = None
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -200,6 +203,8 @@ class RedisServer(BaseServer):
             self._move_script = client.register_script(_scripts.MOVE)
             self._reply_script = client.register_script(_scripts.REPLY)
             self._replay_script = client.register_script(_scripts.REPLAY)
+            self._fetch_script = client.register_script(_scripts.FETCH)
+            self._add_batch_script = client.register_script(_scripts.ADD_BATCH)
         try:
             await self._client.ping()
         except RedisError as exc:
@@ -291,39 +296,82 @@ class RedisServer(BaseServer):
         messages: Sequence[MessageData],
         server_specific_parameters: dict[str, Any] | None = None,
     ) -> list[str]:
-        """XADD many messages to `channel` in pipelined round trips; return their entry ids.
+        """XADD many messages to `channel` in one round trip; return their entry ids, in order.
 
-        Not atomic as a whole (each XADD is), so after an error some messages may have been
-        added. The same `server_specific_parameters` apply to every message; with `nomkstream`
-        on a missing stream the ids are empty strings and RedisServerError is raised.
+        The messages go in chunks of 1000, each chunk one Lua script (ADD_BATCH, atomic: a chunk
+        is added entirely or not at all), all chunks pipelined. `maxlen`, `approximate` and
+        `nomkstream` apply to every message; `stream_id` is refused (ids must differ). With
+        `nomkstream` on a missing stream nothing is added and RedisServerError is raised.
         """
         client = self._require_client()
         options = parse_xadd_options(server_specific_parameters)
-        kwargs: dict[str, Any] = {}
-        if options is not DEFAULT_XADD:
-            kwargs = {
-                "id": options.stream_id,
-                "maxlen": options.maxlen,
-                "approximate": options.approximate,
-                "nomkstream": options.nomkstream,
-            }
-        ids: list[str] = []
-        for start in range(0, len(messages), _BATCH_CHUNK):
-            pipe = client.pipeline(transaction=False)
-            for message in messages[start : start + _BATCH_CHUNK]:
-                fields = encode_fields(message.payload, message.headers, message.content_type)
-                pipe.xadd(channel, fields, **kwargs)  # type: ignore[arg-type]
-            try:
-                results = await pipe.execute()
-            except RedisError as exc:
-                raise self._error(exc, f"batch publish to {channel!r}") from None
-            ids.extend(r.decode() if r is not None else "" for r in results)
-        if "" in ids:
+        if options.stream_id != "*":
+            raise ValueError("publish_batch does not take 'stream_id': every entry needs its own")
+        if not messages:
+            return []
+        head = [str(arg).encode() for arg in options.command_args()]
+        key = channel.encode()
+        script = self._add_batch_script
+        chunks = [messages[i : i + _BATCH_CHUNK] for i in range(0, len(messages), _BATCH_CHUNK)]
+        try:
+            results = await self._send_packed(
+                [
+                    piece
+                    for chunk in chunks
+                    for piece in pack_add_batch(script.sha.encode(), key, head, chunk)
+                ],
+                len(chunks),
+            )
+            if any(isinstance(result, NoScriptError) for result in results):
+                # The server lost its script cache (a restart): NOSCRIPT means that chunk did
+                # not run, so load the script and send exactly those chunks again.
+                await client.script_load(_scripts.ADD_BATCH)
+                retry = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+                again = await self._send_packed(
+                    [
+                        piece
+                        for i in retry
+                        for piece in pack_add_batch(script.sha.encode(), key, head, chunks[i])
+                    ],
+                    len(retry),
+                )
+                for i, result in zip(retry, again, strict=True):
+                    results[i] = result
+        except RedisError as exc:
+            raise self._error(exc, f"batch publish to {channel!r}") from None
+        for result in results:
+            if isinstance(result, RedisError):
+                raise self._error(result, f"batch publish to {channel!r}")
+        self._connected = True
+        if any(result is None for result in results):
             raise RedisServerError(
                 f"redis at {self.host}: batch publish to {channel!r} failed: the stream does "
                 "not exist and nomkstream=True"
             )
-        return ids
+        return [entry_id for result in results for entry_id in result.decode().split(",")]
+
+    async def _send_packed(self, pieces: list[bytes], replies: int) -> list[Any]:
+        """Write pre-packed commands on one pooled connection and read `replies` replies.
+
+        Error replies are returned (not raised) so that every reply is read and the connection
+        stays usable. No automatic retry: a batch that may have been applied is not resent.
+        """
+        pool = self._require_client().connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.send_packed_command(pieces, check_health=False)
+            results: list[Any] = []
+            for _ in range(replies):
+                try:
+                    results.append(await connection.read_response())
+                except ResponseError as exc:
+                    results.append(exc)
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            raise
+        finally:
+            await pool.release(connection)
+        return results
 
     # -- subscribing ----------------------------------------------------------------------------
 
