@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from amqp_peer import begin_session, bodies, frame, open_connection, parse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +15,7 @@ from repid.connections.amqp.protocol import types as t
 from repid.connections.amqp.protocol.connection import Connection, ConnectionState
 from repid.connections.amqp.protocol.errors import Condition
 from repid.connections.amqp.protocol.sasl import SaslAnonymous, SaslExternal, SaslPlain
+from tests.amqp.amqp_peer import begin_session, bodies, frame, open_connection, parse
 
 RECEIVER_CHANNEL = 5  # the channel the scripted peer uses for its end of the session
 

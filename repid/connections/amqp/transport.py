@@ -1,0 +1,529 @@
+"""A thin asyncio transport for the sans-IO AMQP connection.
+
+`AmqpClient` owns one TCP (or TLS) stream: a reader task feeds the socket's bytes to the
+`Connection` and turns its events into resolved futures and callbacks; a ticker task drives
+heartbeats and idle detection with the loop clock; every action flushes the queued bytes.
+Reconnecting is the caller's job, with `backoff_delays()` for the waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from repid.connections.amqp.protocol.connection import (
+    Connection,
+    IncomingDelivery,
+    Link,
+    OutgoingDelivery,
+    ReceiverLink,
+    SenderLink,
+    Session,
+)
+from repid.connections.amqp.protocol.events import (
+    ConnectionClosed,
+    ConnectionOpened,
+    DeliveryUpdated,
+    Event,
+    LinkAttached,
+    LinkDetached,
+    MessageReceived,
+    SessionBegun,
+    SessionEnded,
+)
+from repid.connections.amqp.protocol.performatives import (
+    DeliveryState,
+    Error,
+    SenderSettleMode,
+    Source,
+    Target,
+)
+from repid.connections.amqp.protocol.sasl import (
+    SaslAnonymous,
+    SaslExternal,
+    SaslMechanism,
+    SaslPlain,
+)
+
+__all__ = [
+    "AmqpAddress",
+    "AmqpClient",
+    "AmqpConnectionLost",
+    "AmqpLinkError",
+    "backoff_delays",
+    "parse_amqp_url",
+]
+
+logger = logging.getLogger("repid.connections.amqp")
+
+READ_SIZE = 256 * 1024
+
+
+class AmqpConnectionLost(ConnectionError):
+    """The connection is gone (socket closed, broker close, idle timeout, protocol error)."""
+
+    def __init__(self, error: Error | None, reason: str = "") -> None:
+        self.error = error
+        detail = reason or (
+            f"{error.condition}: {error.description}" if error and error.description else ""
+        )
+        if not detail and error is not None:
+            detail = error.condition
+        super().__init__(f"AMQP connection lost: {detail or 'closed'}")
+
+
+class AmqpLinkError(RuntimeError):
+    """The broker refused or detached a link (e.g. amqp:not-found for a missing queue)."""
+
+    def __init__(self, address: Any, error: Error | None) -> None:
+        self.address = address
+        self.error = error
+        condition = error.condition if error else "detached"
+        description = f" ({error.description})" if error and error.description else ""
+        super().__init__(f"link to {address!r} failed: {condition}{description}")
+
+
+@dataclass(frozen=True, slots=True)
+class AmqpAddress:
+    """Where and how to connect, parsed from an `amqp://` / `amqps://` URL."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None = None
+    vhost: str = "/"
+    sasl_external: bool = False
+
+    def __repr__(self) -> str:  # never show the password
+        return (
+            f"AmqpAddress(host={self.host!r}, port={self.port}, tls={self.tls}, "
+            f"username={self.username!r}, vhost={self.vhost!r})"
+        )
+
+    @property
+    def open_hostname(self) -> str:
+        """The open frame's hostname: RabbitMQ 4 selects the virtual host by `vhost:NAME`."""
+        return f"vhost:{self.vhost}"
+
+    def sasl(self) -> SaslMechanism:
+        """PLAIN with credentials, EXTERNAL when asked (`?auth=external`), else ANONYMOUS."""
+        if self.sasl_external:
+            return SaslExternal()
+        if self.username is not None:
+            return SaslPlain(self.username, self.password or "")
+        return SaslAnonymous()
+
+
+def parse_amqp_url(url: str) -> AmqpAddress:
+    """Parse `amqp[s]://[user[:password]@]host[:port][/vhost][?auth=external]`.
+
+    An empty path or `/` is the default vhost `/`; otherwise the path (percent-decoded,
+    without its leading slash) names the vhost, so `%2F` also means `/`.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps"):
+        raise ValueError(f"not an amqp:// or amqps:// URL (scheme {parts.scheme!r})")
+    tls = parts.scheme == "amqps"
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    vhost = unquote(path) if path else "/"
+    query: dict[str, str] = {}
+    for item in parts.query.split("&"):
+        key, _, value = item.partition("=")
+        query[key] = value
+    return AmqpAddress(
+        host=parts.hostname or "localhost",
+        port=parts.port or (5671 if tls else 5672),
+        tls=tls,
+        username=unquote(parts.username) if parts.username is not None else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        vhost=vhost,
+        sasl_external=query.get("auth", "").lower() == "external",
+    )
+
+
+def backoff_delays(
+    base: float = 0.2, cap: float = 15.0, *, rng: random.Random | None = None
+) -> Iterator[float]:
+    """Endless reconnect waits: exponential (base * 2**n, at most `cap`) with full jitter."""
+    choose = (rng or random.Random()).uniform
+    attempt = 0
+    while True:
+        ceiling = min(cap, base * (2**attempt))
+        yield choose(ceiling / 2, ceiling)
+        attempt = min(attempt + 1, 30)
+
+
+MessageCallback = Callable[[ReceiverLink, IncomingDelivery], None]
+DetachCallback = Callable[[Link, Error | None], None]
+
+
+class AmqpClient:
+    """One open AMQP connection with one session. Create it with `AmqpClient.connect`."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        connection: Connection,
+        *,
+        on_lost: Callable[[AmqpConnectionLost], None] | None = None,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.connection = connection
+        self.session: Session | None = None
+        self._loop = asyncio.get_running_loop()
+        self._opened: asyncio.Future[None] = self._loop.create_future()
+        self._begun: asyncio.Future[None] = self._loop.create_future()
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._attaching: dict[Link, asyncio.Future[None]] = {}
+        self._detaching: dict[Link, asyncio.Future[None]] = {}
+        self._outcomes: dict[OutgoingDelivery, asyncio.Future[DeliveryState | None]] = {}
+        self._on_message: dict[Link, MessageCallback] = {}
+        self._on_detach: dict[Link, DetachCallback] = {}
+        self._on_lost = on_lost
+        self._lost: AmqpConnectionLost | None = None
+        self._flush_scheduled = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ connecting
+
+    @classmethod
+    async def connect(
+        cls,
+        address: AmqpAddress,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        container_id: str | None = None,
+        idle_timeout: float | None = 60.0,
+        max_frame_size: int = 256 * 1024,
+        max_message_size: int = 128 * 1024 * 1024,
+        timeout: float = 15.0,
+        on_lost: Callable[[AmqpConnectionLost], None] | None = None,
+    ) -> AmqpClient:
+        """Open the socket, authenticate, open the connection and begin one session."""
+        context: ssl.SSLContext | None = None
+        if address.tls:
+            context = ssl_context or ssl.create_default_context()
+        connection = Connection(
+            container_id=container_id or f"repid-{uuid.uuid4()}",
+            hostname=address.open_hostname,
+            sasl=address.sasl(),
+            max_frame_size=max_frame_size,
+            idle_timeout=idle_timeout,
+            max_message_size=max_message_size,
+            properties={"product": "repid"},
+        )
+        async with asyncio.timeout(timeout) if hasattr(asyncio, "timeout") else _timeout(timeout):
+            reader, writer = await asyncio.open_connection(
+                address.host,
+                address.port,
+                ssl=context,
+                server_hostname=address.host if context else None,
+                limit=READ_SIZE,
+            )
+            client = cls(reader, writer, connection, on_lost=on_lost)
+            try:
+                await client._handshake()
+            except BaseException:
+                client._abort()
+                raise
+        return client
+
+    async def _handshake(self) -> None:
+        self.connection.start()
+        self._flush()
+        self._tasks.append(self._loop.create_task(self._read_loop()))
+        self._tasks.append(self._loop.create_task(self._tick_loop()))
+        await self._opened
+        self.session = self.connection.begin()
+        self._flush()
+        await self._begun
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def is_alive(self) -> bool:
+        """True until the connection is lost or closed."""
+        return self._lost is None and not self._closed.done()
+
+    async def attach_sender(self, name: str, address: str | None) -> SenderLink:
+        """Attach a sending link to `address` (None: the anonymous terminus, use `to`)."""
+        session = self._session()
+        link = session.attach_sender(
+            name, Target(address=address), snd_settle_mode=SenderSettleMode.UNSETTLED
+        )
+        await self._await_attach(link, address)
+        return link
+
+    async def attach_receiver(
+        self,
+        name: str,
+        address: str,
+        on_message: MessageCallback,
+        *,
+        on_detach: DetachCallback | None = None,
+    ) -> ReceiverLink:
+        """Attach a receiving link (settle mode unsettled: at-least-once); credit starts at 0."""
+        session = self._session()
+        link = session.attach_receiver(
+            name,
+            Source(address=address, durable=0),
+            snd_settle_mode=SenderSettleMode.UNSETTLED,
+        )
+        self._on_message[link] = on_message
+        if on_detach is not None:
+            self._on_detach[link] = on_detach
+        await self._await_attach(link, address)
+        return link
+
+    async def send(self, link: SenderLink, payload: bytes) -> DeliveryState | None:
+        """Transfer one encoded message unsettled and wait for the broker's outcome."""
+        self._check()
+        delivery = link.send(payload)
+        future: asyncio.Future[DeliveryState | None] = self._loop.create_future()
+        self._outcomes[delivery] = future
+        self._flush()
+        await self._writer.drain()
+        return await future
+
+    def flow(self, link: ReceiverLink, credit: int, *, drain: bool = False) -> None:
+        """Set a receiver link's credit."""
+        if self.is_alive:
+            link.flow(credit, drain=drain)
+            self._schedule_flush()
+
+    def settle(self, link: ReceiverLink, delivery: IncomingDelivery, state: DeliveryState) -> bool:
+        """Settle a delivery; False if the link or connection is gone (the broker redelivers).
+
+        The frame is written on the next loop iteration, so settles made together travel as one
+        disposition range.
+        """
+        if not self.is_alive:
+            return False
+        sent = link.settle(delivery, state)
+        if sent:
+            self._schedule_flush()
+        return sent
+
+    async def detach(self, link: Link, *, timeout: float = 5.0) -> None:
+        """Detach (close) a link and wait briefly for the broker's answer."""
+        if not self.is_alive or link.detached:
+            return
+        future = self._loop.create_future()
+        self._detaching[link] = future
+        link.detach(closed=True)
+        self._flush()
+        with contextlib.suppress(asyncio.TimeoutError, AmqpConnectionLost):
+            await asyncio.wait_for(future, timeout)
+
+    async def close(self, *, timeout: float = 5.0) -> None:
+        """Close the connection politely, then the socket."""
+        if self.is_alive:
+            self.connection.close()
+            self._flush()
+            with contextlib.suppress(asyncio.TimeoutError, AmqpConnectionLost, ConnectionError):
+                await asyncio.wait_for(asyncio.shield(self._closed), timeout)
+        self._abort()
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    # ------------------------------------------------------------------ internals
+
+    def _session(self) -> Session:
+        self._check()
+        assert self.session is not None
+        return self.session
+
+    def _check(self) -> None:
+        if self._lost is not None:
+            raise self._lost
+        if self._closed.done():
+            raise AmqpConnectionLost(None, "the connection is closed")
+
+    async def _await_attach(self, link: Link, address: Any) -> None:
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._attaching[link] = future
+        self._flush()
+        try:
+            await future
+        except AmqpLinkError:
+            raise
+        except BaseException:
+            self._attaching.pop(link, None)
+            raise
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        data = self.connection.data_to_send()
+        if data and not self._writer.is_closing():
+            self._writer.write(data)
+
+    async def _read_loop(self) -> None:
+        reader = self._reader
+        connection = self.connection
+        try:
+            while not connection.is_closed:
+                try:
+                    data = await reader.read(READ_SIZE)
+                except (ConnectionError, OSError, ssl.SSLError) as exc:
+                    logger.debug("amqp.read_failed", extra={"error": repr(exc)})
+                    data = b""
+                events = connection.receive_data(data)
+                if events:
+                    self._dispatch(events)
+                self._flush()
+        except Exception:  # a bug in a callback must not leave the connection half alive
+            logger.exception("amqp.reader_crashed")
+            self._set_lost(AmqpConnectionLost(None, "internal error in the AMQP reader"))
+        finally:
+            if self._lost is None and not self._closed.done():
+                self._set_lost(AmqpConnectionLost(connection.error, "the connection ended"))
+            self._abort()
+
+    async def _tick_loop(self) -> None:
+        connection = self.connection
+        loop = self._loop
+        while not connection.is_closed:
+            result = connection.tick(loop.time())
+            self._flush()
+            if result.close:
+                logger.warning("amqp.idle_timeout", extra={"reason": "no frames from the broker"})
+                self._set_lost(AmqpConnectionLost(connection.error))
+                self._abort()
+                return
+            delay = 1.0 if result.next_tick is None else result.next_tick - loop.time()
+            await asyncio.sleep(min(max(delay, 0.05), 5.0))
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, MessageReceived):
+                callback = self._on_message.get(event.link)
+                if callback is not None:
+                    callback(event.link, event.delivery)
+            elif isinstance(event, DeliveryUpdated):
+                if event.delivery.remote_settled:
+                    future = self._outcomes.pop(event.delivery, None)
+                    if future is not None and not future.done():
+                        future.set_result(event.delivery.remote_state)
+            elif isinstance(event, LinkAttached):
+                attached = self._attaching.pop(event.link, None)
+                if attached is not None and not attached.done():
+                    attached.set_result(None)
+            elif isinstance(event, LinkDetached):
+                self._on_link_detached(event)
+            elif isinstance(event, ConnectionOpened):
+                if not self._opened.done():
+                    self._opened.set_result(None)
+            elif isinstance(event, SessionBegun):
+                if not self._begun.done():
+                    self._begun.set_result(None)
+            elif isinstance(event, SessionEnded):
+                self._on_session_ended(event)
+            elif isinstance(event, ConnectionClosed) and (
+                event.error is not None or self._lost is None
+            ):
+                self._set_lost(AmqpConnectionLost(event.error))
+
+    def _on_session_ended(self, event: SessionEnded) -> None:
+        # RabbitMQ ends the whole session when an attach names a missing queue or exchange:
+        # fail that session's links with the broker's error and carry on with a new session.
+        for link in list(self._attaching) + list(self._on_message) + list(self._on_detach):
+            if link.session is event.session:
+                self._on_link_detached(LinkDetached(link, event.error, True))
+        for delivery in [d for d in self._outcomes if d.link.session is event.session]:
+            future = self._outcomes.pop(delivery)
+            if not future.done():
+                future.set_exception(AmqpLinkError(None, event.error))
+        if self.session is event.session and self.is_alive and self.connection.is_open:
+            self.session = self.connection.begin()
+            self._schedule_flush()
+
+    def _on_link_detached(self, event: LinkDetached) -> None:
+        link = event.link
+        self._on_message.pop(link, None)
+        attaching = self._attaching.pop(link, None)
+        address: Any = None
+        terminus = link.local_attach.source if link.role else link.local_attach.target
+        if terminus is not None:
+            address = terminus.address
+        if attaching is not None and not attaching.done():
+            attaching.set_exception(AmqpLinkError(address, event.error))
+        detaching = self._detaching.pop(link, None)
+        if detaching is not None and not detaching.done():
+            detaching.set_result(None)
+        if isinstance(link, SenderLink):
+            error = AmqpLinkError(address, event.error)
+            for delivery in [d for d in self._outcomes if d.link is link]:
+                future = self._outcomes.pop(delivery)
+                if not future.done():
+                    future.set_exception(error)
+        callback = self._on_detach.pop(link, None)
+        if callback is not None and attaching is None and detaching is None:
+            callback(link, event.error)
+
+    def _set_lost(self, lost: AmqpConnectionLost) -> None:
+        first = self._lost is None and not self._closed.done()
+        if self._lost is None:
+            self._lost = lost
+        for future in (self._opened, self._begun):
+            if not future.done():
+                future.set_exception(lost)
+                future.exception()  # mark retrieved: nobody may be waiting any more
+        pending: list[asyncio.Future[Any]] = [
+            *self._attaching.values(),
+            *self._detaching.values(),
+            *self._outcomes.values(),
+        ]
+        self._attaching.clear()
+        self._detaching.clear()
+        self._outcomes.clear()
+        for future in pending:
+            if not future.done():
+                future.set_exception(lost)
+        if not self._closed.done():
+            self._closed.set_result(None)
+        if first and self._on_lost is not None:
+            self._on_lost(lost)
+
+    def _abort(self) -> None:
+        if not self._writer.is_closing():
+            with contextlib.suppress(Exception):
+                self._flush()
+            self._writer.close()
+        if self._lost is None:
+            self._lost = AmqpConnectionLost(None, "the connection is closed")
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+
+@contextlib.asynccontextmanager
+async def _timeout(seconds: float) -> Any:  # pragma: no cover - Python 3.10 only
+    task = asyncio.current_task()
+    assert task is not None
+    handle = asyncio.get_running_loop().call_later(seconds, task.cancel)
+    try:
+        yield
+    except asyncio.CancelledError as exc:
+        raise asyncio.TimeoutError from exc
+    finally:
+        handle.cancel()
