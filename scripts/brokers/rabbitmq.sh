@@ -144,6 +144,15 @@ ERL_EPMD_ADDRESS=127.0.0.1
 # No scheduler busy-waiting: the machine is small and shared.
 SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none"
 EOF
+    # Queue counters reach the management API through the quorum queue tick
+    # (quorum_tick_interval) and the metrics collectors, whose period is the
+    # finest sample granularity: 5 s each by default, 1 s here so tests that
+    # poll message counts do not wait long.
+    cat >"$etc/advanced.config" <<EOF
+[{rabbit, [{quorum_tick_interval, 1000}]},
+ {rabbitmq_management, [{sample_retention_policies,
+    [{global, [{60, 1}, {3600, 60}]}, {basic, [{60, 1}, {3600, 60}]}, {detailed, [{10, 1}]}]}]}].
+EOF
     echo '[rabbitmq_management].' >"$etc/enabled_plugins"
     printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$RROOT/etc/hosts"
 }
