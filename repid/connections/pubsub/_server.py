@@ -405,15 +405,19 @@ class PubsubServer(BaseServer):
     # -- settlement (used by subscriptions) ----------------------------------------------------
 
     async def acknowledge(self, subscription: str, ack_ids: list[str]) -> None:
+        """Acknowledge `ack_ids`, retrying transient failures for up to `publish_timeout`."""
         self._require_channel()
         assert self._ack_rpc is not None
         request = _proto.encode_acknowledge_request(subscription, ack_ids)
         await self._call_with_retry(self._ack_rpc, request, self.publish_timeout)
 
     async def modify_ack_deadline(
-        self, subscription: str, ack_ids: list[str], seconds: int
+        self, subscription: str, ack_ids: list[str], seconds: int, *, timeout: float | None = None
     ) -> None:
-        await self._modack(subscription, ack_ids, seconds, self.publish_timeout)
+        """Set the ack deadline of `ack_ids` to `seconds` (0 = redeliver now)."""
+        await self._modack(
+            subscription, ack_ids, seconds, self.publish_timeout if timeout is None else timeout
+        )
 
     async def _modack(
         self, subscription: str, ack_ids: list[str], seconds: int, timeout: float
@@ -468,7 +472,10 @@ class PubsubServer(BaseServer):
             # Closed subscriptions stay until their delivered messages are settled.
             self._states = [s for s in self._states if s.leased or id(s) in active]
             for state in list(self._states):
-                await state.keep_alive()
+                try:
+                    await state.keep_alive()
+                except Exception:  # never let one failure stop the leases of everything
+                    logger.exception("pubsub.keep_alive_failed", extra={"subscription": state.path})
 
 
 def _encode(

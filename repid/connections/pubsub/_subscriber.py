@@ -16,9 +16,10 @@ settlements are coalesced into one call per batch.
 
 Every message read and not yet settled is "leased": the server's keep-alive loop extends its
 ack deadline every half deadline so long-running actors are not redelivered (up to
-`max_lease` seconds). Undelivered buffered messages are returned (deadline 0) on pause, close
-and stream loss. A crashed process stops extending: Pub/Sub redelivers its messages once their
-ack deadline (the stream's, default 30 s) passes.
+`max_lease` seconds). Undelivered buffered messages are returned (deadline 0) on pause and
+close; a broken stream keeps its buffer, since ack ids outlive the stream. A crashed process
+stops extending: Pub/Sub redelivers its messages once their ack deadline (the stream's,
+default 30 s) passes.
 
 Streams are ended with a half-close (`done_writing`) rather than a cancel: the Pub/Sub emulator
 keeps delivering to cancelled streams until it notices they are gone.
@@ -73,6 +74,9 @@ PullCall = grpc.aio.StreamStreamCall[bytes, list[_proto.ReceivedMessage]]
 
 # Pub/Sub caps a request at 512 KiB of ack ids; ack ids are ~100-200 bytes.
 MAX_IDS_PER_REQUEST = 1000
+
+# A stream that is still open this long after it was accepted counts as established.
+_STREAM_SETTLE_SECONDS = 0.5
 
 # A stream that lived this long counts as healthy: its failure restarts the backoff.
 _HEALTHY_STREAM_SECONDS = 10.0
@@ -237,13 +241,18 @@ class SubscriptionState:
                 )
                 self._call = call
                 await call.wait_for_connection()
-                self.healthy = True
+                # The emulator accepts a stream before it checks the subscription (NOT_FOUND
+                # follows); call it healthy once it survived a moment or delivered something.
+                asyncio.get_running_loop().call_later(
+                    _STREAM_SETTLE_SECONDS, self._mark_healthy, call
+                )
                 while True:
                     await self._room.wait()
                     response = await call.read()
                     if response is grpc.aio.EOF:
                         raise _StreamEnded
                     received_any = True
+                    self.healthy = True
                     attempt = 0
                     self._take(response)  # type: ignore[arg-type]  # EOF handled above
             except (grpc.aio.AioRpcError, _StreamEnded, grpc.aio.UsageError) as exc:
@@ -254,7 +263,8 @@ class SubscriptionState:
                 if received_any or time.monotonic() - opened_at > _HEALTHY_STREAM_SECONDS:
                     attempt = 0
                 self._log_stream_error(exc, attempt)
-                await self._return_buffered()
+                # Buffered messages stay: ack ids outlive the stream, so they are still
+                # delivered (and their leases extended) while the stream is reopened.
                 await self._backoff(attempt)
                 attempt += 1
             finally:
@@ -262,6 +272,10 @@ class SubscriptionState:
                     self._call = None
                 if not call.done():
                     call.cancel()
+
+    def _mark_healthy(self, call: PullCall) -> None:
+        if self._call is call and not call.done():
+            self.healthy = True
 
     def _take(self, response: list[_proto.ReceivedMessage]) -> None:
         now = time.monotonic()
@@ -398,6 +412,8 @@ class SubscriptionState:
 
     async def keep_alive(self) -> None:
         """Extend the deadline of leased messages; send a heartbeat on the open stream."""
+        # Bounded by half a deadline: during an outage the next tick tries again.
+        timeout = self.server.ack_deadline / 2
         if self.leased:
             cutoff = time.monotonic() - self.server.max_lease
             expired = [ack_id for ack_id, since in self.leased.items() if since < cutoff]
@@ -408,7 +424,7 @@ class SubscriptionState:
                 chunk = ids[start : start + MAX_IDS_PER_REQUEST]
                 try:
                     await self.server.modify_ack_deadline(
-                        self.path, chunk, self.server.ack_deadline
+                        self.path, chunk, self.server.ack_deadline, timeout=timeout
                     )
                 except Exception as exc:
                     logger.warning(
