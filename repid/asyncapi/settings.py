@@ -11,10 +11,17 @@ __all__ = ["AsyncAPIServerSettings"]
 class AsyncAPIServerSettings:
     """Serve the AsyncAPI docs page while the worker runs (`run_worker(asyncapi_server=...)`).
 
-    Binds only `address` (loopback by default; use "0.0.0.0" deliberately). The page is at
-    `endpoint_name`; the raw document at `<endpoint>/asyncapi.json` and `.../asyncapi.yaml`.
+    Binds only `address` (127.0.0.1 by default; use "0.0.0.0" deliberately) on `port` (8081).
+    The page is at `endpoint_name` ("/"); the raw document at `<endpoint>asyncapi.json` and
+    `<endpoint>asyncapi.yaml` (YAML needs PyYAML); the React component's files at
+    `<endpoint>static/...`. `read_timeout` (10 s) bounds how long a client may take to send
+    its request, `write_timeout` (30 s) how long it may take to read the answer;
+    `max_connections` (100) bounds concurrent connections (extra ones get 503).
     """
 
     address: str = "127.0.0.1"
     port: int = 8081
     endpoint_name: str = "/"
+    read_timeout: float = 10.0
+    write_timeout: float = 30.0
+    max_connections: int = 100
