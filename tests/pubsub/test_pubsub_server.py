@@ -481,7 +481,10 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
-        env=dict(os.environ, PYTHONPATH=os.getcwd()),
+        env={
+            **{k: v for k, v in os.environ.items() if k != "PUBSUB_EMULATOR_HOST"},
+            "PYTHONPATH": os.getcwd(),
+        },
     )
 
 
@@ -523,3 +526,29 @@ def _pull_project(host: str, project: str, subscription: str) -> list[dict[str, 
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return list(json.loads(response.read() or b"{}").get("receivedMessages", []))
+
+
+async def test_non_string_header_is_a_clear_type_error(server: PubsubServer, channel: str) -> None:
+    with pytest.raises(TypeError, match="str header/attribute"):
+        await server.publish(channel=channel, message=MessageData(b"x", {"n": 1}))  # type: ignore[dict-item]
+
+
+def test_emulator_needs_no_google_auth_and_the_service_names_the_extra(host: str) -> None:
+    name = create_pair(host)
+    result = _run(
+        "import asyncio, sys\n"
+        "sys.modules['google'] = None; sys.modules['google.auth'] = None\n"
+        "from repid.connections.pubsub import PubsubServer\n"
+        "from repid.data import MessageData\n"
+        "async def main():\n"
+        f"    async with PubsubServer('{PROJECT}', emulator_host='{host}').connection() as s:\n"
+        f"        await s.publish(channel='{name}', message=MessageData(b'ok'))\n"
+        "    try:\n"
+        "        await PubsubServer('p', emulator_host=None, endpoint='127.0.0.1:9').connect()\n"
+        "    except ImportError as exc:\n"
+        "        print(exc)\n"
+        "asyncio.run(main())\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "needs google-auth" in result.stdout and "pip install repid[pubsub]" in result.stdout
+    assert [_data(m) for m in pull(host, name)] == [b"ok"]

@@ -82,12 +82,17 @@ async def create_channel(
     """Open a channel; on the real service, attach OAuth tokens from `credentials` or ADC."""
     if insecure:
         return grpc.aio.insecure_channel(target, options=options)
-    if credentials is None:
+    try:
         import google.auth
-
+        from google.auth.transport.grpc import AuthMetadataPlugin
+    except ImportError as exc:
+        raise ImportError(
+            "PubsubServer needs google-auth to authenticate to Google Cloud (it is not needed "
+            "for the emulator): pip install repid[pubsub]"
+        ) from exc
+    if credentials is None:
         # google.auth.default() may probe the GCE metadata server: keep it off the event loop.
         credentials, _ = await asyncio.to_thread(google.auth.default, scopes=[PUBSUB_SCOPE])
-    from google.auth.transport.grpc import AuthMetadataPlugin
 
     plugin = AuthMetadataPlugin(credentials, _auth_request())  # type: ignore[no-untyped-call]
     channel_credentials = grpc.composite_channel_credentials(

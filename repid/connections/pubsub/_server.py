@@ -496,4 +496,10 @@ def _encode(
             attributes.update(extra)
     if not payload and not attributes:
         attributes = {EMPTY_MARKER_ATTRIBUTE: "1"}
-    return _proto.encode_pubsub_message(payload, attributes, ordering_key)
+    try:
+        return _proto.encode_pubsub_message(payload, attributes, ordering_key)
+    except (AttributeError, TypeError):
+        raise TypeError(
+            "Pub/Sub messages need bytes payloads and str header/attribute keys and values, "
+            f"got payload {type(payload).__name__} and attributes {attributes!r}"
+        ) from None
