@@ -44,7 +44,14 @@ def document_yaml(document: object) -> bytes:
         import yaml
     except ImportError:
         return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
-    text: str = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+    class _PlainDumper(yaml.SafeDumper):
+        # Anchors and aliases are valid YAML but confuse some AsyncAPI tools: write each
+        # repeated object out in full.
+        def ignore_aliases(self, data: object) -> bool:
+            return True
+
+    text: str = yaml.dump(document, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True)
     return text.encode()
 
 

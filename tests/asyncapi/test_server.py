@@ -181,6 +181,24 @@ async def test_endpoint_prefix() -> None:
         await server.close()
 
 
+async def test_missing_assets_fall_back_to_cdn_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(assets, "STATIC_DIR", tmp_path)  # nothing fetched there
+    app, _ = docs_app()
+    with caplog.at_level("WARNING", logger="repid.asyncapi"):
+        server = await AsyncAPIServer(AsyncAPIServerSettings(port=0), app).start()
+    try:
+        assert any("assets_missing" in r.getMessage() for r in caplog.records)
+        page = (await get(server.port, "/")).body.decode()
+        assert "static/asyncapi-react.js" not in page
+        assert "https://cdn.jsdelivr.net/npm/@asyncapi/react-component@" in page
+        assert "https://unpkg.com/@asyncapi/react-component@" in page
+        assert (await get(server.port, "/static/asyncapi-react.js")).status == 404
+    finally:
+        await server.close()
+
+
 # Chromium ----------------------------------------------------------------------------------
 
 
