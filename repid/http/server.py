@@ -29,7 +29,7 @@ from typing import Any
 
 import h11
 
-__all__ = ["HttpLimits", "HttpServer", "Request", "Response", "encode_response"]
+__all__ = ["HttpLimits", "HttpServer", "Request", "Response", "encode_head", "encode_response"]
 
 logger = logging.getLogger("repid.http")
 
@@ -70,6 +70,7 @@ Handler = Callable[[Request], Awaitable[Response | None]]
 
 _ALLOWED_METHODS = ("GET", "HEAD")
 _READ_CHUNK = 4096
+_WRITE_CHUNK = 64 * 1024
 
 
 class _BadRequest(Exception):
@@ -81,6 +82,12 @@ class _BadRequest(Exception):
 
 def encode_response(response: Response, *, head_only: bool = False) -> bytes:
     """The bytes of `response` with its framing headers (and no body for HEAD)."""
+    head = encode_head(response)
+    return head if head_only else head + response.body
+
+
+def encode_head(response: Response) -> bytes:
+    """The status line and headers of `response`, up to and including the blank line."""
     phrase = _reason(response.status)
     lines = [
         f"HTTP/1.1 {response.status} {phrase}",
@@ -93,8 +100,7 @@ def encode_response(response: Response, *, head_only: bool = False) -> bytes:
         lines.append("Cache-Control: no-store")  # probes and docs must never see stale answers
     for name, value in response.headers:
         lines.append(f"{name}: {value}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head if head_only else head + response.body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def _reason(status: int) -> str:
@@ -281,11 +287,26 @@ class HttpServer:
     async def _send(
         self, writer: asyncio.StreamWriter, response: Response, *, head_only: bool = False
     ) -> None:
-        writer.write(encode_response(response, head_only=head_only))
         try:
-            await asyncio.wait_for(writer.drain(), timeout=self.limits.write_timeout)
+            await asyncio.wait_for(
+                self._write(writer, response, head_only), timeout=self.limits.write_timeout
+            )
         except asyncio.TimeoutError:
             logger.debug("%s.write_timeout: the client did not read the response", self.name)
+
+    @staticmethod
+    async def _write(writer: asyncio.StreamWriter, response: Response, head_only: bool) -> None:
+        writer.write(encode_head(response))
+        body = response.body
+        if not head_only and body:
+            # Large bodies (the 3 MB docs bundle) go out in slices of the shared bytes, each
+            # waiting for the client to take the previous one: a client that does not read
+            # holds one slice of buffer, not a copy of the whole body.
+            view = memoryview(body)
+            for start in range(0, len(body), _WRITE_CHUNK):
+                writer.write(view[start : start + _WRITE_CHUNK])
+                await writer.drain()
+        await writer.drain()
 
 
 def _to_request(event: h11.Request) -> Request:

@@ -14,11 +14,16 @@ from repid.http import HttpLimits, HttpServer, Request, Response
 from .http_client import exchange, get, parse
 
 
+BIG = bytes(range(256)) * 20_000  # 5 MB
+
+
 async def handler(request: Request) -> Response | None:
     if request.path == "/":
         return Response(200, b"hello\n")
     if request.path == "/echo":
         return Response(200, f"{request.method} {request.query}".encode())
+    if request.path == "/big":
+        return Response(200, BIG)
     if request.path == "/boom":
         raise RuntimeError("handler bug")
     return None
@@ -120,6 +125,26 @@ async def test_slow_client_gets_408(server: HttpServer) -> None:
         assert response.status == 408
     finally:
         writer.close()
+
+
+async def test_client_that_does_not_read_is_dropped() -> None:
+    srv = await started(HttpLimits(read_timeout=5.0, write_timeout=0.5))
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    try:
+        writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        await wait_until_idle(srv)  # gave up on the response after write_timeout
+        assert (await get(srv.port, "/")).status == 200
+    finally:
+        writer.close()
+        await srv.close()
+    # A reading client gets the whole 5 MB body.
+    srv = await started(HttpLimits())
+    try:
+        big = await get(srv.port, "/big")
+        assert big.body == BIG
+    finally:
+        await srv.close()
 
 
 async def test_connection_limit_answers_503_then_recovers() -> None:
