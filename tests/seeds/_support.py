@@ -1,6 +1,5 @@
 """Helpers for running seed 002's examples: stopping a blocking worker with a real signal, and
-an event loop whose clock runs fast so the examples' 10-120 s timeouts run verbatim in
-milliseconds."""
+an event loop with virtual time so the examples' 10-120 s timeouts run verbatim at once."""
 
 from __future__ import annotations
 
@@ -13,9 +12,6 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-
-CLOCK_SPEED = 1000.0
-"""Seconds of loop time per real second under `run_with_fast_clock`."""
 
 
 async def wait_until(predicate: Callable[[], bool], what: str, attempts: int = 2000) -> None:
@@ -45,20 +41,44 @@ def send_signal(sig: signal.Signals = signal.SIGTERM) -> None:
     os.kill(os.getpid(), sig)
 
 
-class _FastSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+class _VirtualClock:
+    __slots__ = ("now",)
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+
+class _VirtualTimeSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    """Never sleeps while a timer is pending: when nothing is ready, the clock jumps to the
+    next timer. Ordering depends only on loop time, never on how busy the machine is."""
+
+    def __init__(self, clock: _VirtualClock) -> None:
+        super().__init__()
+        self._clock = clock
+
     def select(self, timeout: float | None = None) -> Any:
-        # The loop computes timeouts in its (fast) time; wait the real equivalent.
-        return super().select(None if timeout is None else timeout / CLOCK_SPEED)
+        ready = super().select(0)
+        if ready or (timeout is not None and timeout <= 0):
+            return ready
+        if timeout is None:  # no timer at all: wait for real I/O (a signal, a thread)
+            return super().select(None)
+        self._clock.now += timeout
+        return ready
 
 
-class _FastClockLoop(asyncio.SelectorEventLoop):
+class _VirtualTimeLoop(asyncio.SelectorEventLoop):
+    def __init__(self) -> None:
+        self._virtual = _VirtualClock()
+        super().__init__(_VirtualTimeSelector(self._virtual))
+
     def time(self) -> float:
-        return super().time() * CLOCK_SPEED
+        return self._virtual.now
 
 
 def run_with_fast_clock(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run `coro_fn()` on a loop whose clock runs `CLOCK_SPEED` times faster than real time:
-    `asyncio.sleep(20)` takes 20 ms, timers keep their order. Threads and processes run in
-    real time."""
-    with asyncio.Runner(loop_factory=lambda: _FastClockLoop(_FastSelector())) as runner:
+    """Run `coro_fn()` on a loop with virtual time: when no callback is ready, the clock jumps
+    to the next timer, so `asyncio.sleep(20)` returns at once and timers keep their order
+    whatever the machine's load. Only for code without threads or subprocesses doing work the
+    loop waits for with a timer."""
+    with asyncio.Runner(loop_factory=_VirtualTimeLoop) as runner:
         return runner.run(coro_fn())

@@ -4,7 +4,7 @@ examples, verbatim.
 Several examples have an empty body (`pass`); where the documented behaviour needs the actor
 to fail, an added actor with the same decorator options raises. Actors that must pickle
 (`run_in_process=True`) are declared at module level on `router`. The timeout example runs
-verbatim (10 s timeout, 20 s sleep) on a loop whose clock runs 1000x fast.
+verbatim (10 s timeout, 20 s sleep) on a loop with virtual time.
 """
 
 import asyncio
@@ -339,7 +339,7 @@ def test_timeouts() -> None:
         # If this takes more than 10 seconds, it will be cancelled
         await asyncio.sleep(20)
 
-    # Added: runs on a 1000x clock, so 10 s of loop time is 10 ms.
+    # Added: runs on a virtual-time loop, so the 10 s of loop time pass at once.
     async def scenario():
         return await _send(router, "api_tasks", "fetch_slow_api")
 

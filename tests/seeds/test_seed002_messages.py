@@ -9,7 +9,7 @@ is checked with in-memory servers registered under the same names.
 
 import json
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 
@@ -527,3 +527,123 @@ async def test_amqp_parameters_on_in_memory_broker(caplog: pytest.LogCaptureFixt
             },
         )
     assert json.loads(_only(server, "tasks").payload) == {"msg": "hello"}
+
+
+# --- Using Pydantic & FastAPI: Submitting Pydantic Models as Payloads ------------------------
+
+
+async def test_submitting_pydantic_models_as_payloads() -> None:
+    from pydantic import BaseModel
+
+    from repid import Repid
+
+    app = Repid()
+
+    class MyPydanticModel(BaseModel):
+        user_id: int
+        actions: list[str]
+
+    server = InMemoryServer()
+    app.servers.register_server("default", server)
+
+    async def inside_an_async_function():
+        # Inside an async function:
+        await app.send_message_json(
+            channel="some_channel",
+            payload=MyPydanticModel(
+                user_id=123,
+                actions=["First action"],
+            ),
+        )
+
+    async with server.connection():
+        await inside_an_async_function()
+        # "You can also nest Pydantic models inside dictionaries or lists"
+        await app.send_message_json(
+            channel="some_channel",
+            payload={
+                "batch": [MyPydanticModel(user_id=1, actions=[]), {"raw": True}],
+                "single": MyPydanticModel(user_id=2, actions=["a", "b"]),
+            },
+        )
+    first, nested = server.queued("some_channel")
+    assert json.loads(first.payload) == {"user_id": 123, "actions": ["First action"]}
+    assert first.content_type == "application/json"
+    assert json.loads(nested.payload) == {
+        "batch": [{"user_id": 1, "actions": []}, {"raw": True}],
+        "single": {"user_id": 2, "actions": ["a", "b"]},
+    }
+
+
+async def test_pydantic_model_payload_round_trip_to_actor() -> None:
+    # Added: a model sent by a producer arrives as the same model in a FullPayload actor.
+    from pydantic import BaseModel
+
+    from repid import FullPayload, TestClient
+
+    class Order(BaseModel):
+        order_id: int
+        items: list[str]
+
+    router = Router()
+
+    @router.actor
+    async def take(order: Annotated[Order, FullPayload()]) -> Order:
+        return order
+
+    app = Repid()
+    app.include_router(router)
+    async with TestClient(app) as client:
+        await client.send_message_json(
+            channel="default", payload=Order(order_id=5, items=["x"]), headers={"topic": "take"}
+        )
+        (processed,) = client.get_processed_messages()
+    assert processed.result == Order(order_id=5, items=["x"])
+
+
+def test_register_operation_with_channel_object_and_metadata() -> None:
+    # "channel: The physical channel (or Channel object)" and the AsyncAPI metadata arguments.
+    from repid import Channel, ExternalDocs, Tag
+
+    app = Repid()
+    operation = app.messages.register_operation(
+        operation_id="notify",
+        channel=Channel(address="notifications", title="Notifications"),
+        title="Notify",
+        summary="Send a notification",
+        description="Longer text",
+        messages=[],
+        security=[],
+        tags=[Tag(name="n")],
+        external_docs=ExternalDocs(url="https://example.com"),
+        bindings={},
+    )
+    assert app.messages.get_operation("notify") is operation
+    assert operation.channel.address == "notifications"
+    assert operation.summary == "Send a notification"
+    with pytest.raises(ValueError, match="already registered"):
+        app.messages.register_operation(operation_id="notify", channel="x")
+
+
+# --- AsyncAPI Schema & Server: Defining the Application Metadata ---------------------------
+
+
+def test_defining_the_application_metadata() -> None:
+    from repid import Contact, License, Repid
+
+    app = Repid(
+        title="My Repid Task Queue",
+        version="1.0.0",
+        description="Background task queue processing orders.",
+        contact=Contact(name="Support", url="https://example.com", email="support@example.com"),
+        license=License(name="MIT", url="https://opensource.org/licenses/MIT"),
+    )
+    assert (app.title, app.version, app.description) == (
+        "My Repid Task Queue",
+        "1.0.0",
+        "Background task queue processing orders.",
+    )
+    assert app.contact == Contact(
+        name="Support", url="https://example.com", email="support@example.com"
+    )
+    assert app.license == License(name="MIT", url="https://opensource.org/licenses/MIT")

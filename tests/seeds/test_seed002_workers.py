@@ -3,7 +3,7 @@ Lifecycle & Production": the examples, verbatim, on the in-memory broker.
 
 `AmqpServer("amqp://localhost")` becomes `InMemoryServer()` (the examples are about the worker).
 Workers that "block forever" are stopped the documented way, with a signal. Examples with
-25-120 s grace periods run on a loop whose clock runs 1000x fast (`run_with_fast_clock`).
+25-120 s grace periods run on a loop with virtual time (`run_with_fast_clock`).
 """
 
 import asyncio
