@@ -141,6 +141,13 @@ class Order(pydantic.BaseModel):
     pair: tuple[int, str] | None = None
 
 
+class TreeNode(pydantic.BaseModel):
+    """A recursive model: its schema refers to itself."""
+
+    label: str
+    children: list[TreeNode] = []
+
+
 def pydantic_app() -> Repid:
     app = Repid(
         title="Orders",
@@ -172,6 +179,10 @@ def pydantic_app() -> Repid:
 
     @router.actor(channel="orders", deprecated=True)
     async def import_customer(customer: Annotated[Customer, FullPayload()]) -> None:
+        return None
+
+    @router.actor(channel="trees")
+    async def plant(tree: Annotated[TreeNode, FullPayload()]) -> None:
         return None
 
     @router.actor(channel="audit")
