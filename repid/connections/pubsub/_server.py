@@ -19,6 +19,11 @@ from repid.connections.base import BaseServer
 from repid.connections.pubsub import _proto
 from repid.connections.pubsub._auth import create_channel
 from repid.connections.pubsub._message import CONTENT_TYPE_ATTRIBUTE, EMPTY_MARKER_ATTRIBUTE
+from repid.connections.pubsub._publisher import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_MESSAGES,
+    PublishCoalescer,
+)
 from repid.connections.pubsub._subscriber import (
     MAX_IDS_PER_REQUEST,
     TRANSIENT_CODES,
@@ -40,10 +45,6 @@ _ACKNOWLEDGE = "/google.pubsub.v1.Subscriber/Acknowledge"
 _MODIFY_ACK_DEADLINE = "/google.pubsub.v1.Subscriber/ModifyAckDeadline"
 
 _PUBLISH_PARAMETERS = frozenset({"topic", "project", "timeout", "ordering_key", "attributes"})
-
-# Pub/Sub limits: 1,000 messages and 10 MB per PublishRequest.
-_MAX_BATCH_MESSAGES = 1000
-_MAX_BATCH_BYTES = 9 * 1024 * 1024
 
 _MAX_GRPC_MESSAGE = 64 * 1024 * 1024
 
@@ -155,6 +156,7 @@ class PubsubServer(BaseServer):
         self._states: list[SubscriptionState] = []
         self._keep_alive_task: asyncio.Task[None] | None = None
         self._topic_paths: dict[str, str] = {}
+        self._coalescer = PublishCoalescer(self._publish_encoded)
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -298,12 +300,16 @@ class PubsubServer(BaseServer):
         content_type: str | None,
         server_specific_parameters: dict[str, Any] | None = None,
     ) -> str:
-        """Publish one message and return its Pub/Sub message id."""
+        """Publish one message and return its Pub/Sub message id.
+
+        Concurrent publishes to one topic are coalesced into shared PublishRequests (see
+        `_publisher`); a lone publish is sent at once.
+        """
         params = server_specific_parameters or {}
         topic, timeout, ordering_key, extra = self._publish_options(channel, params)
         encoded = _encode(payload, headers, content_type, ordering_key, extra)
-        ids = await self._publish_encoded(topic, [encoded], timeout)
-        return ids[0] if ids else ""
+        self._require_channel()
+        return await self._coalescer.publish(topic, encoded, timeout)
 
     async def publish_batch(
         self,
@@ -327,7 +333,7 @@ class PubsubServer(BaseServer):
                 message.payload, message.headers, message.content_type, ordering_key, extra
             )
             if batch and (
-                len(batch) >= _MAX_BATCH_MESSAGES or size + len(encoded) > _MAX_BATCH_BYTES
+                len(batch) >= MAX_BATCH_MESSAGES or size + len(encoded) > MAX_BATCH_BYTES
             ):
                 ids += await self._publish_encoded(topic, batch, timeout)
                 batch, size = [], 0
