@@ -208,6 +208,8 @@ class _Schemas:
             if key not in self.schemas:
                 self.schemas[key] = _rewrite_refs(definition, renamed, self._ref)
         body = _rewrite_refs(body, renamed, self._ref)
+        if set(body) == {"$ref"}:
+            return body  # already a reference (a recursive model): no alias entry needed
         # A model used whole (FullPayload) and nested elsewhere is stored once, by its title.
         title = body.get("title")
         if isinstance(title, str) and self.schemas.get(safe_key(title)) == body:
