@@ -431,8 +431,9 @@ async def _sum_pending(raw: aioredis.Redis, keys: list[str], expected: int) -> b
     return total == expected
 
 
+@pytest.mark.parametrize("fast_fetch", [True, False], ids=["fetch-script", "xreadgroup"])
 async def test_publish_batch_chunks_and_mixed_fields(
-    server: RedisServer, raw: aioredis.Redis, channel: str
+    server: RedisServer, raw: aioredis.Redis, channel: str, fast_fetch: bool
 ):
     messages = [
         MessageData(
@@ -450,6 +451,7 @@ async def test_publish_batch_chunks_and_mixed_fields(
     sub = await server.subscribe(
         channels_to_callbacks={channel: collector.callback}, capacity=collector.capacity
     )
+    sub._fast_fetch = fast_fetch
     await collector.wait_for(2500)
     got = [(m.payload, m.headers, m.content_type) for m in collector.messages]
     assert got == [(m.payload, m.headers, m.content_type) for m in messages]

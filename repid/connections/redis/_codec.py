@@ -43,7 +43,7 @@ DEAD_REASON = b"dead_reason"
 DEAD_FROM = b"dead_from"
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_loads = json.loads
+_loads = json.JSONDecoder().decode  # on str: skips json.loads' bytes sniffing
 
 
 class MalformedEntryError(ValueError):
@@ -73,7 +73,7 @@ def decode_entry(
     headers: dict[str, str] | None = None
     if raw_headers is not None:
         try:
-            decoded = _loads(raw_headers)
+            decoded = _loads(raw_headers.decode())
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
             raise MalformedEntryError(f"the 'headers' field is not JSON: {exc}") from None
         if not isinstance(decoded, dict) or not all(

@@ -174,6 +174,7 @@ class RedisServer(BaseServer):
         self._reply_script: Any = None
         self._replay_script: Any = None
         self._fetch_script: Any = None
+        self._has_xautoclaim = True  # cleared on the first "unknown command" (Redis < 6.2)
         self._add_batch_script: Any = None
 
     # -- connection -----------------------------------------------------------------------------

@@ -65,6 +65,12 @@ class ChannelState:
 _Entry = tuple[ChannelState, bytes, "dict[bytes, bytes] | None", int]
 
 
+def next_entry_id(entry_id: bytes) -> bytes:
+    """The smallest stream id after `entry_id` (`ms-seq` -> `ms-(seq+1)`)."""
+    ms, _, seq = entry_id.partition(b"-")
+    return b"%b-%d" % (ms, int(seq or b"0") + 1)
+
+
 def backoff_delay(failures: int) -> float:
     """Exponential backoff with full jitter: random in [0, min(cap, base * 2**failures)]."""
     return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * (2 ** min(failures, 16))))
@@ -191,9 +197,7 @@ class RedisSubscriber:
                 if self._fast_fetch:
                     # Most reads find entries waiting: take them packed (see FETCH), and block
                     # in a plain XREADGROUP only when there is nothing.
-                    packed = await server._fetch_script(
-                        keys=self._keys, args=[server.group, self.consumer, per_stream]
-                    )
+                    packed = await self._fetch(per_stream)
                     if packed:
                         self._buffer_packed(packed)
                         server._connected = True
@@ -245,6 +249,26 @@ class RedisSubscriber:
                 text,
                 delay,
             )
+
+    async def _fetch(self, per_stream: int) -> bytes:
+        server = self._server
+        try:
+            packed: bytes = await server._fetch_script(
+                keys=self._keys, args=[server.group, self.consumer, per_stream]
+            )
+        except ResponseError as exc:
+            text = str(exc)
+            if any(code in text for code in ("NOGROUP", "LOADING", "BUSY", "OOM")):
+                raise
+            # A server that refuses XREADGROUP inside scripts: plain XREADGROUP from now on.
+            self._fast_fetch = False
+            logger.warning(
+                "redis.fetch_script_refused: redis at %s: %s; reading without the script",
+                server.host,
+                scrub(text, server._password),
+            )
+            return b""
+        return packed
 
     def _buffer_packed(self, packed: bytes) -> None:
         by_key = self._by_key
@@ -342,15 +366,7 @@ class RedisSubscriber:
         idle_ms = int(server.claim_idle * 1000)
         more = False
         for state in self._channels:
-            response = await client.xautoclaim(
-                state.key,
-                server.group,
-                self.consumer,
-                idle_ms,
-                start_id=state.claim_cursor,
-                count=per_stream,
-            )
-            cursor, entries = response[0], response[1]
+            cursor, entries = await self._autoclaim(client, state, idle_ms, per_stream)
             state.claim_cursor = cursor
             if cursor not in (b"0-0", "0-0"):
                 more = True
@@ -381,6 +397,44 @@ class RedisSubscriber:
                 state.name,
             )
         return more
+
+    async def _autoclaim(
+        self, client: Any, state: ChannelState, idle_ms: int, count: int
+    ) -> tuple[bytes, list[Any]]:
+        """XAUTOCLAIM (Redis >= 6.2), or the same with XPENDING + XCLAIM on older servers."""
+        server = self._server
+        if server._has_xautoclaim:
+            try:
+                response = await client.xautoclaim(
+                    state.key,
+                    server.group,
+                    self.consumer,
+                    idle_ms,
+                    start_id=state.claim_cursor,
+                    count=count,
+                )
+                return response[0], response[1]
+            except ResponseError as exc:
+                if "unknown command" not in str(exc).lower():
+                    raise
+                server._has_xautoclaim = False
+                logger.info(
+                    "redis.no_xautoclaim: redis at %s predates XAUTOCLAIM (6.2); claiming with "
+                    "XPENDING + XCLAIM",
+                    server.host,
+                )
+        pending = await client.xpending_range(
+            state.key, server.group, state.claim_cursor, "+", count
+        )
+        if not pending:
+            return b"0-0", []
+        idle = [p["message_id"] for p in pending if p["time_since_delivered"] >= idle_ms]
+        cursor = b"0-0" if len(pending) < count else next_entry_id(pending[-1]["message_id"])
+        if not idle:
+            return cursor, []
+        # XCLAIM re-checks the idle time, so an entry refreshed meanwhile stays with its owner.
+        entries = await client.xclaim(state.key, server.group, self.consumer, idle_ms, idle)
+        return cursor, entries
 
     async def _keepalive(self) -> None:
         """Reset the idle time of held and in-flight entries so no other worker claims them."""
