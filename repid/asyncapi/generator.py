@@ -207,7 +207,7 @@ class _Schemas:
             key = renamed[ref]
             if key not in self.schemas:
                 self.schemas[key] = _rewrite_refs(definition, renamed, self._ref)
-        body = _rewrite_refs(body, renamed, self._ref)
+        body = dict(_rewrite_refs(body, renamed, self._ref))
         if set(body) == {"$ref"}:
             return body  # already a reference (a recursive model): no alias entry needed
         # A model used whole (FullPayload) and nested elsewhere is stored once, by its title.
