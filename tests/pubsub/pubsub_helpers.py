@@ -215,3 +215,15 @@ class CuttableProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+def acknowledge(host: str, subscription: str, ack_ids: list[str]) -> None:
+    """Acknowledge through REST (what an independent consumer would do)."""
+    request = urllib.request.Request(
+        f"http://{host}/v1/projects/{PROJECT}/subscriptions/{subscription}:acknowledge",
+        data=json.dumps({"ackIds": ack_ids}).encode(),
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
