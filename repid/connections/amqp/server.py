@@ -1,0 +1,339 @@
+"""`AmqpServer`: Repid over AMQP 1.0 (RabbitMQ 4 natively, 3.13 with the amqp1_0 plugin).
+
+Publishing goes through one sender link to the anonymous terminus: each message carries its
+target address in `properties.to` (RabbitMQ address format v2), so any number of channels share
+one link. A channel maps to `/queues/{channel}` unless `address_strategy` says otherwise; with a
+`routing_key` it names an exchange (`/exchanges/{channel}/{routing_key}`), and `to` overrides both.
+`publish` returns once the broker accepted the message (publisher confirm); it raises
+`AmqpPublishError` when the broker rejects or cannot route it.
+
+Consuming attaches one receiver link per channel to `/queues/{channel}`, unsettled
+(at-least-once), with link credit following the worker's free slots. Redelivery: a message that
+was delivered but not settled when its connection or link went away is put back in its queue by
+the broker at once (a killed worker's messages come back as soon as RabbitMQ notices the closed
+socket, or after the idle timeout, at most 60 s by default). After a connection loss the server
+reconnects with exponential backoff and jitter and re-attaches every subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+from repid.connections.abc import DeliveryCapacity, MessageCallbackT, ServerCapabilities
+from repid.connections.amqp.addressing import (
+    AddressStrategyT,
+    ExchangeAddressStrategyT,
+    build_message,
+    default_address_strategy,
+    default_exchange_address_strategy,
+)
+from repid.connections.amqp.protocol.connection import SenderLink
+from repid.connections.amqp.protocol.message import encode_message
+from repid.connections.amqp.protocol.performatives import Accepted, DeliveryState, Rejected
+from repid.connections.amqp.subscriber import AmqpSubscriber
+from repid.connections.amqp.transport import (
+    AmqpClient,
+    AmqpConnectionLost,
+    AmqpLinkError,
+    backoff_delays,
+    parse_amqp_url,
+)
+from repid.connections.base import BaseServer, redact_url
+from repid.data import MessageData
+from repid.errors import ServerNotConnectedError
+
+__all__ = ["AmqpPublishError", "AmqpServer"]
+
+logger = logging.getLogger("repid.connections.amqp")
+
+
+class AmqpPublishError(RuntimeError):
+    """The broker did not take a published message (rejected, released or unroutable)."""
+
+    def __init__(self, channel: str, address: str | None, outcome: DeliveryState | None) -> None:
+        self.channel = channel
+        self.address = address
+        self.outcome = outcome
+        detail = type(outcome).__name__.lower() if outcome is not None else "no outcome"
+        if isinstance(outcome, Rejected) and outcome.error is not None:
+            detail += f" ({outcome.error.condition}: {outcome.error.description or ''})"
+        super().__init__(f"publish to channel {channel!r} ({address}) failed: {detail}")
+
+
+class AmqpServer(BaseServer):
+    """A RabbitMQ 4 (AMQP 1.0) server. See the module docstring for the mapping.
+
+    `url` is `amqp[s]://user:password@host:port/vhost`; the vhost is selected with the open
+    frame's hostname `vhost:NAME`. Server-specific parameters for `publish`: `header`
+    (`AmqpMessageHeader`), `properties` (`AmqpMessageProperties`), `delivery_annotations`,
+    `message_annotations`, `footers` (dicts), `to` (an explicit address) and `routing_key`.
+    """
+
+    protocol = "amqp"
+    protocol_version = "1.0"
+    capabilities = ServerCapabilities(
+        atomic_reply=False, dead_letter=True, priorities=True, persistent=True, distributed=True
+    )
+
+    def __init__(
+        self,
+        url: str = "amqp://localhost",
+        *,
+        address_strategy: AddressStrategyT = default_address_strategy,
+        exchange_address_strategy: ExchangeAddressStrategyT = default_exchange_address_strategy,
+        ssl_context: ssl.SSLContext | None = None,
+        idle_timeout: float | None = 60.0,
+        connect_timeout: float = 15.0,
+        publish_timeout: float = 60.0,
+        max_message_size: int = 128 * 1024 * 1024,
+        title: str | None = None,
+        summary: str | None = None,
+        description: str | None = None,
+        variables: Mapping[str, Any] | None = None,
+        security: list[Any] | None = None,
+        tags: list[Any] | None = None,
+        external_docs: Any | None = None,
+        bindings: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._address = parse_amqp_url(url)
+        self._safe_url = redact_url(url)
+        address = self._address
+        host = address.host if ":" not in address.host else f"[{address.host}]"
+        super().__init__(
+            host=f"{host}:{address.port}",
+            pathname=address.vhost if address.vhost.startswith("/") else f"/{address.vhost}",
+            title=title,
+            summary=summary,
+            description=description,
+            variables=variables,
+            security=security,
+            tags=tags,
+            external_docs=external_docs,
+            bindings=bindings,
+        )
+        if address.tls:
+            self.protocol = "amqps"
+        self.address_strategy = address_strategy
+        self.exchange_address_strategy = exchange_address_strategy
+        self._ssl_context = ssl_context
+        self._idle_timeout = idle_timeout
+        self._connect_timeout = connect_timeout
+        self._publish_timeout = publish_timeout
+        self._max_message_size = max_message_size
+        self._client: AmqpClient | None = None
+        self._sender: SenderLink | None = None
+        self._sender_lock: asyncio.Lock | None = None
+        self._wanted = False
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._ready: asyncio.Event | None = None
+        self._subscribers: set[AmqpSubscriber] = set()
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def is_connected(self) -> bool:
+        return self._client is not None and self._client.is_alive
+
+    async def connect(self) -> None:
+        """Connect, retrying refused connections with backoff for up to `connect_timeout`.
+
+        Authentication failures are not retried.
+        """
+        if self.is_connected:
+            return
+        self._wanted = True
+        self._ready = asyncio.Event()
+        self._sender_lock = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._connect_timeout
+        delays = backoff_delays()
+        while True:
+            try:
+                await self._open()
+                return
+            except (OSError, asyncio.TimeoutError, AmqpConnectionLost) as exc:
+                if _is_auth_error(exc) or loop.time() + 0.1 >= deadline:
+                    self._wanted = False
+                    raise ConnectionError(
+                        f"cannot connect to {self._safe_url}: {_describe(exc)}"
+                    ) from None
+                logger.warning(
+                    "amqp.connect_failed: %s: %s; retrying", self._safe_url, _describe(exc)
+                )
+                await asyncio.sleep(min(next(delays), max(deadline - loop.time(), 0.0)))
+
+    async def _open(self) -> None:
+        client = await AmqpClient.connect(
+            self._address,
+            ssl_context=self._ssl_context,
+            idle_timeout=self._idle_timeout,
+            max_message_size=self._max_message_size,
+            timeout=self._connect_timeout,
+            on_lost=self._on_lost,
+        )
+        self._client = client
+        self._sender = None
+        assert self._ready is not None
+        self._ready.set()
+        logger.info("amqp.connected: %s", self._safe_url)
+
+    def _on_lost(self, lost: AmqpConnectionLost) -> None:
+        if self._ready is not None:
+            self._ready.clear()
+        if not self._wanted:
+            return
+        logger.error("amqp.connection_lost: %s: %s; reconnecting", self._safe_url, lost)
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.get_running_loop().create_task(
+                self._reconnect(), name="repid-amqp-reconnect"
+            )
+
+    async def _reconnect(self) -> None:
+        for delay in backoff_delays():
+            await asyncio.sleep(delay)
+            if not self._wanted:
+                return
+            try:
+                await self._open()
+                client = self._client
+                assert client is not None
+                for subscriber in list(self._subscribers):
+                    await subscriber.attach_all(client)
+            except (OSError, asyncio.TimeoutError, AmqpConnectionLost, AmqpLinkError) as exc:
+                logger.warning(
+                    "amqp.reconnect_failed: %s: %s; retrying", self._safe_url, _describe(exc)
+                )
+                continue
+            logger.info("amqp.reconnected: %s", self._safe_url)
+            return
+
+    async def disconnect(self) -> None:
+        self._wanted = False
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnecting
+            self._reconnecting = None
+        for subscriber in list(self._subscribers):
+            await subscriber.close()
+        client, self._client = self._client, None
+        self._sender = None
+        if client is not None:
+            await client.close()
+
+    async def _live_client(self, deadline: float) -> AmqpClient:
+        """The current client, waiting (until `deadline`) for a reconnect in progress."""
+        if not self._wanted or self._ready is None:
+            raise ServerNotConnectedError(
+                "AmqpServer is not connected: use `async with server.connection():` "
+                "(or `await server.connect()`) first"
+            )
+        loop = asyncio.get_running_loop()
+        while True:
+            client = self._client
+            if client is not None and client.is_alive:
+                return client
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ConnectionError(f"AMQP connection to {self._safe_url} is down")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), remaining)
+
+    # ------------------------------------------------------------------ publishing
+
+    async def publish(
+        self,
+        *,
+        channel: str,
+        message: MessageData,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> None:
+        await self._publish_data(
+            channel,
+            message.payload,
+            message.headers,
+            message.content_type,
+            server_specific_parameters,
+        )
+
+    async def _publish_data(
+        self,
+        channel: str,
+        payload: bytes,
+        headers: dict[str, str] | None,
+        content_type: str | None,
+        params: Mapping[str, Any] | None,
+    ) -> None:
+        amqp_message = build_message(
+            channel,
+            MessageData(payload, headers, content_type),
+            params,
+            self.address_strategy,
+            self.exchange_address_strategy,
+        )
+        encoded = encode_message(amqp_message)
+        address = amqp_message.properties.to if amqp_message.properties else None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._publish_timeout
+        while True:
+            client = await self._live_client(deadline)
+            try:
+                sender = await self._sender_for(client)
+                outcome = await client.send(sender, encoded)
+            except (AmqpConnectionLost, AmqpLinkError) as exc:
+                # Not confirmed: send again on the next connection (at-least-once).
+                if loop.time() >= deadline:
+                    raise ConnectionError(
+                        f"publish to {channel!r} not confirmed by {self._safe_url}: {exc}"
+                    ) from None
+                if isinstance(exc, AmqpLinkError) and client.is_alive:
+                    self._sender = None
+                await asyncio.sleep(0.05)
+                continue
+            if not isinstance(outcome, Accepted):
+                raise AmqpPublishError(channel, address, outcome)
+            return
+
+    async def _sender_for(self, client: AmqpClient) -> SenderLink:
+        sender = self._sender
+        if sender is not None and sender.session is client.session and not sender.detached:
+            return sender
+        assert self._sender_lock is not None
+        async with self._sender_lock:
+            sender = self._sender
+            if sender is None or sender.session is not client.session or sender.detached:
+                sender = await client.attach_sender(f"repid-publisher-{id(client):x}", None)
+                self._sender = sender
+            return sender
+
+    # ------------------------------------------------------------------ consuming
+
+    async def subscribe(
+        self,
+        *,
+        channels_to_callbacks: Mapping[str, MessageCallbackT],
+        capacity: DeliveryCapacity,
+    ) -> AmqpSubscriber:
+        loop = asyncio.get_running_loop()
+        client = await self._live_client(loop.time() + self._connect_timeout)
+        subscriber = AmqpSubscriber(self, channels_to_callbacks, capacity)
+        await subscriber.start(client)
+        self._subscribers.add(subscriber)
+        return subscriber
+
+    def __repr__(self) -> str:
+        return f"AmqpServer({self._safe_url!r})"
+
+
+def _is_auth_error(exc: BaseException) -> bool:
+    error = getattr(exc, "error", None)
+    return error is not None and error.condition == "amqp:unauthorized-access"
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,404 @@
+"""Consuming for `AmqpServer`: one receiver link per channel, credit from the worker's capacity.
+
+Invariant kept by `_top_up`: the credit outstanding on all links plus the prefetched messages
+not yet handed to the worker never exceeds `capacity.free`. Arrivals move one unit from credit to
+the buffer and dispatches move one from the buffer to the worker, so only freed slots create
+room; credit is topped up when a link falls to half its share, so flow frames are batched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from repid.connections.abc import DeliveryCapacity, MessageCallbackT
+from repid.connections.amqp.addressing import _segment, headers_of, payload_of
+from repid.connections.amqp.protocol.connection import IncomingDelivery, Link, ReceiverLink
+from repid.connections.amqp.protocol.errors import AmqpProtocolError, Condition
+from repid.connections.amqp.protocol.message import decode_message
+from repid.connections.amqp.protocol.performatives import (
+    Accepted,
+    DeliveryState,
+    Error,
+    Rejected,
+    Released,
+)
+from repid.connections.amqp.transport import (
+    AmqpClient,
+    AmqpConnectionLost,
+    AmqpLinkError,
+    backoff_delays,
+)
+from repid.connections.base import BaseReceivedMessage
+
+if TYPE_CHECKING:
+    from repid.connections.amqp.server import AmqpServer
+
+__all__ = ["AmqpReceivedMessage", "AmqpSubscriber"]
+
+logger = logging.getLogger("repid.connections.amqp")
+
+_ACCEPTED = Accepted()
+_REJECTED = Rejected()
+_RELEASED = Released()
+
+
+class AmqpReceivedMessage(BaseReceivedMessage):
+    """A delivery from `AmqpServer`.
+
+    ack settles it `accepted`, nack `rejected` (the queue's dead-letter policy applies), reject
+    `released` (requeued; RabbitMQ does not count it as a failed delivery), reply publishes to
+    `reply_to` (or the given channel) and then accepts.
+    """
+
+    __slots__ = (
+        "_client",
+        "_delivery",
+        "_delivery_count",
+        "_link",
+        "_message_id",
+        "_reply_to",
+        "_subscriber",
+    )
+
+    def __init__(
+        self,
+        *,
+        payload: bytes,
+        headers: dict[str, str] | None,
+        content_type: str | None,
+        channel: str,
+        message_id: str | None,
+        reply_to: str | None,
+        delivery_count: int,
+        subscriber: AmqpSubscriber,
+        client: AmqpClient,
+        link: ReceiverLink,
+        delivery: IncomingDelivery,
+    ) -> None:
+        super().__init__(
+            payload=payload, headers=headers, content_type=content_type, channel=channel
+        )
+        self._message_id = message_id
+        self._reply_to = reply_to
+        self._delivery_count = delivery_count
+        self._subscriber = subscriber
+        self._client = client
+        self._link = link
+        self._delivery = delivery
+
+    @property
+    def message_id(self) -> str | None:
+        return self._message_id
+
+    @property
+    def reply_to(self) -> str | None:
+        if self._reply_to is not None:
+            return self._reply_to
+        return super().reply_to
+
+    @property
+    def delivery_count(self) -> int | None:
+        return self._delivery_count
+
+    def _settle(self, state: DeliveryState) -> None:
+        if not self._client.settle(self._link, self._delivery, state):
+            logger.warning(
+                "amqp.settle_lost: the connection or link of message %r on %r is gone; "
+                "the broker will deliver it again",
+                self._message_id,
+                self._channel,
+            )
+        self._subscriber._settled(self._link)
+
+    async def _ack(self) -> None:
+        self._settle(_ACCEPTED)
+
+    async def _nack(self) -> None:
+        self._settle(_REJECTED)
+
+    async def _reject(self) -> None:
+        self._settle(_RELEASED)
+
+    async def _reply(
+        self,
+        *,
+        channel: str,
+        payload: bytes,
+        headers: dict[str, str] | None,
+        content_type: str | None,
+        server_specific_parameters: dict[str, Any] | None,
+    ) -> None:
+        params = dict(server_specific_parameters or {})
+        if channel.startswith(("/queues/", "/exchanges/")) and "to" not in params:
+            params["to"] = channel  # reply-to already holds an AMQP address
+        await self._subscriber._server._publish_data(
+            channel, payload, headers, content_type, params
+        )
+        self._settle(_ACCEPTED)
+
+
+class _Consumer:
+    __slots__ = ("address", "callback", "channel", "client", "link", "reattach")
+
+    def __init__(self, channel: str, address: str, callback: MessageCallbackT) -> None:
+        self.channel = channel
+        self.address = address
+        self.callback = callback
+        self.link: ReceiverLink | None = None
+        self.client: AmqpClient | None = None
+        self.reattach: asyncio.Task[None] | None = None
+
+
+class AmqpSubscriber:
+    """The `SubscriberT` returned by `AmqpServer.subscribe`."""
+
+    def __init__(
+        self,
+        server: AmqpServer,
+        callbacks: Mapping[str, MessageCallbackT],
+        capacity: DeliveryCapacity,
+    ) -> None:
+        self._server = server
+        self._capacity = capacity
+        self._consumers = [
+            _Consumer(channel, f"/queues/{_segment(channel)}", callback)
+            for channel, callback in callbacks.items()
+        ]
+        self._buffer: deque[AmqpReceivedMessage] = deque()
+        self._wakeup = asyncio.Event()
+        self._paused = False
+        self._closed = False
+        self._rotation = 0
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._draining: set[ReceiverLink] = set()
+
+    # ------------------------------------------------------------------ SubscriberT
+
+    @property
+    def is_active(self) -> bool:
+        return not self._paused and not self._closed
+
+    async def pause(self) -> None:
+        self._paused = True
+        for consumer in self._consumers:
+            if consumer.link is not None and consumer.client is not None:
+                consumer.client.flow(consumer.link, 0)
+
+    async def resume(self) -> None:
+        if self._closed:
+            return
+        self._paused = False
+        self._wakeup.set()
+        self._top_up()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._paused = True
+        self._closed = True
+        self._capacity.remove_listener(self._top_up)
+        self._server._subscribers.discard(self)
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        # Prefetched but never handed to the worker: straight back to the queue.
+        while self._buffer:
+            message = self._buffer.popleft()
+            message._client.settle(message._link, message._delivery, _RELEASED)
+        for consumer in self._consumers:
+            if consumer.reattach is not None:
+                consumer.reattach.cancel()
+            link, client = consumer.link, consumer.client
+            if link is None or client is None:
+                continue
+            client.flow(link, 0)
+            if link.unsettled:
+                # The worker still holds messages from this link: detach after their settlement.
+                self._draining.add(link)
+            else:
+                await client.detach(link)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, client: AmqpClient) -> None:
+        """Attach every channel's link (a missing queue raises `AmqpLinkError`)."""
+        await self.attach_all(client)
+        self._capacity.add_listener(self._top_up)
+        self._dispatcher = asyncio.get_running_loop().create_task(
+            self._dispatch(), name="repid-amqp-dispatch"
+        )
+        self._top_up()
+
+    async def attach_all(self, client: AmqpClient) -> None:
+        """(Re-)attach all links on `client`, e.g. after a reconnect."""
+        # Prefetched messages of a dead connection can no longer be settled: the broker has
+        # already put them back.
+        self._buffer = deque(m for m in self._buffer if m._client is client)
+        for consumer in self._consumers:
+            await self._attach(consumer, client)
+        self._top_up()
+
+    async def _attach(self, consumer: _Consumer, client: AmqpClient) -> None:
+        name = f"repid-{consumer.channel}-{uuid.uuid4().hex[:8]}"
+        consumer.link = None
+        consumer.client = client
+        link = await client.attach_receiver(
+            name,
+            consumer.address,
+            lambda link, delivery, c=consumer: self._on_delivery(c, link, delivery),  # type: ignore[misc]
+            on_detach=lambda link, error, c=consumer: self._on_detached(c, link, error),  # type: ignore[misc]
+        )
+        consumer.link = link
+
+    def _on_detached(self, consumer: _Consumer, link: Link, error: Error | None) -> None:
+        if self._closed or consumer.link is not link:
+            return
+        consumer.link = None
+        logger.error(
+            "amqp.link_detached: the broker detached the consumer of %r (%s); re-attaching",
+            consumer.channel,
+            f"{error.condition}: {error.description}" if error else "no error given",
+        )
+        consumer.reattach = asyncio.get_running_loop().create_task(self._reattach(consumer))
+
+    async def _reattach(self, consumer: _Consumer) -> None:
+        for delay in backoff_delays():
+            await asyncio.sleep(delay)
+            client = self._server._client
+            if self._closed:
+                return
+            if client is None or not client.is_alive:
+                return  # the reconnect re-attaches everything
+            try:
+                await self._attach(consumer, client)
+            except (AmqpLinkError, AmqpConnectionLost) as exc:
+                logger.error("amqp.reattach_failed: %s", exc)
+                continue
+            self._top_up()
+            return
+
+    # ------------------------------------------------------------------ deliveries
+
+    def _on_delivery(
+        self, consumer: _Consumer, link: ReceiverLink, delivery: IncomingDelivery
+    ) -> None:
+        client = consumer.client
+        assert client is not None
+        if self._closed:
+            client.settle(link, delivery, _RELEASED)
+            return
+        try:
+            message = decode_message(delivery.payload)
+            payload = payload_of(message)
+            if payload is None:
+                raise AmqpProtocolError(
+                    Condition.DECODE_ERROR, "the body is not data, a string or binary value"
+                )
+        except AmqpProtocolError as exc:
+            logger.error(
+                "amqp.bad_message: undecodable message on %r rejected (dead-lettered): %s",
+                consumer.channel,
+                exc,
+            )
+            client.settle(link, delivery, Rejected(Error(exc.condition, exc.description)))
+            self._top_up()
+            return
+        properties = message.properties
+        header = message.header
+        message_id = reply_to = content_type = None
+        if properties is not None:
+            if properties.message_id is not None:
+                message_id = str(properties.message_id)
+            if isinstance(properties.reply_to, str):
+                reply_to = properties.reply_to
+            content_type = properties.content_type
+        self._buffer.append(
+            AmqpReceivedMessage(
+                payload=payload,
+                headers=headers_of(message),
+                content_type=content_type,
+                channel=consumer.channel,
+                message_id=message_id,
+                reply_to=reply_to,
+                delivery_count=header.delivery_count if header is not None else 0,
+                subscriber=self,
+                client=client,
+                link=link,
+                delivery=delivery,
+            )
+        )
+        self._wakeup.set()
+
+    async def _dispatch(self) -> None:
+        capacity = self._capacity
+        while True:
+            if self._paused or not self._buffer:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if capacity.free <= 0:
+                await capacity.wait_for_free()
+                continue
+            buffer = self._buffer
+            callbacks = {c.channel: c.callback for c in self._consumers}
+            while buffer and capacity.free > 0 and not self._paused:
+                message = buffer.popleft()
+                if not message._client.is_alive:
+                    continue  # its connection died: the broker redelivers it
+                try:
+                    await callbacks[message.channel](message)
+                except Exception:
+                    logger.exception("amqp.callback_failed on %r", message.channel)
+            self._top_up()
+
+    def _settled(self, link: ReceiverLink) -> None:
+        if link in self._draining and not link.unsettled:
+            self._draining.discard(link)
+            client = next((c.client for c in self._consumers if c.link is link), None)
+            if client is not None:
+                asyncio.get_running_loop().create_task(client.detach(link))
+
+    def _top_up(self) -> None:
+        """Grant credit from the free slots (see the module docstring)."""
+        if self._paused or self._closed:
+            return
+        active: list[tuple[ReceiverLink, AmqpClient]] = [
+            (c.link, c.client)
+            for c in self._consumers
+            if c.link is not None and c.client is not None and c.client.is_alive
+        ]
+        if not active:
+            return
+        total = self._capacity.free - len(self._buffer)
+        outstanding = sum(link.credit for link, _ in active)
+        slack = total - outstanding
+        if slack <= 0:
+            return
+        share = total // len(active)
+        if share == 0:
+            # Fewer free slots than channels: one credit at a time, rotating between channels.
+            start = self._rotation
+            self._rotation = (start + 1) % len(active)
+            for i in range(len(active)):
+                link, client = active[(start + i) % len(active)]
+                if slack <= 0:
+                    break
+                if link.credit == 0:
+                    client.flow(link, 1)
+                    slack -= 1
+            return
+        for link, client in active:
+            if slack <= 0:
+                break
+            if link.credit <= share // 2:
+                new = min(share, link.credit + slack)
+                if new > link.credit:
+                    slack -= new - link.credit
+                    client.flow(link, new)
