@@ -284,10 +284,28 @@ def _is_message_annotation(annotation: Any) -> bool:
 def _signature(fn: Callable[..., Any]) -> inspect.Signature:
     try:
         return inspect.signature(fn, eval_str=True)
-    except (NameError, TypeError, SyntaxError):
-        # Forward references that cannot be evaluated: keep the strings; the converter then
-        # treats those parameters as untyped.
-        return inspect.signature(fn)
+    except (NameError, TypeError, SyntaxError, AttributeError):
+        pass
+    # Evaluate parameter by parameter, to name the one that fails.
+    signature = inspect.signature(fn)
+    unwrapped = inspect.unwrap(fn)
+    namespace = dict(getattr(unwrapped, "__globals__", {}))
+    owner = getattr(fn, "__qualname__", repr(fn))
+    params = []
+    for param in signature.parameters.values():
+        annotation = param.annotation
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, namespace)  # noqa: S307 - annotation text
+            except Exception as exc:
+                raise SignatureError(
+                    f"{owner}: cannot evaluate the annotation {param.annotation!r} of parameter "
+                    f"{param.name!r} ({exc}). With `from __future__ import annotations`, names "
+                    "used in annotations must be importable from the function's module (not "
+                    "local to another function)."
+                ) from exc
+        params.append(param.replace(annotation=annotation))
+    return signature.replace(parameters=params)
 
 
 def _mode_for(fn: Callable[..., Any], run_in_process: bool) -> int:

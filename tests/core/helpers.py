@@ -1,0 +1,34 @@
+"""Helpers for driving a worker in tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from repid import Repid, RunnerInfo
+from repid.worker.runner import Runner
+
+
+async def run_until(
+    app: Repid,
+    done: Callable[[], bool],
+    *,
+    timeout: float = 5.0,
+    graceful_shutdown_time: float = 5.0,
+    tasks_limit: int | None = 1000,
+) -> tuple[Runner, RunnerInfo]:
+    """Run a worker until `done()` is true (checked every 10 ms), then stop it gracefully."""
+    runner = app.create_runner(
+        graceful_shutdown_time=graceful_shutdown_time, tasks_limit=tasks_limit
+    )
+    task = asyncio.create_task(runner.run(()))
+    try:
+        async with asyncio.timeout(timeout):
+            while not done():
+                if task.done():
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        runner.stop()
+    info = await asyncio.wait_for(task, timeout + graceful_shutdown_time + 2)
+    return runner, info
