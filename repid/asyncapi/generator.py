@@ -194,15 +194,21 @@ class _Schemas:
                     local[f"#/{container}/{def_name}"] = (def_name, definition)
         # Each local definition gets a components key: the existing one if an identical
         # definition (by its would-be content) is already stored, else a fresh unique key.
-        renamed: dict[str, str] = {}
-        tentative = {ref: safe_key(def_name) for ref, (def_name, _) in local.items()}
-        for ref, (def_name, definition) in local.items():
-            candidate = tentative[ref]
-            rewritten = _rewrite_refs(definition, tentative, self._ref)
-            if self.schemas.get(candidate) == rewritten:
-                renamed[ref] = candidate
-            else:
-                renamed[ref] = self._keys.new(def_name)
+        renamed = {ref: safe_key(def_name) for ref, (def_name, _) in local.items()}
+        reused = {ref for ref in local if renamed[ref] in self.schemas}
+        for ref in local:
+            if ref not in reused:
+                renamed[ref] = self._keys.new(local[ref][0])
+        # A reused key is only right if the stored schema equals this definition with this
+        # schema's own names; drop reuses until that holds for all (the set only shrinks).
+        changed = True
+        while changed:
+            changed = False
+            for ref in [r for r in local if r in reused]:
+                if self.schemas[renamed[ref]] != _rewrite_refs(local[ref][1], renamed, self._ref):
+                    reused.discard(ref)
+                    renamed[ref] = self._keys.new(local[ref][0])
+                    changed = True
         for ref, (_, definition) in local.items():
             key = renamed[ref]
             if key not in self.schemas:

@@ -396,6 +396,50 @@ def test_pydantic_models_are_hoisted_and_constraints_kept() -> None:
     assert "X-Trace-Id" in headers["properties"]
 
 
+InnerA = pydantic.create_model("Inner", number=(int, ...))
+InnerB = pydantic.create_model("Inner", text=(str, ...))
+OuterA = pydantic.create_model("Outer", inner=(InnerA, ...))
+OuterB = pydantic.create_model("Outer", inner=(InnerB, ...))
+
+
+def test_same_named_models_stay_distinct() -> None:
+    """Two different models called `Inner`, each under an identical-looking `Outer`."""
+    app = Repid()
+    router = Router()
+
+    async def first(value: OuterA) -> None:
+        return None
+
+    async def second(value: OuterB) -> None:
+        return None
+
+    router.actor(first)
+    router.actor(second)
+    app.include_router(router)
+    document = app.generate_asyncapi_schema()
+    assert_valid_asyncapi(document)
+    check_structure(document)
+    assert {"Inner", "Inner_2", "Outer", "Outer_2"} <= set(document["components"]["schemas"])
+    a = payload_validator(document, "first")
+    b = payload_validator(document, "second")
+    assert a.is_valid({"value": {"inner": {"number": 1}}})
+    assert not a.is_valid({"value": {"inner": {"number": "x"}}})
+    assert b.is_valid({"value": {"inner": {"text": "x"}}})
+    assert not b.is_valid({"value": {"inner": {"text": 1}}})
+    # The same model used by two actors is stored once.
+    app2 = Repid()
+    router2 = Router()
+
+    async def third(value: OuterA) -> None:
+        return None
+
+    router2.actor(first)
+    router2.actor(third)
+    app2.include_router(router2)
+    schemas = app2.generate_asyncapi_schema()["components"]["schemas"]
+    assert "Inner_2" not in schemas and "Outer_2" not in schemas
+
+
 def test_actor_operations_carry_metadata() -> None:
     document = pydantic_app().generate_asyncapi_schema()
     operation = document["operations"]["process_order"]

@@ -7,13 +7,13 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pydantic
 import pytest
-import yaml
 
 from repid import AsyncAPIServerSettings, InMemoryServer, Repid, Router
 from repid.asyncapi import assets
@@ -92,9 +92,17 @@ def test_render_html_asset_urls() -> None:
     assert "asyncapi-react.js" not in cdn_only and cdn in cdn_only
 
 
-def test_yaml_matches_the_document() -> None:
+def test_yaml_matches_the_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    yaml = pytest.importorskip("yaml")
     document = docs_app()[0].generate_asyncapi_schema()
-    assert yaml.safe_load(document_yaml(document)) == document
+    text = document_yaml(document)
+    assert yaml.safe_load(text) == document
+    assert text.startswith(b"asyncapi: 3.0.0\n")  # block style
+    # Without PyYAML the JSON text is served: JSON is valid YAML 1.2.
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    fallback = document_yaml(document)
+    assert json.loads(fallback) == document
+    assert yaml.safe_load(fallback) == document
 
 
 # The server --------------------------------------------------------------------------------
@@ -142,6 +150,7 @@ async def test_docs_server_serves_page_json_yaml(docs_worker: int) -> None:
     assert_valid_asyncapi(document)
     assert set(document["operations"]) == {"process_order", "send_welcome_email", "orders.submit"}
     assert embedded(page.body.decode(), "asyncapi-document") == document
+    yaml = pytest.importorskip("yaml")
     yaml_answer = await get(port, "/asyncapi.yaml")
     assert yaml_answer.headers["content-type"].startswith("application/yaml")
     assert yaml.safe_load(yaml_answer.body) == document
