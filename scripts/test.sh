@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine with Python 3.11, as root:
+#   1. installs the Debian packages the tests use (redis-server, debootstrap, chromium),
+#   2. creates .venv and installs repid with every extra and the test tools,
+#   3. fetches the pinned AsyncAPI React bundle and JSON Schemas (npm registry, checksummed),
+#   4. starts Redis, RabbitMQ 4 (in a Debian 13 chroot) and the Pub/Sub emulator on loopback,
+#   5. runs ruff, mypy --strict and pytest (broker tests fail instead of skipping),
+#   6. stops the brokers, whatever happened.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+step() { printf '\n=== %s\n' "$*"; }
+
+step "Debian packages"
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v chromium >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+step "Python environment (.venv)"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v WARNING || true
+.venv/bin/python -m pip install -q -e '.[all,test]' 2>&1 | grep -v WARNING || true
+
+step "AsyncAPI assets"
+.venv/bin/python scripts/fetch_asyncapi_assets.py
+
+step "Brokers"
+trap 'step "Stopping brokers"; bash scripts/brokers.sh stop all || true' EXIT
+bash scripts/brokers.sh start all
+# shellcheck disable=SC1091
+source .brokers/env
+export REPID_REQUIRE_BROKERS=1
+
+step "ruff"
+.venv/bin/ruff check repid tests benchmarks examples scripts
+.venv/bin/ruff format --check repid tests benchmarks examples scripts
+
+step "mypy --strict"
+.venv/bin/mypy
+
+step "pytest"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
