@@ -363,6 +363,26 @@ def test_actor_within_timeout_is_acked() -> None:
     assert msg.acked is True
 
 
+async def test_timeout_on_a_sync_actor() -> None:
+    # The timeout applies to sync actors (run in a thread) too: the message is rejected when
+    # the deadline passes, even though the thread itself cannot be interrupted.
+    router = Router()
+    release = threading.Event()
+
+    @router.actor(channel="api_tasks", timeout=0.05)
+    def blocking_call() -> str:
+        release.wait(10)
+        return "late"
+
+    try:
+        msg, queued, _ = await _send(router, "api_tasks", "blocking_call")
+    finally:
+        release.set()
+    assert isinstance(msg.exception, ActorTimeoutError)
+    assert msg.rejected is True
+    assert len(queued) == 1
+
+
 # --- Thread vs Process Execution ----------------------------------------------------------
 
 

@@ -202,3 +202,31 @@ def test_integration_with_fastapi() -> None:
     (stored,) = server.queued("my_background_task")
     assert json.loads(stored.payload) == {"report": 42}
     assert stored.content_type == "application/json"
+
+
+async def test_producer_and_worker_are_separate_apps(capsys: pytest.CaptureFixture[str]) -> None:
+    # "It does not need to be the exact same Repid application instance in memory, it just
+    # needs to be connected to the same underlying server/broker!"
+    from repid import Router
+
+    broker = InMemoryServer()
+    producer = Repid()
+    producer.servers.register_server("my_rabbitmq", broker, is_default=True)
+    worker = Repid()
+    worker.servers.register_server("my_rabbitmq", broker, is_default=True)
+    router = Router()
+
+    @router.actor(channel="default_queue")
+    async def my_action(message: str):
+        print(f"Executing with payload: {message}")
+
+    worker.include_router(router)
+    async with broker.connection():
+        await producer.send_message_json(
+            channel="default_queue",
+            payload={"message": "Hello, Repid!"},
+            headers={"topic": "my_action"},
+        )
+        info = await worker.run_worker(messages_limit=1, register_signals=[])
+    assert info.processed == 1
+    assert capsys.readouterr().out == "Executing with payload: Hello, Repid!\n"

@@ -647,3 +647,22 @@ def test_defining_the_application_metadata() -> None:
         name="Support", url="https://example.com", email="support@example.com"
     )
     assert app.license == License(name="MIT", url="https://opensource.org/licenses/MIT")
+
+
+async def test_message_dependency_alias() -> None:
+    # "Under the hood, this uses the MessageDependency alias in Repid's dependency injection."
+    from repid import MessageDependency, TestClient
+
+    router = Router()
+
+    @router.actor
+    async def by_alias(raw: Annotated[Any, MessageDependency()]) -> str:
+        return f"{raw.channel}:{raw.payload.decode()}"
+
+    app = Repid()
+    app.include_router(router)
+    async with TestClient(app) as client:
+        await client.send_message(channel="default", payload=b"{}", headers={"topic": "by_alias"})
+        (processed,) = client.get_processed_messages()
+    assert processed.result == "default:{}"
+    assert processed.acked

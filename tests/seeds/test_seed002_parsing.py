@@ -283,3 +283,17 @@ def test_default_converter_is_the_default() -> None:
 
     assert router.actors[0].converter is DefaultConverter
     assert PydanticConverter is not BasicConverter
+
+
+async def test_headers_are_not_coerced_without_pydantic() -> None:
+    # "If Pydantic is installed, headers extracted this way are also strongly validated":
+    # without it (BasicConverter) the header string arrives as sent.
+    from repid import Header
+
+    router = Router(converter=BasicConverter)
+
+    @router.actor
+    async def retries(attempt: Annotated[int, Header(alias="x-attempt")]) -> object:
+        return attempt
+
+    assert (await _send(router, "retries", {}, headers={"x-attempt": "3"})).result == "3"
