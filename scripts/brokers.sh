@@ -23,7 +23,10 @@ set -euo pipefail
 SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$SELF_DIR/.." && pwd -P)
 BROKERS_LIB="$SELF_DIR/brokers"
-PYTHON=${REPID_BROKERS_PYTHON:-$(command -v python3 || true)}
+# Debian's python3 first: a pyenv shim costs most of a second per call.
+PYTHON=${REPID_BROKERS_PYTHON:-}
+[ -n "$PYTHON" ] || { [ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3; } ||
+    PYTHON=$(command -v python3 || true)
 ALL=(pubsub redis rabbitmq) # pubsub first: its JVM boots while the others start
 
 # shellcheck source=scripts/brokers/lib.sh

@@ -28,14 +28,21 @@ log_tail() {
 
 # --- processes ---------------------------------------------------------------
 
+# These run in loops over /proc, so they use bash builtins only (no forks).
 pid_alive() {
-    local state
-    [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ] || return 1
-    state=$(sed -e 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    local line state
+    [ -n "${1:-}" ] || return 1
+    { IFS= read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
+    state=${line##*) }
+    state=${state%% *}
     [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
-pid_cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true; }
+pid_cmdline() {
+    local -a args=()
+    { mapfile -d '' -t args <"/proc/$1/cmdline"; } 2>/dev/null || true
+    printf '%s' "${args[*]}"
+}
 
 # pid_matches PID WORD...: process alive and its command line contains every WORD.
 # Guards against acting on a recycled pid from a stale pidfile.
@@ -51,11 +58,19 @@ pid_matches() {
 
 # find_pid WORD...: first live process whose command line contains every WORD.
 find_pid() {
-    local d pid
+    local d pid cmd w ok
+    local -a args
     for d in /proc/[0-9]*; do
         pid=${d#/proc/}
         [ "$pid" = "$$" ] && continue
-        if pid_matches "$pid" "$@"; then
+        args=()
+        { mapfile -d '' -t args <"$d/cmdline"; } 2>/dev/null || continue
+        cmd="${args[*]}"
+        ok=1
+        for w in "$@"; do
+            [[ $cmd == *"$w"* ]] || { ok=0; break; }
+        done
+        if [ $ok = 1 ] && pid_alive "$pid"; then
             echo "$pid"
             return 0
         fi

@@ -19,6 +19,8 @@ pubsub_spawn() {
     PUBSUB_SPAWNED=''
     if pid=$(pubsub_pid); then
         say "pubsub: already running (pid $pid, port $PUBSUB_PORT)"
+        # Still check that it answers (cheap when healthy).
+        PUBSUB_SPAWNED=$pid PUBSUB_T0=$EPOCHREALTIME
         return 0
     fi
     if [ ! -x "$PUBSUB_BIN" ]; then

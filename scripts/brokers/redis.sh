@@ -19,6 +19,8 @@ redis_spawn() {
     REDIS_SPAWNED=''
     if pid=$(redis_pid); then
         say "redis: already running (pid $pid, port $REDIS_PORT)"
+        # Still check that it answers (cheap when healthy).
+        REDIS_SPAWNED=$pid REDIS_T0=$EPOCHREALTIME
         return 0
     fi
     if ! command -v redis-server >/dev/null; then
