@@ -1,0 +1,124 @@
+"""Crash and restart: a killed consumer's messages come back; a broker restart loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from repid.connections.abc import DeliveryCapacity, ReceivedMessageT
+from repid.connections.amqp import AmqpServer
+from repid.data import MessageData
+from tests import brokers
+
+pytestmark = pytest.mark.amqp
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def queue() -> Iterator[str]:
+    brokers.amqp_url()
+    name = f"reliable-{uuid.uuid4().hex[:10]}"
+    brokers.rabbitmq_declare_queue(name, arguments={"x-queue-type": "quorum"})
+    yield name
+    brokers.rabbitmq_delete_queue(name)
+
+
+class Counter:
+    """Acks everything and records payloads (duplicates included)."""
+
+    def __init__(self, capacity: DeliveryCapacity) -> None:
+        self.capacity = capacity
+        self.payloads: list[bytes] = []
+        self.counts: dict[bytes, int | None] = {}
+        self.changed = asyncio.Event()
+
+    async def __call__(self, message: ReceivedMessageT) -> None:
+        self.capacity.acquire()
+        self.payloads.append(message.payload)
+        self.counts[message.payload] = message.delivery_count
+        await message.ack()
+        self.capacity.release()
+        self.changed.set()
+
+    async def wait_for_all(self, expected: set[bytes], timeout: float) -> None:
+        async def loop() -> None:
+            while not expected <= set(self.payloads):
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(loop(), timeout)
+
+
+async def test_killed_consumer_messages_are_redelivered(queue: str) -> None:
+    url = brokers.amqp_url()
+    server = AmqpServer(url)
+    async with server.connection():
+        for i in range(10):
+            await server.publish(channel=queue, message=MessageData(b"m%d" % i))
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.amqp.amqp_consumer_child",
+            url,
+            queue,
+            "4",
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        try:
+            assert child.stdout is not None
+            held = []
+            for _ in range(4):
+                line = await asyncio.wait_for(child.stdout.readline(), 20)
+                held.append(line.split()[1])
+        finally:
+            child.send_signal(signal.SIGKILL)
+            await child.wait()
+        assert len(held) == 4
+        capacity = DeliveryCapacity(10)
+        counter = Counter(capacity)
+        subscriber = await server.subscribe(
+            channels_to_callbacks={queue: counter}, capacity=capacity
+        )
+        await counter.wait_for_all({b"m%d" % i for i in range(10)}, timeout=30)
+        await subscriber.close()
+    assert sorted(counter.payloads) == sorted(b"m%d" % i for i in range(10))
+
+
+@pytest.mark.slow
+async def test_broker_restart_loses_no_message_on_a_durable_quorum_queue(queue: str) -> None:
+    server = AmqpServer(brokers.amqp_url())
+    async with server.connection():
+        before = {b"before-%d" % i for i in range(30)}
+        after = {b"after-%d" % i for i in range(30)}
+        for payload in sorted(before)[:20]:
+            await server.publish(channel=queue, message=MessageData(payload))
+        capacity = DeliveryCapacity(5)
+        counter = Counter(capacity)
+        subscriber = await server.subscribe(
+            channels_to_callbacks={queue: counter}, capacity=capacity
+        )
+        await counter.wait_for_all(set(sorted(before)[:20]), timeout=10)
+        for payload in sorted(before)[20:]:  # some stay queued across the restart
+            await server.publish(channel=queue, message=MessageData(payload))
+        await subscriber.pause()
+        first_connection = server._client
+        await asyncio.to_thread(brokers.restart_broker, "rabbitmq")
+        await subscriber.resume()
+        # Publishing waits for the reconnect and is confirmed by the restarted broker.
+        for payload in sorted(after):
+            await server.publish(channel=queue, message=MessageData(payload))
+        await counter.wait_for_all(before | after, timeout=60)
+        assert server.is_connected
+        assert server._client is not first_connection  # it really reconnected
+        await subscriber.close()
+    assert set(counter.payloads) == before | after
