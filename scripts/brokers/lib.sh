@@ -177,14 +177,17 @@ ensure_ports() {
 
 # apt_install PKG...: install, running `apt-get update` only if the first try
 # fails (fresh machines have no package lists). Waits for other apt users.
+# Our lock fds are closed for apt: a package's postinst may start a daemon
+# (Debian's redis-server starts the system service), which must not inherit them.
 apt_install() {
     local opts=(-y -q -o DPkg::Lock::Timeout=600)
     say "installing $* with apt-get"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install "${opts[@]}" "$@" >"$STATE/apt.log" 2>&1; then
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install "${opts[@]}" "$@" >"$STATE/apt.log" 2>&1 8>&- 9>&-; then
         say "apt-get update"
         DEBIAN_FRONTEND=noninteractive apt-get update -q -o DPkg::Lock::Timeout=600 \
-            >>"$STATE/apt.log" 2>&1 || true
-        if ! DEBIAN_FRONTEND=noninteractive apt-get install "${opts[@]}" "$@" >>"$STATE/apt.log" 2>&1; then
+            >>"$STATE/apt.log" 2>&1 8>&- 9>&- || true
+        if ! DEBIAN_FRONTEND=noninteractive apt-get install "${opts[@]}" "$@" \
+            >>"$STATE/apt.log" 2>&1 8>&- 9>&-; then
             log_tail "$STATE/apt.log"
             die "apt-get install $* failed"
         fi

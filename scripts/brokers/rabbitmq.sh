@@ -91,7 +91,7 @@ rabbit_ensure_cache() {
     say "rabbitmq: (about a minute, once per machine; log: $log)"
     local t0=$EPOCHREALTIME
     if ! debootstrap --variant=minbase --include=rabbitmq-server "$RABBIT_SUITE" "$tmp" "$mirror" \
-        >"$log" 2>&1 8>&-; then
+        >"$log" 2>&1 8>&- 9>&-; then
         log_tail "$log" "$tmp/debootstrap/debootstrap.log"
         safe_rm_tree "$tmp"
         die "rabbitmq: debootstrap failed"
