@@ -13,7 +13,6 @@ from repid.http import HttpLimits, HttpServer, Request, Response
 
 from .http_client import exchange, get, parse
 
-
 BIG = bytes(range(256)) * 20_000  # 5 MB
 
 
