@@ -482,7 +482,7 @@ def test_send_operations() -> None:
 def test_no_credentials_in_the_document() -> None:
     document = servers_app().generate_asyncapi_schema()
     text = json.dumps(document)
-    for secret in ("hunter2", "password", "***", "@broker", "admin:"):
+    for secret in ("hunter2", "password", "***", "@broker", "admin:", "guest:"):
         assert secret not in text, secret
     servers = document["servers"]
     assert servers["leaky"]["host"] == "broker.internal:5672"
