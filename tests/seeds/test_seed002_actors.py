@@ -12,7 +12,7 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import Annotated, Literal
 
 import pytest
 from pydantic import BaseModel
@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from repid import (
     ActorDeclarationError,
     ActorTimeoutError,
+    Depends,
     InMemoryServer,
     InvalidConfirmationError,
     Message,
@@ -50,6 +51,18 @@ def calculate_prime(number: int) -> bool:
 def process_pid() -> int:
     # Added: tells which process ran it.
     return os.getpid()
+
+
+def multiplier() -> int:
+    # Added: a picklable dependency value for a process actor.
+    return 3
+
+
+@router.actor(channel="heavy_math_dep", run_in_process=True)
+def scaled(number: int, factor: Annotated[int, Depends(multiplier)]) -> int:
+    # Added: "Dependencies cannot be injected if they maintain active sockets or unpicklable
+    # state" - so picklable ones can.
+    return number * factor
 
 
 async def _send(router: Router, channel: str, topic: str, payload: object = None, **kw):
@@ -394,6 +407,31 @@ async def test_run_in_process() -> None:
     msg, _, _ = await _send(router, "heavy_math_pid", "process_pid")
     assert msg.exception is None
     assert msg.result != os.getpid()
+
+
+async def test_run_in_process_with_a_dependency() -> None:
+    msg, _, _ = await _send(router, "heavy_math_dep", "scaled", {"number": "14"})
+    assert msg.exception is None
+    assert msg.result == 42
+
+
+async def test_run_in_process_across_two_worker_runs() -> None:
+    # The worker shuts its pools down when it returns; a second run must get working ones.
+    app = Repid()
+    server = InMemoryServer()
+    app.servers.register_server("default", server)
+    app.include_router(router)
+    async with server.connection():
+        for number in (7, 8):
+            await app.send_message_json(
+                channel="heavy_math",
+                payload={"number": number},
+                headers={"topic": "calculate_prime"},
+            )
+            info = await app.run_worker(messages_limit=1, register_signals=[])
+            assert info.processed == 1
+    assert server.queued("heavy_math") == []
+    assert server.dead_letters == {}
 
 
 async def test_sync_actor_runs_in_a_thread() -> None:

@@ -666,3 +666,22 @@ async def test_message_dependency_alias() -> None:
         (processed,) = client.get_processed_messages()
     assert processed.result == "default:{}"
     assert processed.acked
+
+
+async def test_message_send_message_by_operation_id() -> None:
+    router = Router()
+
+    @router.actor
+    async def forward(message: Message) -> None:
+        await message.send_message(
+            operation_id="audit", payload=b"seen", headers={"topic": "audit"}
+        )
+
+    app, server = _connected_app()
+    app.messages.register_operation(operation_id="audit", channel="audit_log")
+    app.include_router(router)
+    async with server.connection():
+        await app.send_message(channel="default", payload=b"{}", headers={"topic": "forward"})
+        await app.run_worker(messages_limit=1, register_signals=[])
+    stored = _only(server, "audit_log")
+    assert (stored.payload, stored.headers) == (b"seen", {"topic": "audit"})

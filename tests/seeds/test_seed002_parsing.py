@@ -297,3 +297,21 @@ async def test_headers_are_not_coerced_without_pydantic() -> None:
         return attempt
 
     assert (await _send(router, "retries", {}, headers={"x-attempt": "3"})).result == "3"
+
+
+async def test_pydantic_field_aliases_and_defaults() -> None:
+    # "you can use pydantic.Field for defaults and aliases" (Using Pydantic & FastAPI)
+    from pydantic import Field
+
+    router = Router()
+
+    @router.actor
+    async def aliased(
+        user_id: Annotated[int, Field(alias="userId")],
+        # (Pydantic does not take `default=` inside Annotated; a Field as the default works.)
+        note: str = Field(default="none"),
+    ) -> tuple[int, str]:
+        return user_id, note
+
+    assert (await _send(router, "aliased", {"userId": "5"})).result == (5, "none")
+    assert (await _send(router, "aliased", {"userId": 6, "note": "n"})).result == (6, "n")
