@@ -87,6 +87,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="use REPID_TEST_REDIS_URL instead of a private redis-server (see README)",
     )
     parser.add_argument(
+        "--private-rabbitmq",
+        action="store_true",
+        help="start a RabbitMQ of our own (scripts/brokers.sh, state in .bench/brokers)",
+    )
+    parser.add_argument(
         "--amqp-queue-type", default="classic", choices=("classic", "quorum"), help="AMQP queue"
     )
     parser.add_argument("--no-save", action="store_true", help="do not write results JSON")
@@ -181,6 +186,48 @@ def private_redis() -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextmanager
+def private_rabbitmq() -> Iterator[None]:
+    """Start a RabbitMQ of our own with scripts/brokers.sh and point the AMQP variables at it.
+
+    It has its own state directory (.bench/brokers), so its own ports and node, and nothing else
+    restarts or stops it in the middle of a run, as the crash and restart tests do with the
+    shared one.  It is stopped again on exit.
+    """
+    script = ROOT / "scripts" / "brokers.sh"
+    state = ROOT / ".bench" / "brokers"
+    env = {**os.environ, "REPID_BROKERS_DIR": str(state)}
+    saved = {key: os.environ.get(key) for key in (URL_ENV["amqp"], MANAGEMENT_ENV)}
+    try:
+        subprocess.run(
+            ["bash", str(script), "start", "rabbitmq"],
+            env=env,
+            stdout=sys.stderr,
+            check=True,
+            timeout=900,
+        )
+        for raw in (state / "env").read_text().splitlines():
+            key, sep, value = raw.removeprefix("export ").partition("=")
+            if sep and key in saved:
+                os.environ[key] = value.strip().strip("'\"")
+        yield
+    except subprocess.SubprocessError as exc:
+        raise RuntimeError(f"private RabbitMQ did not start: {exc}") from exc
+    finally:
+        subprocess.run(
+            ["bash", str(script), "stop", "rabbitmq"],
+            env=env,
+            stdout=sys.stderr,
+            check=False,
+            timeout=300,
+        )
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def redis_version(url: str) -> str | None:
@@ -423,6 +470,15 @@ def broker_url(broker: str, args: argparse.Namespace) -> Iterator[tuple[str | No
     elif broker == "redis" and not args.redis_from_env:
         with private_redis() as url:
             yield url, f"private redis-server {redis_version(url)}, no persistence"
+    elif broker == "amqp" and args.private_rabbitmq:
+        with private_rabbitmq():
+            yield (
+                os.environ[URL_ENV["amqp"]],
+                (
+                    f"private {amqp_broker_version()} (scripts/brokers.sh), "
+                    f"{args.amqp_queue_type} queue per run"
+                ),
+            )
     else:
         url = os.environ.get(URL_ENV[broker])
         if not url:
