@@ -80,5 +80,16 @@ def run_with_fast_clock(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     to the next timer, so `asyncio.sleep(20)` returns at once and timers keep their order
     whatever the machine's load. Only for code without threads or subprocesses doing work the
     loop waits for with a timer."""
-    with asyncio.Runner(loop_factory=_VirtualTimeLoop) as runner:
-        return runner.run(coro_fn())
+    loop = _VirtualTimeLoop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(coro_fn())
+    finally:
+        # Like asyncio.run: cancel what is left (e.g. an abandoned actor cleanup), then close.
+        leftovers = asyncio.all_tasks(loop)
+        for task in leftovers:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        loop.close()
