@@ -32,3 +32,13 @@ async def run_until(
         runner.stop()
     info = await asyncio.wait_for(task, timeout + graceful_shutdown_time + 2)
     return runner, info
+
+
+async def run_for(app: Repid, seconds: float, **kwargs: float) -> tuple[Runner, RunnerInfo]:
+    """Run a worker for `seconds`, then stop it gracefully."""
+    deadline = asyncio.get_running_loop().time() + seconds
+
+    def elapsed() -> bool:
+        return asyncio.get_running_loop().time() >= deadline
+
+    return await run_until(app, elapsed, timeout=seconds + 5, **kwargs)

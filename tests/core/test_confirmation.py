@@ -4,7 +4,14 @@ from typing import Literal
 
 import pytest
 
-from repid import ActorDeclarationError, InvalidConfirmationError, Message, Repid, Router, TestClient
+from repid import (
+    ActorDeclarationError,
+    InvalidConfirmationError,
+    Message,
+    Repid,
+    Router,
+    TestClient,
+)
 
 
 async def run(actor_fn, payload=b"", **options):

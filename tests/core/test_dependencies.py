@@ -1,8 +1,6 @@
 """Point 6: Depends, sub-dependencies, payload parameters in dependencies, Header, Message,
 FullPayload."""
 
-
-
 import asyncio
 import os
 import threading
@@ -173,9 +171,7 @@ async def test_field_required_only_by_dependency_is_required_in_payload() -> Non
 async def test_dependency_error_goes_to_on_error() -> None:
     calls: list = []
     app = _update_user_app(calls)
-    msg = await run_one(
-        app, {"user_id": 0, "verification_token": "t"}, topic="update_user"
-    )
+    msg = await run_one(app, {"user_id": 0, "verification_token": "t"}, topic="update_user")
     assert isinstance(msg.exception, ValueError)
     assert msg.nacked
 

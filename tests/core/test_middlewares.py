@@ -32,8 +32,17 @@ async def test_actor_middlewares_app_router_nested_actor_order() -> None:
         [msg] = client.get_processed_messages()
     assert msg.result == "result"
     assert log == [
-        "app1>", "app2>", "parent>", "child>", "actor>", "job",
-        "<actor", "<child", "<parent", "<app2", "<app1",
+        "app1>",
+        "app2>",
+        "parent>",
+        "child>",
+        "actor>",
+        "job",
+        "<actor",
+        "<child",
+        "<parent",
+        "<app2",
+        "<app1",
     ]
 
 
@@ -80,7 +89,9 @@ async def test_actor_middleware_can_catch_validation_errors_and_act() -> None:
 
     app.include_router(router)
     async with TestClient(app) as client:
-        await client.send_message(channel="default", payload=b'{"n":"x"}', headers={"topic": "typed"})
+        await client.send_message(
+            channel="default", payload=b'{"n":"x"}', headers={"topic": "typed"}
+        )
         [msg] = client.get_processed_messages()
     assert msg.rejected
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from repid import Repid, Router, RunnerInfo
+from repid import Router, RunnerInfo
 
 from .helpers import run_until
 

@@ -1,0 +1,131 @@
+"""One message-layer suite over every server: each broker plugs in through a `BrokerKit`.
+
+A kit makes a server, provisions channels the way that broker needs (Redis and the in-memory
+broker need nothing; RabbitMQ needs a quorum queue with a dead-letter queue; Pub/Sub needs a
+topic and a subscription of the same name) and counts dead letters where the broker keeps them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from repid import InMemoryServer, Repid, ServerT
+from tests import brokers
+
+
+@dataclass
+class BrokerKit:
+    name: str
+    server: ServerT
+    provision: Callable[[str], Awaitable[None]]
+    dead_letters: Callable[[str], Awaitable[int | None]]
+    # Pub/Sub's nack is a redelivery request (ack deadline 0); it dead-letters only through a
+    # subscription policy after several attempts.
+    nack_redelivers: bool = False
+    cleanup: list[Callable[[], Any]] = field(default_factory=list)
+
+    async def channel(self, prefix: str = "c") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        await self.provision(name)
+        return name
+
+    def app(self) -> Repid:
+        app = Repid(title=f"contract-{self.name}")
+        app.servers.register_server(self.name, self.server, is_default=True)
+        return app
+
+
+async def _memory_kit() -> BrokerKit:
+    server = InMemoryServer()
+
+    async def provision(channel: str) -> None:
+        return None
+
+    async def dead(channel: str) -> int | None:
+        return len(server.dead_letters.get(channel, []))
+
+    return BrokerKit("memory", server, provision, dead)
+
+
+async def _redis_kit() -> BrokerKit:
+    url = brokers.redis_url()
+    from repid.connections.redis import RedisServer
+
+    server = RedisServer(url, claim_idle=5.0)
+
+    async def provision(channel: str) -> None:
+        return None
+
+    async def dead(channel: str) -> int | None:
+        return len(await server.read_dead_letters(channel))
+
+    return BrokerKit("redis", server, provision, dead)
+
+
+async def _amqp_kit() -> BrokerKit:
+    url = brokers.amqp_url()
+    from repid.connections.amqp import AmqpServer
+
+    server = AmqpServer(url)
+    made: list[str] = []
+
+    async def provision(channel: str) -> None:
+        brokers.rabbitmq_declare_queue(f"{channel}.dead", {"x-queue-type": "quorum"})
+        brokers.rabbitmq_declare_queue(
+            channel,
+            {
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": f"{channel}.dead",
+            },
+        )
+        made.extend([channel, f"{channel}.dead"])
+
+    async def dead(channel: str) -> int | None:
+        return brokers.rabbitmq_wait_message_count(f"{channel}.dead", 1, timeout=5.0)
+
+    kit = BrokerKit("amqp", server, provision, dead)
+    kit.cleanup.append(lambda: [brokers.rabbitmq_delete_queue(q) for q in made])
+    return kit
+
+
+async def _pubsub_kit() -> BrokerKit:
+    host = brokers.pubsub_host()
+    project = brokers.pubsub_project()
+    from repid.connections.pubsub import PubsubServer
+
+    server = PubsubServer(project=project, emulator_host=host)
+
+    async def provision(channel: str) -> None:
+        brokers.pubsub_create_topic(project, channel)
+        brokers.pubsub_create_subscription(project, channel, channel, ack_deadline_seconds=10)
+
+    async def dead(channel: str) -> int | None:
+        return None
+
+    return BrokerKit("pubsub", server, provision, dead, nack_redelivers=True)
+
+
+KITS = {
+    "memory": _memory_kit,
+    "redis": _redis_kit,
+    "amqp": _amqp_kit,
+    "pubsub": _pubsub_kit,
+}
+
+
+@pytest.fixture(params=list(KITS))
+async def kit(request: pytest.FixtureRequest) -> AsyncIterator[BrokerKit]:
+    made = await KITS[request.param]()
+    async with made.server.connection():
+        yield made
+    for step in made.cleanup:
+        try:
+            step()
+        except Exception:
+            pass
