@@ -22,6 +22,7 @@ from repid import (
     BasicConverter,
     Channel,
     Contact,
+    Depends,
     ExternalDocs,
     FullPayload,
     Header,
@@ -148,6 +149,13 @@ class TreeNode(pydantic.BaseModel):
     children: list[TreeNode] = []
 
 
+async def current_tenant(
+    tenant: Annotated[str, Header(alias="X-Tenant")], region: str = "eu"
+) -> str:
+    """A dependency that reads a header and a payload field of its own."""
+    return f"{tenant}/{region}"
+
+
 def pydantic_app() -> Repid:
     app = Repid(
         title="Orders",
@@ -186,7 +194,11 @@ def pydantic_app() -> Repid:
         return None
 
     @router.actor(channel="audit")
-    async def audit(address: Address, when: datetime.date) -> None:
+    async def audit(
+        address: Address,
+        when: datetime.date,
+        tenant: Annotated[str, Depends(current_tenant)],
+    ) -> None:
         return None
 
     app.include_router(router)
@@ -438,6 +450,16 @@ def test_same_named_models_stay_distinct() -> None:
     app2.include_router(router2)
     schemas = app2.generate_asyncapi_schema()["components"]["schemas"]
     assert "Inner_2" not in schemas and "Outer_2" not in schemas
+
+
+def test_dependency_inputs_are_documented() -> None:
+    document = pydantic_app().generate_asyncapi_schema()
+    message = document["components"]["messages"]["audit"]
+    headers = resolve(document, message["headers"]["$ref"])
+    assert set(headers["required"]) == {"X-Tenant", "topic"}
+    payload = resolve(document, message["payload"]["$ref"])
+    assert set(payload["properties"]) == {"address", "when", "region"}
+    assert "tenant" not in payload["properties"]
 
 
 def test_actor_operations_carry_metadata() -> None:
