@@ -12,6 +12,7 @@ import grpc
 import pytest
 from pubsub_helpers import (
     PROJECT,
+    CuttableProxy,
     create_pair,
     create_subscription,
     create_topic,
@@ -207,18 +208,27 @@ async def test_timeout_parameter_accepts_int_float_and_timedelta(
     assert len(pull(server.emulator_host or "", channel)) == 1
 
 
-async def test_timeout_parameter_bounds_the_publish_call(host: str) -> None:
-    # A tiny timeout cannot be met, even by a local emulator: the call fails with
-    # DEADLINE_EXCEEDED rather than waiting for the default 60 s.
-    server = PubsubServer(PROJECT, emulator_host=host)
-    async with server.connection():
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await server.publish(
-                channel=unique(),
-                message=MessageData(b"t"),
-                server_specific_parameters={"timeout": 0.000001},
-            )
+async def test_timeout_parameter_bounds_the_publish_call(host: str, channel: str) -> None:
+    # With the broker unreachable, a publish waits for the connection to come back (it would
+    # wait the default 60 s); the `timeout` parameter cuts that short with DEADLINE_EXCEEDED.
+    proxy = CuttableProxy(host)
+    await proxy.start()
+    server = PubsubServer(PROJECT, emulator_host=proxy.host, max_backoff=1.0)
+    try:
+        async with server.connection():
+            await server.publish(channel=channel, message=MessageData(b"through"))
+            proxy.refusing = True
+            proxy.cut()
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await server.publish(
+                    channel=channel,
+                    message=MessageData(b"t"),
+                    server_specific_parameters={"timeout": timedelta(seconds=0.5)},
+                )
+    finally:
+        await proxy.close()
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert [_data(m) for m in pull(host, channel)] == [b"through"]
 
 
 async def test_unknown_parameter_and_missing_topic_are_clear_errors(

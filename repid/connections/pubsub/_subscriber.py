@@ -153,7 +153,6 @@ class SubscriptionState:
         self._running.set()
         self._closed = False
         self._call: PullCall | None = None
-        self._stream_open = False
         self.healthy = False
         self._reader: asyncio.Task[None] | None = None
         self._deliverer: asyncio.Task[None] | None = None
@@ -255,7 +254,7 @@ class SubscriptionState:
                     self.healthy = True
                     attempt = 0
                     self._take(response)  # type: ignore[arg-type]  # EOF handled above
-            except (grpc.aio.AioRpcError, _StreamEnded, grpc.aio.UsageError) as exc:
+            except Exception as exc:  # any failure of this stream: reopen it after a backoff
                 self._call = None
                 if self._closed or not self._running.is_set():
                     continue  # we ended it (pause/close)
@@ -296,9 +295,11 @@ class SubscriptionState:
     def _log_stream_error(self, exc: BaseException, attempt: int) -> None:
         if isinstance(exc, grpc.aio.AioRpcError):
             code, details = exc.code(), exc.details()
+            level = logging.WARNING if code in TRANSIENT_CODES else logging.ERROR
+        elif isinstance(exc, _StreamEnded):
+            code, details, level = None, "stream ended by the server", logging.WARNING
         else:
-            code, details = None, "stream ended by the server"
-        level = logging.WARNING if code is None or code in TRANSIENT_CODES else logging.ERROR
+            code, details, level = None, repr(exc), logging.ERROR
         logger.log(
             level,
             "pubsub.stream_lost",
@@ -338,7 +339,7 @@ class SubscriptionState:
             if len(buffer) < self._max_outstanding:
                 self._room.set()
             if received.ack_id not in self.leased:
-                continue  # returned in the meantime (stream loss)
+                continue  # lease given up in the meantime (held longer than max_lease)
             message = self._wrap(received)
             try:
                 await callback(message)
@@ -395,7 +396,9 @@ class SubscriptionState:
         if not ids:
             return
         try:
-            await self.server.modify_ack_deadline(self.path, ids, 0)
+            await self.server.modify_ack_deadline(
+                self.path, ids, 0, timeout=self.server.close_timeout
+            )
         except Exception as exc:  # their deadline expires on its own: redelivered later
             logger.warning(
                 "pubsub.return_failed",
