@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from repid import AsyncAPIServerSettings, InMemoryServer, Repid, Router
 from repid.asyncapi import assets
@@ -52,7 +54,9 @@ def docs_app() -> tuple[Repid, InMemoryServer]:
 
 
 def embedded(page: str, element_id: str) -> object:
-    match = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', page)
+    match = re.search(
+        rf'<script id="{element_id}" type="application/json">(.*?)</script>', page, re.S
+    )
     assert match, element_id
     return json.loads(match.group(1))
 
@@ -90,6 +94,19 @@ def test_render_html_asset_urls() -> None:
         assert page.index("/docs/static/asyncapi-react.js") < page.index(cdn)
     cdn_only = render_html(document, assets_url=None)
     assert "asyncapi-react.js" not in cdn_only and cdn in cdn_only
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(), st.text())
+def test_any_text_stays_inside_the_page_json(title: str, description: str) -> None:
+    document = {
+        "asyncapi": "3.0.0",
+        "info": {"title": title, "version": "1", "description": description},
+    }
+    page = render_html(document)
+    assert page.lower().count("</script") == 3
+    assert "<!--" not in page.split('id="asyncapi-document"', 1)[1].split("</script>", 1)[0]
+    assert embedded(page, "asyncapi-document") == document
 
 
 def test_yaml_matches_the_document(monkeypatch: pytest.MonkeyPatch) -> None:
