@@ -37,16 +37,34 @@ def topology() -> Iterator[dict[str, str]]:
     delay_queues = [f"delay_{ms}ms_{tag}" for ms in DELAYS]
 
     def queue(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        return {"name": name, "vhost": "/", "durable": True, "auto_delete": False,
-                "arguments": {"x-queue-type": "quorum", **arguments}}
+        return {
+            "name": name,
+            "vhost": "/",
+            "durable": True,
+            "auto_delete": False,
+            "arguments": {"x-queue-type": "quorum", **arguments},
+        }
 
     def exchange(name: str) -> dict[str, Any]:
-        return {"name": name, "vhost": "/", "type": "topic", "durable": True,
-                "auto_delete": False, "internal": False, "arguments": {}}
+        return {
+            "name": name,
+            "vhost": "/",
+            "type": "topic",
+            "durable": True,
+            "auto_delete": False,
+            "internal": False,
+            "arguments": {},
+        }
 
     def binding(source: str, destination: str, key: str) -> dict[str, Any]:
-        return {"source": source, "vhost": "/", "destination": destination,
-                "destination_type": "queue", "routing_key": key, "arguments": {}}
+        return {
+            "source": source,
+            "vhost": "/",
+            "destination": destination,
+            "destination_type": "queue",
+            "routing_key": key,
+            "arguments": {},
+        }
 
     brokers.rabbitmq_load_definitions(
         {

@@ -94,10 +94,19 @@ async def handshake(
     writer.write(frame(p.SaslOutcome(code=0), sasl=True))
     await reader.read(512)  # AMQP header + open
     writer.write(fr.AMQP_HEADER + frame(p.Open(container_id="peer", idle_time_out=idle_ms)))
-    await reader.read(512)  # begin
-    writer.write(
-        frame(p.Begin(remote_channel=0, next_outgoing_id=0, incoming_window=10, outgoing_window=10))
-    )
+    await reader.read(512)  # two begins: publishing and consuming sessions
+    for channel in (0, 1):
+        writer.write(
+            frame(
+                p.Begin(
+                    remote_channel=channel,
+                    next_outgoing_id=0,
+                    incoming_window=10,
+                    outgoing_window=10,
+                ),
+                channel=channel,
+            )
+        )
 
 
 async def test_silent_peer_is_dropped_after_our_idle_timeout(local_peer) -> None:

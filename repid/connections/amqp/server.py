@@ -204,7 +204,8 @@ class AmqpServer(BaseServer):
                 assert client is not None
                 for subscriber in list(self._subscribers):
                     await subscriber.attach_all(client)
-            except (OSError, asyncio.TimeoutError, AmqpConnectionLost, AmqpLinkError) as exc:
+            except (OSError, asyncio.TimeoutError, AmqpConnectionLost) as exc:
+                # A connection that died again is already closed: just try anew.
                 logger.warning(
                     "amqp.reconnect_failed: %s: %s; retrying", self._safe_url, _describe(exc)
                 )

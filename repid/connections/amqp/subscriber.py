@@ -229,7 +229,15 @@ class AmqpSubscriber:
 
     async def start(self, client: AmqpClient) -> None:
         """Attach every channel's link (a missing queue raises `AmqpLinkError`)."""
-        await self.attach_all(client)
+        try:
+            for consumer in self._consumers:
+                await self._attach(consumer, client)
+        except BaseException:
+            self._closed = True
+            for consumer in self._consumers:
+                if consumer.link is not None and consumer.client is not None:
+                    await consumer.client.detach(consumer.link)
+            raise
         self._capacity.add_listener(self._top_up)
         self._dispatcher = asyncio.get_running_loop().create_task(
             self._dispatch(), name="repid-amqp-dispatch"
@@ -242,7 +250,16 @@ class AmqpSubscriber:
         # already put them back.
         self._buffer = deque(m for m in self._buffer if m._client is client)
         for consumer in self._consumers:
-            await self._attach(consumer, client)
+            if self._closed:
+                return
+            if consumer.reattach is not None:
+                consumer.reattach.cancel()
+            try:
+                await self._attach(consumer, client)
+            except AmqpLinkError as exc:
+                # E.g. the queue is gone: keep the others running and retry this one alone.
+                logger.error("amqp.attach_failed: %s; retrying with backoff", exc)
+                consumer.reattach = asyncio.get_running_loop().create_task(self._reattach(consumer))
         self._top_up()
 
     async def _attach(self, consumer: _Consumer, client: AmqpClient) -> None:
@@ -269,7 +286,7 @@ class AmqpSubscriber:
         consumer.reattach = asyncio.get_running_loop().create_task(self._reattach(consumer))
 
     async def _reattach(self, consumer: _Consumer) -> None:
-        for delay in backoff_delays():
+        for delay in backoff_delays(0.5, 30.0):
             await asyncio.sleep(delay)
             client = self._server._client
             if self._closed:

@@ -180,7 +180,8 @@ class AmqpClient:
         self._reader = reader
         self._writer = writer
         self.connection = connection
-        self.session: Session | None = None
+        self.session: Session | None = None  # publishing
+        self.consumer_session: Session | None = None  # receiving links
         self._loop = asyncio.get_running_loop()
         self._opened: asyncio.Future[None] = self._loop.create_future()
         self._begun: asyncio.Future[None] = self._loop.create_future()
@@ -246,8 +247,13 @@ class AmqpClient:
         self._tasks.append(self._loop.create_task(self._tick_loop()))
         await self._opened
         self.session = self.connection.begin()
+        # Receivers get a session of their own: RabbitMQ ends the whole session when an attach
+        # names a missing queue, and that must not take the publisher down with it.
+        self.consumer_session = self.connection.begin()
         self._flush()
-        await self._begun
+        while not (self.session.begun and self.consumer_session.begun):
+            await self._begun
+            self._begun = self._loop.create_future()
 
     # ------------------------------------------------------------------ public API
 
@@ -274,7 +280,9 @@ class AmqpClient:
         on_detach: DetachCallback | None = None,
     ) -> ReceiverLink:
         """Attach a receiving link (settle mode unsettled: at-least-once); credit starts at 0."""
-        session = self._session()
+        self._check()
+        session = self.consumer_session
+        assert session is not None
         link = session.attach_receiver(
             name,
             Source(address=address, durable=0),
@@ -436,7 +444,7 @@ class AmqpClient:
                     self._opened.set_result(None)
             elif isinstance(event, SessionBegun):
                 if not self._begun.done():
-                    self._begun.set_result(None)
+                    self._begun.set_result(None)  # the handshake checks which one
             elif isinstance(event, SessionEnded):
                 self._on_session_ended(event)
             elif isinstance(event, ConnectionClosed) and (
@@ -454,8 +462,11 @@ class AmqpClient:
             future = self._outcomes.pop(delivery)
             if not future.done():
                 future.set_exception(AmqpLinkError(None, event.error))
-        if self.session is event.session and self.is_alive and self.connection.is_open:
-            self.session = self.connection.begin()
+        if self.is_alive and self.connection.is_open:
+            if self.session is event.session:
+                self.session = self.connection.begin()
+            elif self.consumer_session is event.session:
+                self.consumer_session = self.connection.begin()
             self._schedule_flush()
 
     def _on_link_detached(self, event: LinkDetached) -> None:
