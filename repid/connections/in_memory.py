@@ -190,7 +190,8 @@ class _Subscriber:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._server._subscribers.discard(self)
         # Delivered but never settled: back to the queue, like a consumer going away.
-        for stored in list(self.unsettled.values()):
+        # In reverse, since each goes to the head: the queue keeps delivery order.
+        for stored in reversed(list(self.unsettled.values())):
             self._server._requeue(stored)
         self.unsettled.clear()
 
