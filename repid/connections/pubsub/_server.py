@@ -85,6 +85,17 @@ class PubsubServer(BaseServer):
     Redelivery of a crashed worker's messages: the stream's ack deadline (`ack_deadline`,
     default 30 s) passes without an extension and Pub/Sub redelivers them. Live workers extend
     deadlines every `ack_deadline / 2` seconds, up to `max_lease` seconds per message.
+
+    Flow control: each subscription's StreamingPull stream asks for at most `capacity.limit`
+    outstanding messages (`max_outstanding_messages`, fixed when the stream opens), stops
+    reading while that many wait locally, and hands a message to the callback only while
+    `capacity.free > 0`. `delivery_count` is Pub/Sub's `delivery_attempt - 1`, known only on
+    subscriptions with a dead-letter policy. Unknown publish parameters raise `ValueError`.
+
+    Emulator notes (cloud-pubsub-emulator 0.8.20): it ignores `max_outstanding_messages` (the
+    local read stop still bounds the buffer), and it notices a vanished client (kill -9, a
+    cancelled stream) only after a deadline or two, so a crashed worker's messages come back
+    after about 20-30 s with a 10 s deadline. Streams are therefore ended with a half-close.
     """
 
     protocol = "googlepubsub"
