@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
-from repid import Message, Router
+from repid import Message, Router  # noqa: F401  (Router: used by the seed's next snippet)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -86,6 +86,3 @@ def with_rabbitmq_retries(
         return wrapper
 
     return decorator
-
-
-_ = Router  # imported by the seed's example

@@ -286,3 +286,26 @@ async def test_overriding_dependencies(capsys: pytest.CaptureFixture[str]) -> No
     d.override(None)
     assert (await _run_actor(router, topic="my_actor")).success is True
     assert capsys.readouterr().out == "Hello!\n"
+
+
+async def test_dependency_header_reaches_the_dependency() -> None:
+    # Added: a twin of `verify_user` that returns the header it was given.
+    from repid import Header
+
+    async def correlation(
+        user_id: int,
+        correlation_id: Annotated[str | None, Header(alias="X-Correlation-ID")] = None,
+    ) -> str | None:
+        return correlation_id
+
+    router = Router()
+
+    @router.actor
+    async def traced(user_id: int, corr: Annotated[str | None, Depends(correlation)]) -> object:
+        return user_id, corr
+
+    sent = await _run_actor(
+        router, payload={"user_id": 1}, headers={"X-Correlation-ID": "c-9"}, topic="traced"
+    )
+    assert sent.result == (1, "c-9")
+    assert (await _run_actor(router, payload={"user_id": 1}, topic="traced")).result == (1, None)
