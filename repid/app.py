@@ -42,6 +42,7 @@ class Repid:
         app.servers.register_server("default", InMemoryServer(), is_default=True)
         app.include_router(router)
 
+    `connection` is the job layer's `Connection` (`Repid(Connection(...))`, see `magic()`).
     `title` ... `external_docs` describe the application in its AsyncAPI document.
     `default_serializer` encodes `send_message_json` payloads (JSON by default).
     `actor_middlewares` wrap every actor (outside router and actor middlewares);
@@ -79,6 +80,33 @@ class Repid:
         self.servers = ServerRegistry()
         self.messages = MessageRegistry()
         self._router = Router()
+
+    # Job layer: the bound connection ----------------------------------------------------
+
+    def magic(self, *, auto_disconnect: bool = False) -> Any:
+        """Bind this app's `Connection` for `Job`, `Queue` and `Worker` created inside.
+
+            async with app.magic():
+                await Job("my_job").enqueue()
+
+        Connects the connection if it is not open; disconnects on exit only with
+        `auto_disconnect=True` (connections are meant to be long-lived).
+        """
+        from repid.jobs.magic import magic
+
+        return magic(self, auto_disconnect=auto_disconnect)
+
+    async def magic_connect(self) -> None:
+        """Connect and bind this app's `Connection` until `magic_disconnect()`."""
+        from repid.jobs.magic import magic_connect
+
+        await magic_connect(self)
+
+    async def magic_disconnect(self) -> None:
+        """Unbind and disconnect the connection bound by `magic_connect()`."""
+        from repid.jobs.magic import magic_disconnect
+
+        await magic_disconnect(self)
 
     # Routers -------------------------------------------------------------------------------
 

@@ -55,3 +55,5 @@ class ActorData:
     bindings: Any | None = None
     messages: list[Any] | None = None
     security: list[Any] | None = None
+    retry_policy: Any | None = None
+    """Job layer: the delay before retry N (`RetryPolicyT`); None means the default policy."""

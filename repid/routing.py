@@ -219,6 +219,8 @@ class Router:
         bindings: Any | None = ...,
         messages: Sequence[Any] | None = ...,
         security: Sequence[Any] | None = ...,
+        queue: str | None = ...,
+        retry_policy: Callable[..., float] | None = ...,
     ) -> Callable[[FnT], FnT]: ...
 
     def actor(
@@ -245,6 +247,8 @@ class Router:
         bindings: Any | None = None,
         messages: Sequence[Any] | None = None,
         security: Sequence[Any] | None = None,
+        queue: str | None = None,
+        retry_policy: Callable[..., float] | None = None,
     ) -> Any:
         """Declare `fn` as an actor; returns `fn` unchanged. Usable bare or with options.
 
@@ -264,7 +268,17 @@ class Router:
         - `middlewares`: actor middlewares for this actor only, inside the routers' ones.
         - `title`, `summary`, `description`, `deprecated`, `tags`, `external_docs`,
           `bindings`, `messages`, `security`: AsyncAPI metadata of the receive operation.
+        - `queue` (job layer): the queue name, another word for `channel`.
+        - `retry_policy` (job layer): `retry_number -> delay in seconds` for failed jobs.
         """
+        if queue is not None:
+            if channel is not UNSET and channel is not None and channel != queue:
+                raise ActorDeclarationError(
+                    f"queue={queue!r} and channel={channel!r} name two places; pass one of them"
+                )
+            channel = queue
+        if retry_policy is not None and not callable(retry_policy):
+            raise ActorDeclarationError("retry_policy must be a callable")
         options = {
             "channel": channel,
             "routing_strategy": routing_strategy,
@@ -286,6 +300,7 @@ class Router:
             "bindings": bindings,
             "messages": list(messages) if messages is not None else None,
             "security": list(security) if security is not None else None,
+            "retry_policy": retry_policy,
         }
 
         def decorator(func: FnT) -> FnT:

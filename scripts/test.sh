@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine with Python 3.11, as root:
-#   1. installs the Debian packages the tests use (redis-server, debootstrap, chromium),
+#   1. installs the Debian packages the tests use (redis-server, debootstrap, chromium, npm),
 #   2. creates .venv and installs repid with every extra and the test tools,
-#   3. fetches the pinned AsyncAPI React bundle and JSON Schemas (npm registry, checksummed),
+#   3. fetches the pinned AsyncAPI React bundle and JSON Schemas (npm pack, sha512-checked),
 #   4. starts Redis, RabbitMQ 4 (in a Debian 13 chroot) and the Pub/Sub emulator on loopback,
 #   5. runs ruff, mypy --strict and pytest (broker tests fail instead of skipping),
 #   6. stops the brokers, whatever happened.
@@ -17,6 +17,7 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
@@ -29,7 +30,7 @@ step "Python environment (.venv)"
 .venv/bin/python -m pip install -q -e '.[all,test]' 2>&1 | grep -v WARNING || true
 
 step "AsyncAPI assets"
-.venv/bin/python scripts/fetch_asyncapi_assets.py
+.venv/bin/python scripts/fetch_asyncapi_assets.py --specs
 
 step "Brokers"
 trap 'step "Stopping brokers"; bash scripts/brokers.sh stop all || true' EXIT

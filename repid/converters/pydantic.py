@@ -16,7 +16,9 @@ __all__ = ["PydanticConverter"]
 
 
 def _model_name(owner: str, suffix: str) -> str:
-    cleaned = "".join(part.capitalize() for part in owner.replace(".", "_").split("_") if part)
+    # Actor names are free-form (they are routing topics); model names must be identifiers.
+    words = "".join(c if c.isascii() and c.isalnum() else " " for c in owner).split()
+    cleaned = "".join(word[:1].upper() + word[1:] for word in words)
     return f"{cleaned or 'Actor'}{suffix}"
 
 
