@@ -136,6 +136,13 @@ class Repid:
             for data in self.actors
         ]
 
+    def shutdown_executors(self) -> None:
+        """Stop the thread and process pools that ran sync actors (made again when needed)."""
+        pools = getattr(self, "_pools", None)
+        if pools is not None:
+            pools.shutdown()
+            self._pools = None
+
     # Sending -------------------------------------------------------------------------------
 
     def _resolve_channel(self, channel: str | None, operation_id: str | None) -> str:
@@ -317,10 +324,7 @@ class Repid:
         finally:
             for side in side_servers:
                 await side.close()
-            pools = getattr(self, "_pools", None)
-            if pools is not None:
-                pools.shutdown()
-                self._pools = None
+            self.shutdown_executors()
 
     async def _start_side_servers(
         self,

@@ -129,6 +129,7 @@ class TestClient:
     ) -> None:
         for server in self._servers.values():
             await server.disconnect()
+        self.app.shutdown_executors()
         if self._saved is not None:
             originals, default = self._saved
             self.app.servers.replace_all(originals, default)
