@@ -88,6 +88,10 @@ class Dispatcher:
 
     async def unrouted(self, message: ReceivedMessageT) -> None:
         sightings = self.poison.seen(message)
+        # Brokers that count deliveries let several workers (and restarts) share the count.
+        delivered_before = message.delivery_count
+        if delivered_before is not None and delivered_before + 1 > sightings:
+            sightings = delivered_before + 1
         topic = (message.headers or {}).get("topic")
         try:
             if sightings >= POISON_THRESHOLD:
