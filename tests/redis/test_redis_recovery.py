@@ -117,11 +117,17 @@ async def test_kill_9_worker_loses_nothing(redis_url: str, raw: aioredis.Redis, 
             channel=channel, messages=[MessageData(payload=b"%d" % i) for i in range(total)]
         )
         done_key = f"{channel}:done"
-        await wait_until(lambda: _at_least(raw, done_key, 20), what="the worker to get going")
+
+        async def busy() -> bool:
+            pending = (await raw.xpending(channel, "repid"))["pending"]
+            return await _at_least(raw, done_key, 20) and pending > 0
+
+        await wait_until(busy, what="the worker to be busy")
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
+        assert int(await raw.scard(done_key)) < total
         in_flight = (await raw.xpending(channel, "repid"))["pending"]
-        assert in_flight > 0  # it died holding messages
+        assert in_flight > 0  # it died holding messages (it was killed while holding some)
 
         collector_done: set[bytes] = set()
         capacity = DeliveryCapacity(10)

@@ -484,3 +484,42 @@ async def test_publish_batch_refusals(server: RedisServer, raw: aioredis.Redis, 
             server_specific_parameters={"stream_id": "1-1"},
         )
     assert await server.publish_batch(channel=channel, messages=[]) == []
+
+
+async def test_publish_survives_a_killed_connection(
+    server: RedisServer, raw: aioredis.Redis, channel: str
+):
+    await server.publish(channel=channel, message=MessageData(payload=b"before"))
+    writer = server._writer
+    assert writer is not None
+    client_id = await writer.submit([b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n"])
+    assert await raw.client_kill_filter(_id=client_id) == 1
+    # The writer's connection is dead: the publish falls back to redis-py and still lands once.
+    await server.publish(channel=channel, message=MessageData(payload=b"after"))
+    await server.publish(channel=channel, message=MessageData(payload=b"later"))
+    stored = await entries(raw, channel)
+    assert [fields[b"payload"] for _, fields in stored] == [b"before", b"after", b"later"]
+
+
+async def test_concurrent_publishes_are_pipelined(
+    server: RedisServer, raw: aioredis.Redis, channel: str
+):
+    payloads = [b"%d" % i for i in range(500)]
+    await asyncio.gather(
+        *(server.publish(channel=channel, message=MessageData(payload=p)) for p in payloads)
+    )
+    stored = await entries(raw, channel)
+    assert [fields[b"payload"] for _, fields in stored] == payloads  # submission order kept
+    results = await asyncio.gather(
+        server.publish(channel=channel, message=MessageData(payload=b"ok")),
+        server.publish(
+            channel=channel,
+            message=MessageData(payload=b"bad"),
+            server_specific_parameters={"stream_id": "1-1"},
+        ),
+        server.publish(channel=channel, message=MessageData(payload=b"ok too")),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], RedisServerError)
+    assert await raw.xlen(channel) == 502

@@ -32,6 +32,7 @@ __all__ = [
     "decode_entry",
     "encode_fields",
     "pack_add_batch",
+    "pack_xadd",
     "parse_packed",
 ]
 
@@ -169,5 +170,39 @@ def pack_add_batch(
             tail += (_TOKEN_CONTENT_TYPE, _bulk(content_type.encode()))
         pieces += (_TOKEN_FIELD_ARGS[nargs], _TOKEN_PAYLOAD, _bulk(message.payload), *tail)
         count += 1 + nargs
+    pieces[0] = b"*%d\r\n" % count
+    return pieces
+
+
+_TOKEN_XADD = b"$4\r\nXADD\r\n"
+_TOKEN_AUTO_ID = b"$1\r\n*\r\n"
+
+
+def pack_xadd(
+    key: bytes,
+    options: list[bytes] | None,
+    payload: bytes,
+    headers: dict[str, str] | None,
+    content_type: str | None,
+) -> list[bytes]:
+    """One `XADD key [options] id fields...` command as RESP byte pieces.
+
+    `options` are the arguments between the key and the fields, ending with the id; None means
+    just the automatic id `*`.
+    """
+    pieces = [b"", _TOKEN_XADD, _bulk(key)]
+    if options is None:
+        pieces.append(_TOKEN_AUTO_ID)
+        count = 5
+    else:
+        pieces.extend(_bulk(option) for option in options)
+        count = 4 + len(options)
+    pieces += (_TOKEN_PAYLOAD, _bulk(payload))
+    if headers is not None:
+        pieces += (_TOKEN_HEADERS, _bulk(_dumps(headers).encode()))
+        count += 2
+    if content_type is not None:
+        pieces += (_TOKEN_CONTENT_TYPE, _bulk(content_type.encode()))
+        count += 2
     pieces[0] = b"*%d\r\n" % count
     return pieces

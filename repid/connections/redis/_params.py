@@ -29,6 +29,10 @@ class XAddOptions:
         args.append(self.stream_id)
         return args
 
+    def command_bytes(self) -> list[bytes]:
+        """`command_args` as bytes, for commands packed by hand."""
+        return [str(arg).encode() for arg in self.command_args()]
+
 
 DEFAULT_XADD = XAddOptions()
 

@@ -54,9 +54,11 @@ from repid.connections.redis._codec import (
     decode_entry,
     encode_fields,
     pack_add_batch,
+    pack_xadd,
 )
 from repid.connections.redis._errors import RedisConnectionError, RedisServerError, scrub
 from repid.connections.redis._params import DEFAULT_XADD, parse_xadd_options
+from repid.connections.redis._publisher import CoalescingWriter
 from repid.connections.redis.subscriber import RedisSubscriber
 from repid.data import MessageData
 
@@ -176,6 +178,7 @@ class RedisServer(BaseServer):
         self._fetch_script: Any = None
         self._has_xautoclaim = True  # cleared on the first "unknown command" (Redis < 6.2)
         self._add_batch_script: Any = None
+        self._writer: CoalescingWriter | None = None
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -206,6 +209,7 @@ class RedisServer(BaseServer):
             self._replay_script = client.register_script(_scripts.REPLAY)
             self._fetch_script = client.register_script(_scripts.FETCH)
             self._add_batch_script = client.register_script(_scripts.ADD_BATCH)
+            self._writer = CoalescingWriter(client)
         try:
             await self._client.ping()
         except RedisError as exc:
@@ -220,6 +224,9 @@ class RedisServer(BaseServer):
         self._subscribers.clear()
         if self._ack_task is not None:
             await asyncio.wait([self._ack_task])
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer.close()
         client, self._client = self._client, None
         self._connected = False
         if client is not None:
@@ -268,20 +275,22 @@ class RedisServer(BaseServer):
         `stream_id` (str, default `*`). Unknown names raise ValueError.
         """
         client = self._require_client()
-        fields = encode_fields(message.payload, message.headers, message.content_type)
         options = parse_xadd_options(server_specific_parameters)
+        head = None if options is DEFAULT_XADD else options.command_bytes()
+        pieces = pack_xadd(
+            channel.encode(), head, message.payload, message.headers, message.content_type
+        )
+        writer = self._writer
+        assert writer is not None
         try:
-            if options is DEFAULT_XADD:
-                await client.xadd(channel, fields)  # type: ignore[arg-type]
-                return
-            added = await client.xadd(
-                channel,
-                fields,  # type: ignore[arg-type]
-                id=options.stream_id,
-                maxlen=options.maxlen,
-                approximate=options.approximate,
-                nomkstream=options.nomkstream,
-            )
+            try:
+                added = await writer.submit(pieces)
+            except (RedisPyConnectionError, RedisPyTimeoutError):
+                # The fast path's connection failed: once more through redis-py, whose retry
+                # with backoff rides out a broker restart.
+                added = await client.execute_command(*_unpack_for_retry(pieces))  # type: ignore[no-untyped-call]
+            if isinstance(added, RedisError):
+                raise added
         except RedisError as exc:
             raise self._error(exc, f"publish to {channel!r}") from None
         if added is None:
@@ -310,7 +319,7 @@ class RedisServer(BaseServer):
             raise ValueError("publish_batch does not take 'stream_id': every entry needs its own")
         if not messages:
             return []
-        head = [str(arg).encode() for arg in options.command_args()]
+        head = options.command_bytes()
         key = channel.encode()
         script = self._add_batch_script
         chunks = [messages[i : i + _BATCH_CHUNK] for i in range(0, len(messages), _BATCH_CHUNK)]
@@ -577,6 +586,16 @@ class RedisServer(BaseServer):
             if done < step:
                 break
         return moved
+
+
+def _unpack_for_retry(pieces: list[bytes]) -> list[bytes]:
+    """The arguments of a command packed by `pack_xadd` (for the redis-py retry path)."""
+    args = []
+    for piece in pieces[1:]:
+        # Each piece is `$<len>\r\n<bytes>\r\n`.
+        start = piece.index(b"\r\n") + 2
+        args.append(piece[start:-2])
+    return args
 
 
 def _unquote_or_none(text: str | None) -> str | None:
