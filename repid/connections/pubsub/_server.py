@@ -248,7 +248,11 @@ class PubsubServer(BaseServer):
 
     @property
     def is_connected(self) -> bool:
-        """The channel is open and not failing, and every subscription stream is up."""
+        """The channel is open and not failing, and no subscription stream is failing.
+
+        A stream that is still opening counts as up, so that a worker starting does not look
+        disconnected (the app refuses to publish on a disconnected server).
+        """
         channel = self._channel
         if channel is None:
             return False
@@ -258,7 +262,7 @@ class PubsubServer(BaseServer):
             grpc.ChannelConnectivity.SHUTDOWN,
         ):
             return False
-        return all(s.healthy for sub in self._subscribers for s in sub.states if s.is_active)
+        return not any(s.failing for sub in self._subscribers for s in sub.states)
 
     def _require_channel(self) -> grpc.aio.Channel:
         if self._channel is None:

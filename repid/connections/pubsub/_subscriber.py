@@ -78,7 +78,7 @@ MAX_IDS_PER_REQUEST = 1000
 # A stream that is still open this long after it was accepted counts as established.
 _STREAM_SETTLE_SECONDS = 0.5
 
-# A stream that lived this long counts as healthy: its failure restarts the backoff.
+# A stream that lived this long counted as working: its failure restarts the backoff.
 _HEALTHY_STREAM_SECONDS = 10.0
 
 
@@ -153,7 +153,9 @@ class SubscriptionState:
         self._running.set()
         self._closed = False
         self._call: PullCall | None = None
-        self.healthy = False
+        # True from a stream failure until a new stream is established; `is_connected` reads it.
+        # A stream still opening does not count as failing.
+        self.failing = False
         self._reader: asyncio.Task[None] | None = None
         self._deliverer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # interrupts a reconnect backoff sleep
@@ -199,7 +201,7 @@ class SubscriptionState:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self._return_buffered()
-        self.healthy = False
+        self.failing = False
 
     async def _end_stream(self) -> None:
         """Half-close the stream and let the reader drain it; cancel if the server lingers."""
@@ -241,9 +243,9 @@ class SubscriptionState:
                 self._call = call
                 await call.wait_for_connection()
                 # The emulator accepts a stream before it checks the subscription (NOT_FOUND
-                # follows); call it healthy once it survived a moment or delivered something.
+                # follows); it counts as established once it survived a moment or delivered.
                 asyncio.get_running_loop().call_later(
-                    _STREAM_SETTLE_SECONDS, self._mark_healthy, call
+                    _STREAM_SETTLE_SECONDS, self._mark_established, call
                 )
                 while True:
                     await self._room.wait()
@@ -251,14 +253,14 @@ class SubscriptionState:
                     if response is grpc.aio.EOF:
                         raise _StreamEnded
                     received_any = True
-                    self.healthy = True
+                    self.failing = False
                     attempt = 0
                     self._take(response)  # type: ignore[arg-type]  # EOF handled above
             except Exception as exc:  # any failure of this stream: reopen it after a backoff
                 self._call = None
                 if self._closed or not self._running.is_set():
                     continue  # we ended it (pause/close)
-                self.healthy = False
+                self.failing = True
                 if received_any or time.monotonic() - opened_at > _HEALTHY_STREAM_SECONDS:
                     attempt = 0
                 self._log_stream_error(exc, attempt)
@@ -272,9 +274,9 @@ class SubscriptionState:
                 if not call.done():
                     call.cancel()
 
-    def _mark_healthy(self, call: PullCall) -> None:
+    def _mark_established(self, call: PullCall) -> None:
         if self._call is call and not call.done():
-            self.healthy = True
+            self.failing = False
 
     def _take(self, response: list[_proto.ReceivedMessage]) -> None:
         now = time.monotonic()
