@@ -308,7 +308,9 @@ class Repid:
         - `health_check_server`, `asyncapi_server`: start those HTTP servers beside the worker.
         - `server_name`: consume from this server instead of the default one.
 
-        The server must be connected; it stays connected afterwards.
+        The server must be connected when the worker starts; the worker disconnects it at the
+        end of its shutdown. (`app.create_runner()` gives a runner that leaves the connection
+        open, for running several workers on one connection.)
         """
         runner = self.create_runner(
             server_name=server_name,
@@ -325,6 +327,14 @@ class Repid:
             for side in side_servers:
                 await side.close()
             self.shutdown_executors()
+            # Step 4 of the shutdown sequence: close the broker connection. Servers make
+            # `disconnect` idempotent, so the enclosing `async with server.connection():`
+            # exits cleanly afterwards.
+            if runner.server.is_connected:
+                try:
+                    await runner.server.disconnect()
+                except Exception:
+                    logger.exception("worker.shutdown: disconnecting from the broker failed")
 
     async def _start_side_servers(
         self,

@@ -6,8 +6,8 @@ Shutdown, on a signal or when `messages_limit` messages were processed:
 2. wait up to `graceful_shutdown_time` for running actors to finish and settle;
 3. cancel the rest, give them `cancellation_timeout` to run their `finally` blocks, and reject
    their messages (back to the queue) unless they were already acted on;
-4. close the subscription. The server connection itself belongs to whoever opened it
-   (`async with server.connection():`), so a worker can be run again on it.
+4. close the subscription; `Repid.run_worker` then closes the broker connection (a bare
+   `Runner` leaves it open, so several runners can share one connection).
 """
 
 from __future__ import annotations

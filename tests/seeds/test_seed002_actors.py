@@ -421,8 +421,9 @@ async def test_run_in_process_across_two_worker_runs() -> None:
     server = InMemoryServer()
     app.servers.register_server("default", server)
     app.include_router(router)
-    async with server.connection():
-        for number in (7, 8):
+    for number in (7, 8):
+        # run_worker closes the connection at the end of its shutdown: open one per run.
+        async with server.connection():
             await app.send_message_json(
                 channel="heavy_math",
                 payload={"number": number},

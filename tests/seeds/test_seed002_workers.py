@@ -7,7 +7,6 @@ Workers that "block forever" are stopped the documented way, with a signal. Exam
 """
 
 import asyncio
-import importlib.util
 import json
 import signal
 
@@ -141,12 +140,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.xfail(
-    importlib.util.find_spec("repid.health.server") is None,
-    reason="repid/app.py Repid._start_side_servers imports repid.health.server, which does not "
-    "exist yet: run_worker(health_check_server=...) raises ModuleNotFoundError",
-    strict=True,
-)
 async def test_health_check_server() -> None:
     # The example binds 0.0.0.0:8080; tests bind loopback only, on a free port.
     app = Repid()
@@ -500,13 +493,6 @@ async def test_sigint_stops_the_worker_by_default() -> None:
     assert info.processed == 1
 
 
-@pytest.mark.xfail(
-    reason="repid/worker/runner.py Runner._shutdown ends by closing the subscription only (its "
-    "docstring: 'The server connection itself belongs to whoever opened it'), and "
-    "Repid.run_worker does not disconnect either: the server is still connected after "
-    "run_worker returns, while seed 002's shutdown sequence step 4 closes the connection",
-    strict=True,
-)
 async def test_shutdown_closes_the_connection() -> None:
     # Seed 002, "The Shutdown Sequence", step 4: "Finally, the worker safely closes its
     # connection to the broker" (diagram: "Worker->>Broker: Close connection").
