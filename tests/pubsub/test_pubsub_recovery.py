@@ -207,8 +207,9 @@ async def test_missing_subscription_is_retried_until_it_exists(host: str) -> Non
         subscriber = await server.subscribe(
             channels_to_callbacks={name: callback}, capacity=capacity
         )
-        # NOT_FOUND: the stream fails, is logged as an error and retried with backoff; it
-        # never counts as connected meanwhile.
+        # NOT_FOUND: the stream fails, is logged as an error and retried with backoff; once
+        # it failed, it does not count as connected until a stream is established.
+        await _wait(lambda: not server.is_connected, 10, "is_connected to report the failure")
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
             assert not server.is_connected
