@@ -12,9 +12,12 @@ from repid.connections.redis._codec import (
     MalformedEntryError,
     decode_entry,
     encode_fields,
+    pack_add_batch,
+    pack_xadd,
     parse_packed,
 )
 from repid.connections.redis._params import XAddOptions, parse_xadd_options
+from repid.data import MessageData
 
 
 def as_redis_returns(fields: dict[bytes, object]) -> dict[bytes, bytes]:
@@ -122,3 +125,58 @@ def test_parse_packed_round_trip(entries):
 def test_parse_packed_rejects_garbage(garbage: bytes):
     with pytest.raises(ValueError):
         parse_packed(garbage)
+
+
+def reference_pack(*args: bytes) -> bytes:
+    """RESP array of bulk strings, written the plain way."""
+    out = b"*%d\r\n" % len(args)
+    for arg in args:
+        out += b"$%d\r\n" % len(arg) + arg + b"\r\n"
+    return out
+
+
+def field_args(payload: bytes, headers: dict[str, str] | None, content_type: str | None):
+    args = [b"payload", payload]
+    if headers is not None:
+        args += [
+            b"headers",
+            json.dumps(headers, ensure_ascii=False, separators=(",", ":")).encode(),
+        ]
+    if content_type is not None:
+        args += [b"content_type", content_type.encode()]
+    return args
+
+
+messages_strategy = st.builds(
+    MessageData,
+    payload=st.binary(max_size=50),
+    headers=st.none() | st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),
+    content_type=st.none() | st.text(max_size=10),
+)
+options_strategy = st.none() | st.lists(st.binary(min_size=1, max_size=6), max_size=4)
+
+
+@given(key=st.binary(min_size=1, max_size=20), options=options_strategy, message=messages_strategy)
+def test_pack_xadd_matches_reference(key: bytes, options, message: MessageData):
+    packed = b"".join(
+        pack_xadd(key, options, message.payload, message.headers, message.content_type)
+    )
+    head = [b"*"] if options is None else options
+    expected = reference_pack(
+        b"XADD", key, *head, *field_args(message.payload, message.headers, message.content_type)
+    )
+    assert packed == expected
+
+
+@given(
+    key=st.binary(min_size=1, max_size=20),
+    options=st.lists(st.binary(min_size=1, max_size=6), max_size=4),
+    messages=st.lists(messages_strategy, max_size=5),
+)
+def test_pack_add_batch_matches_reference(key: bytes, options, messages):
+    packed = b"".join(pack_add_batch(b"f" * 40, key, options, messages))
+    args = [b"EVALSHA", b"f" * 40, b"1", key, b"%d" % len(options), *options]
+    for message in messages:
+        fields = field_args(message.payload, message.headers, message.content_type)
+        args += [b"%d" % len(fields), *fields]
+    assert packed == reference_pack(*args)
