@@ -197,3 +197,25 @@ async def test_unrouted_message_becomes_poison_after_ten_deliveries(kit: BrokerK
     assert len(rejected) == 9
     if not kit.nack_redelivers:
         assert await kit.dead_letters(channel) == 1
+
+
+async def test_run_worker_closes_the_connection_and_disconnect_is_idempotent(
+    kit: BrokerKit,
+) -> None:
+    app = kit.app()
+    channel = await kit.channel()
+    router = Router()
+    runs: list[int] = []
+
+    @router.actor(channel=channel)
+    async def job(n: int) -> None:
+        runs.append(n)
+
+    app.include_router(router)
+    await app.send_message_json(channel=channel, payload={"n": 1}, headers={"topic": "job"})
+    info = await asyncio.wait_for(app.run_worker(messages_limit=1, register_signals=[]), 30)
+    assert info.processed == 1 and runs == [1]
+    assert kit.server.is_connected is False
+    await kit.server.disconnect()  # a second disconnect is harmless
+    await kit.server.connect()  # and the server can connect again
+    assert kit.server.is_connected
