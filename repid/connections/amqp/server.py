@@ -142,7 +142,7 @@ class AmqpServer(BaseServer):
     async def connect(self) -> None:
         """Connect, retrying refused connections with backoff for up to `connect_timeout`.
 
-        Authentication failures are not retried.
+        Authentication and certificate failures are not retried.
         """
         if self.is_connected:
             return
@@ -157,7 +157,8 @@ class AmqpServer(BaseServer):
                 await self._open()
                 return
             except (OSError, asyncio.TimeoutError, AmqpConnectionLost) as exc:
-                if _is_auth_error(exc) or loop.time() + 0.1 >= deadline:
+                permanent = _is_auth_error(exc) or isinstance(exc, ssl.SSLCertVerificationError)
+                if permanent or loop.time() + 0.1 >= deadline:
                     self._wanted = False
                     raise ConnectionError(
                         f"cannot connect to {self._safe_url}: {_describe(exc)}"
