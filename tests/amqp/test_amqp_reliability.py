@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from repid import Repid
 from repid.connections.abc import DeliveryCapacity, ReceivedMessageT
 from repid.connections.amqp import AmqpServer
 from repid.data import MessageData
@@ -92,6 +94,52 @@ async def test_killed_consumer_messages_are_redelivered(queue: str) -> None:
         await counter.wait_for_all({b"m%d" % i for i in range(10)}, timeout=30)
         await subscriber.close()
     assert sorted(counter.payloads) == sorted(b"m%d" % i for i in range(10))
+
+
+async def test_worker_killed_mid_run_loses_no_message(queue: str) -> None:
+    url = brokers.amqp_url()
+    app = Repid()
+    server = AmqpServer(url)
+    app.servers.register_server("rabbitmq", server, is_default=True)
+    async with server.connection():
+        for i in range(60):
+            await app.send_message_json(channel=queue, payload={"n": i}, headers={"topic": "work"})
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.amqp.amqp_worker_child",
+            url,
+            queue,
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        done_in_child: set[int] = set()
+        try:
+            assert child.stdout is not None
+            while len(done_in_child) < 15:
+                line = await asyncio.wait_for(child.stdout.readline(), 20)
+                assert line, "the worker exited early"
+                done_in_child.add(int(line.split()[1]))
+        finally:
+            child.send_signal(signal.SIGKILL)  # mid-run: 5 tasks in flight
+            await child.wait()
+        capacity = DeliveryCapacity(10)
+        counter = Counter(capacity)
+        subscriber = await server.subscribe(
+            channels_to_callbacks={queue: counter}, capacity=capacity
+        )
+        seen = {json.loads(p)["n"] for p in counter.payloads}
+        expected = set(range(60)) - done_in_child
+        while not expected <= seen:
+            counter.changed.clear()
+            await asyncio.wait_for(counter.changed.wait(), 30)
+            seen = {json.loads(p)["n"] for p in counter.payloads}
+        await subscriber.close()
+    # Every message was processed by one of the two workers; the ones the killed worker had
+    # in flight (done but not yet acked, or not done) came back.
+    assert done_in_child | seen == set(range(60))
+    assert len(done_in_child) < 60
 
 
 @pytest.mark.slow
