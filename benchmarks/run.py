@@ -223,11 +223,11 @@ def private_rabbitmq() -> Iterator[None]:
             check=False,
             timeout=300,
         )
-        for key, value in saved.items():
-            if value is None:
+        for key, old in saved.items():
+            if old is None:
                 os.environ.pop(key, None)
             else:
-                os.environ[key] = value
+                os.environ[key] = old
 
 
 def redis_version(url: str) -> str | None:
@@ -468,8 +468,8 @@ def broker_url(broker: str, args: argparse.Namespace) -> Iterator[tuple[str | No
     if broker == "memory":
         yield None, "InMemoryServer, publisher and worker in one process"
     elif broker == "redis" and not args.redis_from_env:
-        with private_redis() as url:
-            yield url, f"private redis-server {redis_version(url)}, no persistence"
+        with private_redis() as private_url:
+            yield private_url, f"private redis-server {redis_version(private_url)}, no persistence"
     elif broker == "amqp" and args.private_rabbitmq:
         with private_rabbitmq():
             yield (
