@@ -1,24 +1,40 @@
-"""`RedisServer`: Repid on Redis Streams with consumer groups (Redis >= 6.2, redis-py >= 7).
+"""`RedisServer`: Repid on Redis Streams with consumer groups (Redis >= 5.0, redis-py >= 7).
 
 Layout in Redis:
 
-* a channel is a stream with the channel's name; each message is one entry (see `_codec`);
+* a channel is a stream with the channel's name; each message is one entry (see `_codec`:
+  fields `payload`, `headers` as one JSON object, `content_type`);
 * every worker reads a channel through one consumer group (`group`, default `"repid"`), so each
   message goes to one worker; each subscription is its own consumer, named
   `hostname-pid-random`;
-* nacked and malformed messages go to the stream `{channel}:dead`.
+* nacked and malformed messages go to the stream `{channel}:dead`; `read_dead_letters` shows
+  them and `replay_dead_letters` moves them back.
 
 Who creates what: `publish` creates the stream on first XADD (unless `nomkstream`). `subscribe`
 creates the consumer group with `XGROUP CREATE <channel> <group> 0 MKSTREAM` when it is missing
 (and again if the stream is deleted while subscribed). The group starts at id 0, so messages
-published before the first worker ever started are delivered too.
+published before the first worker ever started are delivered too. A channel's stream belongs to
+Repid: ack deletes entries (XDEL), so other consumer groups on it would miss messages.
+
+Outcomes (atomic; see `RedisReceivedMessage`): ack = XACK + XDEL; reject = re-add a copy at the
+end of the stream + XACK + XDEL; nack = the same into `{channel}:dead`; reply = XADD to the reply
+channel + XACK + XDEL.
 
 Redelivery: an entry read by a worker stays in the group's pending list until it is settled.
-Subscribers run `XAUTOCLAIM` every `claim_interval` seconds and take over entries that nobody
-touched for `claim_idle` seconds (default 30 s, checked every 5 s), so the messages of a worker
-killed with SIGKILL come back within about 35 s. A live worker resets the idle time of the
-entries it holds (XCLAIM ... JUSTID) every `claim_idle / 3` seconds, so long-running actors keep
-their messages.
+Subscribers run `XAUTOCLAIM` (XPENDING + XCLAIM before Redis 6.2) every `claim_interval`
+seconds and take over entries that nobody touched for `claim_idle` seconds (default 30 s,
+checked every 5 s), so the messages of a worker killed with SIGKILL come back within about 35 s,
+with `delivery_count` raised. A live worker resets the idle time of the entries it holds
+(XCLAIM ... JUSTID) every `claim_idle / 3` seconds, so long-running actors keep their messages.
+On `close`, read-but-undelivered entries are put back at once.
+
+Connection loss: commands retry with backoff inside redis-py for a few seconds; the read loop
+then keeps retrying with exponential backoff and jitter, sets `is_connected` from what it sees,
+and re-creates groups that vanished. Use `appendonly yes` on the server so that a restart keeps
+the streams and pending lists.
+
+Not supported: Redis Cluster (the Lua scripts touch two keys, which may live on different
+nodes). `nomkstream` needs Redis >= 6.2.
 """
 
 from __future__ import annotations
@@ -47,8 +63,6 @@ from repid.connections.redis._codec import (
     CONTENT_TYPE,
     DEAD_FROM,
     DEAD_REASON,
-    DELIVERY_COUNT,
-    HEADERS,
     PAYLOAD,
     MalformedEntryError,
     decode_entry,
@@ -572,8 +586,7 @@ class RedisServer(BaseServer):
         Each batch of up to 100 moves atomically (Lua REPLAY); replayed messages start again with
         delivery count 0 and keep their payload, headers and content type.
         """
-        client = self._require_client()
-        del client
+        self._require_client()
         dead = self.dead_letter_channel(channel)
         moved = 0
         while count is None or moved < count:
@@ -600,7 +613,3 @@ def _unpack_for_retry(pieces: list[bytes]) -> list[bytes]:
 
 def _unquote_or_none(text: str | None) -> str | None:
     return unquote(text) if text else None
-
-
-# Field names, re-exported for tests and tools that inspect streams directly.
-FIELD_NAMES = (PAYLOAD, HEADERS, CONTENT_TYPE, DELIVERY_COUNT, DEAD_REASON, DEAD_FROM)
