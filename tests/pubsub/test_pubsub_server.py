@@ -564,3 +564,26 @@ def test_emulator_needs_no_google_auth_and_the_service_names_the_extra(host: str
     assert result.returncode == 0, result.stderr
     assert "needs google-auth" in result.stdout and "pip install repid[pubsub]" in result.stdout
     assert [_data(m) for m in pull(host, name)] == [b"ok"]
+
+
+async def test_a_stale_ack_id_does_not_fail_the_acks_batched_with_it(
+    server: PubsubServer, channel: str, host: str
+) -> None:
+    collector = Collector(DeliveryCapacity(5), action=None)
+    subscriber = await consume(server, channel, collector)
+    await server.publish_batch(channel=channel, messages=[MessageData(b"1"), MessageData(b"2")])
+    await collector.wait_for(2)
+    state = subscriber.states[0]  # type: ignore[attr-defined]
+    # The three settlements share one Acknowledge call, which the emulator refuses as a whole
+    # (INVALID_ARGUMENT) because of the stale id; the valid ones must still be acked.
+    results = await asyncio.gather(
+        state.settle_ack("projects/x/subscriptions/y:999999"),
+        collector.messages[0].ack(),
+        collector.messages[1].ack(),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], grpc.aio.AioRpcError)
+    assert results[0].code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert results[1:] == [None, None]
+    await subscriber.close()
+    assert pull(host, channel) == []

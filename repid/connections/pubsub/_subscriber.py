@@ -113,14 +113,35 @@ class _Batcher:
                 for _, future in batch:
                     future.cancel()
                 raise
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT and len(batch) > 1:
+                    # One stale ack id (the emulator rejects those; the service ignores them)
+                    # fails the whole call: settle the others one by one.
+                    await self._one_by_one(batch)
+                else:
+                    _fail(batch, exc)
             except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                _fail(batch, exc)
             else:
                 for _, future in batch:
                     if not future.done():
                         future.set_result(None)
+
+    async def _one_by_one(self, batch: list[tuple[str, asyncio.Future[None]]]) -> None:
+        for ack_id, future in batch:
+            try:
+                await self._send([ack_id])
+            except Exception as exc:
+                _fail([(ack_id, future)], exc)
+            else:
+                if not future.done():
+                    future.set_result(None)
+
+
+def _fail(batch: list[tuple[str, asyncio.Future[None]]], exc: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
 
 
 class SubscriptionState:
