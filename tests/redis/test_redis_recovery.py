@@ -294,3 +294,28 @@ def _assert_clean(exc: BaseException, secret: str, host: str) -> None:
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     assert host in str(exc)
     assert secret not in text
+
+
+@pytest.mark.slow
+async def test_is_connected_follows_the_broker_while_the_worker_is_full(own_redis: OwnRedis):
+    server = RedisServer(own_redis.url, block=0.2, claim_idle=3.0, keepalive_interval=0.1)
+    await server.connect()
+    try:
+        await server.publish(channel="full", message=MessageData(payload=b"long"))
+        collector = Collector(DeliveryCapacity(1))
+        sub = await server.subscribe(
+            channels_to_callbacks={"full": collector.callback}, capacity=collector.capacity
+        )
+        await collector.wait_for(1)  # the only slot is taken: the read loop waits for capacity
+        assert server.is_connected
+        own_redis.stop()
+        await wait_until(lambda: not server.is_connected, timeout=15, what="the drop to show")
+        own_redis.start()
+        await wait_until(lambda: server.is_connected, timeout=15, what="the return to show")
+        await collector.finish(collector.messages[0], "ack")  # still ours after the restart
+        await sub.close()
+        check = aioredis.Redis.from_url(own_redis.url)
+        assert await check.xlen("full") == 0
+        await check.aclose()
+    finally:
+        await server.disconnect()

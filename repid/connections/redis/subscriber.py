@@ -437,32 +437,40 @@ class RedisSubscriber:
         return cursor, entries
 
     async def _keepalive(self) -> None:
-        """Reset the idle time of held and in-flight entries so no other worker claims them."""
+        """Reset the idle time of held and in-flight entries so no other worker claims them.
+
+        With nothing to refresh it sends a PING instead, so that `is_connected` follows the
+        broker even while the read loop waits for free slots.
+        """
         server = self._server
         interval = server.keepalive_interval
         while True:
             await asyncio.sleep(interval)
             busy = [state for state in self._channels if state.in_flight or state.held]
-            if not busy:
-                if self._closed:
-                    return
-                continue
+            if not busy and self._closed:
+                return
             try:
                 client = server._require_client()
-                pipe = client.pipeline(transaction=False)
-                for state in busy:
-                    pipe.xclaim(
-                        state.key,
-                        server.group,
-                        self.consumer,
-                        0,
-                        [*state.in_flight, *state.held],
-                        justid=True,
-                    )
-                await pipe.execute()
+                if busy:
+                    pipe = client.pipeline(transaction=False)
+                    for state in busy:
+                        pipe.xclaim(
+                            state.key,
+                            server.group,
+                            self.consumer,
+                            0,
+                            [*state.in_flight, *state.held],
+                            justid=True,
+                        )
+                    await pipe.execute()
+                else:
+                    await client.ping()
+                server._connected = True
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if isinstance(exc, (RedisPyConnectionError, RedisPyTimeoutError, ConnectionError)):
+                    server._connected = False
                 logger.warning(
                     "redis.keepalive_failed: redis at %s: %s: %s",
                     server.host,
