@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import grpc
@@ -587,3 +588,22 @@ async def test_a_stale_ack_id_does_not_fail_the_acks_batched_with_it(
     assert results[1:] == [None, None]
     await subscriber.close()
     assert pull(host, channel) == []
+
+
+async def test_keep_alive_drops_stale_ack_ids_and_keeps_the_rest(
+    server: PubsubServer, channel: str
+) -> None:
+    collector = Collector(DeliveryCapacity(5), action=None)
+    subscriber = await consume(server, channel, collector)
+    await server.publish(channel=channel, message=MessageData(b"held"))
+    await collector.wait_for(1)
+    state = subscriber.states[0]  # type: ignore[attr-defined]
+    stale = "projects/x/subscriptions/y:999999"
+    state.leased[stale] = time.monotonic()
+    await state.keep_alive()  # the batch fails on the stale id; singly, only it is refused
+    assert stale not in state.leased
+    held = collector.messages[0]
+    assert held.ack_id in state.leased  # type: ignore[attr-defined]
+    await collector.settle(held, "ack")
+    assert held.ack_id not in state.leased  # type: ignore[attr-defined]
+    await subscriber.close()

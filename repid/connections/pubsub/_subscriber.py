@@ -436,6 +436,26 @@ class SubscriptionState:
 
     # -- keep-alive ----------------------------------------------------------------------------
 
+    async def _extend_one_by_one(self, ack_ids: list[str], timeout: float) -> None:
+        """Extend leases singly after a batch failed; stop leasing ids refused as invalid."""
+        for ack_id in ack_ids:
+            try:
+                await self.server.modify_ack_deadline(
+                    self.path, [ack_id], self.server.ack_deadline, timeout=timeout
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                    self.leased.pop(ack_id, None)  # stale (e.g. the broker restarted)
+                else:
+                    self._log_extension_failure([ack_id], exc)
+                    return  # the broker is unreachable: the next tick tries again
+
+    def _log_extension_failure(self, ack_ids: list[str], exc: Exception) -> None:
+        logger.warning(
+            "pubsub.lease_extension_failed",
+            extra={"subscription": self.path, "count": len(ack_ids), "error": repr(exc)},
+        )
+
     async def keep_alive(self) -> None:
         """Extend the deadline of leased messages; send a heartbeat on the open stream."""
         # Bounded by half a deadline: during an outage the next tick tries again.
@@ -452,11 +472,14 @@ class SubscriptionState:
                     await self.server.modify_ack_deadline(
                         self.path, chunk, self.server.ack_deadline, timeout=timeout
                     )
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                        # A stale id fails the whole call: find it, keep extending the rest.
+                        await self._extend_one_by_one(chunk, timeout)
+                    else:
+                        self._log_extension_failure(chunk, exc)
                 except Exception as exc:
-                    logger.warning(
-                        "pubsub.lease_extension_failed",
-                        extra={"subscription": self.path, "count": len(chunk), "error": repr(exc)},
-                    )
+                    self._log_extension_failure(chunk, exc)
         call = self._call
         if call is not None and not call.done():
             # An empty request keeps an idle stream from being closed by the service.
