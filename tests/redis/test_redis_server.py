@@ -193,7 +193,8 @@ async def test_reject_puts_back_for_redelivery(
     again = collector.messages[1]
     assert (again.payload, again.headers, again.content_type) == (b"job", {"h": "1"}, "c/t")
     assert again.delivery_count == 1
-    assert again.message_id != message.message_id
+    assert again.message_id == message.message_id  # the same message...
+    assert again.entry_id != message.entry_id  # ...in a new stream entry
     await collector.finish(again, "reject")
     await collector.wait_for(3)
     assert collector.messages[2].delivery_count == 2
@@ -231,6 +232,7 @@ async def test_nack_dead_letters_and_replay(server: RedisServer, raw: aioredis.R
         "a/b",
     )
     assert replayed.delivery_count == 0
+    assert replayed.message_id == message.message_id
     await collector.finish(replayed, "ack")
     await sub.close()
 

@@ -7,7 +7,9 @@ Every entry has the field `payload` (raw bytes) and optionally:
   `payload`);
 * `content_type` - UTF-8 text;
 * `delivery_count` - deliveries that happened to earlier copies of this message (a rejected
-  message is re-added as a new entry, see `_scripts`), as decimal text.
+  message is re-added as a new entry, see `_scripts`), as decimal text;
+* `origin_id` - on such a copy, the entry id the message had when first published (it is the
+  message's `message_id` for good).
 
 Dead-letter entries (`{channel}:dead`) carry the same fields plus `dead_reason` and `dead_from`
 (the entry id it had in its channel).
@@ -27,6 +29,7 @@ __all__ = [
     "DEAD_REASON",
     "DELIVERY_COUNT",
     "HEADERS",
+    "ORIGIN_ID",
     "PAYLOAD",
     "MalformedEntryError",
     "decode_entry",
@@ -42,6 +45,7 @@ CONTENT_TYPE = b"content_type"
 DELIVERY_COUNT = b"delivery_count"
 DEAD_REASON = b"dead_reason"
 DEAD_FROM = b"dead_from"
+ORIGIN_ID = b"origin_id"
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _loads = json.JSONDecoder().decode  # on str: skips json.loads' bytes sniffing

@@ -18,6 +18,7 @@ __all__ = ["ADD_BATCH", "FETCH", "MOVE", "REPLAY", "REPLY"]
 # XACK + XDEL them in KEYS[1].
 # ARGV: group, consumer ('' = any owner), extra deliveries to count (0 or 1), dead reason
 # ('' = not a dead letter), then the entry ids.
+# The copy keeps (or gets) `origin_id`, the id of the first entry of this message.
 # The copy's delivery_count = earlier copies' count + times this entry was delivered - 1 + extra:
 # a reject or nack counts the current delivery (extra 1); a release does not (extra 0), because
 # the message never reached an actor.
@@ -37,15 +38,20 @@ for i = 5, #ARGV do
       local src = entry[1][2]
       local out = {}
       local count = 0
+      local origin = id
       for j = 1, #src, 2 do
         local f = src[j]
         if f == 'delivery_count' then
           count = tonumber(src[j + 1]) or 0
+        elseif f == 'origin_id' then
+          origin = src[j + 1]
         elseif f ~= 'dead_reason' and f ~= 'dead_from' then
           out[#out + 1] = f
           out[#out + 1] = src[j + 1]
         end
       end
+      out[#out + 1] = 'origin_id'
+      out[#out + 1] = origin
       count = count + tonumber(pending[1][4]) - 1 + tonumber(ARGV[3])
       if count > 0 then
         out[#out + 1] = 'delivery_count'
@@ -56,9 +62,6 @@ for i = 5, #ARGV do
         out[#out + 1] = ARGV[4]
         out[#out + 1] = 'dead_from'
         out[#out + 1] = id
-      end
-      if #out == 0 then
-        out = {'dead_reason', 'empty entry'}
       end
       redis.call('XADD', KEYS[2], '*', unpack(out))
       moved = moved + 1
@@ -89,7 +92,7 @@ return 1
 """
 
 # Move up to ARGV[1] dead letters from KEYS[1] back to the channel KEYS[2], oldest first, with a
-# fresh delivery count. Returns how many were moved.
+# fresh delivery count (origin_id stays: it is the same message). Returns how many were moved.
 REPLAY = """
 local entries = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', tonumber(ARGV[1]))
 for i = 1, #entries do

@@ -26,7 +26,7 @@ class RedisReceivedMessage(BaseReceivedMessage):
     * `reply` - XADD to the reply channel + XACK + XDEL of this entry in one Lua script.
     """
 
-    __slots__ = ("_delivery_count", "_entry_id", "_server", "_state")
+    __slots__ = ("_delivery_count", "_entry_id", "_origin_id", "_server", "_state")
 
     def __init__(
         self,
@@ -38,6 +38,7 @@ class RedisReceivedMessage(BaseReceivedMessage):
         headers: dict[str, str] | None,
         content_type: str | None,
         delivery_count: int,
+        origin_id: bytes | None = None,
     ) -> None:
         super().__init__(
             payload=payload, headers=headers, content_type=content_type, channel=state.name
@@ -46,10 +47,16 @@ class RedisReceivedMessage(BaseReceivedMessage):
         self._state = state
         self._entry_id = entry_id
         self._delivery_count = delivery_count
+        self._origin_id = origin_id
 
     @property
     def message_id(self) -> str:
-        """The stream entry id (a rejected message comes back under a new id)."""
+        """The message's first stream entry id; it stays the same across rejects and replays."""
+        return (self._origin_id or self._entry_id).decode()
+
+    @property
+    def entry_id(self) -> str:
+        """The id of the stream entry delivered this time (a re-added copy has a new one)."""
         return self._entry_id.decode()
 
     @property

@@ -28,7 +28,12 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisPyTimeoutError
 
 from repid.connections.abc import DeliveryCapacity, MessageCallbackT
-from repid.connections.redis._codec import MalformedEntryError, decode_entry, parse_packed
+from repid.connections.redis._codec import (
+    ORIGIN_ID,
+    MalformedEntryError,
+    decode_entry,
+    parse_packed,
+)
 from repid.connections.redis._errors import scrub
 from repid.connections.redis.message import RedisReceivedMessage
 
@@ -314,6 +319,7 @@ class RedisSubscriber:
                 headers=headers,
                 content_type=content_type,
                 delivery_count=earlier + times - 1,
+                origin_id=fields.get(ORIGIN_ID),
             )
             state.in_flight.add(entry_id)
             self._delivering = True
