@@ -301,7 +301,9 @@ class AmqpClient:
         future: asyncio.Future[DeliveryState | None] = self._loop.create_future()
         self._outcomes[delivery] = future
         self._flush()
-        await self._writer.drain()
+        # A broken socket is seen by the reader too, which fails `future` with the reason.
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.drain()
         return await future
 
     def flow(self, link: ReceiverLink, credit: int, *, drain: bool = False) -> None:

@@ -138,7 +138,110 @@ def register(cls: type[C]) -> type[C]:
             wire.append((f.name, f.default, f.mandatory, None, None, classes))
     cls._wire = tuple(wire)
     cls._descriptor = Ulong(spec.code)
+    cls._fast_from_fields = _compile_from_fields(cls)
+    setattr(cls, "to_described", _compile_to_described(cls))  # noqa: B010 - generated
     return cls
+
+
+def _compile_to_described(cls: type[Composite]) -> Callable[[Any], Described]:
+    """Generate `to_described` for `cls`: one expression per field, no per-call reflection."""
+    env: dict[str, Any] = {"Described": Described, "DESCRIPTOR": Ulong(cls._spec.code)}
+    items = []
+    for i, f in enumerate(cls._spec.fields):
+        if isinstance(f.kind, str):
+            env[f"W{i}"] = KINDS[f.kind][0]
+            convert = f"W{i}(v)"
+        else:
+            convert = "v.to_described()"
+        if f.default is None:
+            test = f"(v := self.{f.name}) is None"
+        else:
+            env[f"D{i}"] = f.default
+            test = f"(v := self.{f.name}) is None or v == D{i}"  # null means "the default"
+        items.append(f"        None if {test} else {convert},")
+    lines = [
+        "def to_described(self):",
+        "    values = [",
+        *items,
+        "    ]",
+        "    while values and values[-1] is None:",
+        "        values.pop()",
+        "    return Described(DESCRIPTOR, values)",
+    ]
+    # The source is built from the static field specs only, never from input.
+    exec("\n".join(lines), env)
+    function: Callable[[Any], Described] = env["to_described"]
+    function.__doc__ = "The described-list form of this value, ready for `types.encode`."
+    return function
+
+
+_UNSIGNED_LIMITS = {"ubyte": 0xFF, "ushort": 0xFFFF, "uint": 0xFFFFFFFF, "ulong": (1 << 64) - 1}
+
+
+def _compile_from_fields(cls: type[Composite]) -> Callable[[list[Any]], Any]:
+    """Generate a straight-line field decoder for `cls` (the hot path of every frame).
+
+    Any invalid or missing field makes it fall back to the generic `from_fields`, which raises
+    the precise `amqp:decode-error`.
+    """
+    env: dict[str, Any] = {
+        "cls": cls,
+        "Described": Described,
+        "decode_composite": decode_composite,
+        "symbols_check": _symbols_check,
+    }
+    lines = ["def fast(fields):", "    n = len(fields)", "    try:", "        pass"]
+    names = []
+    for i, f in enumerate(cls._spec.fields):
+        arg = f"a{i}"
+        names.append(f"{f.name}={arg}")
+        env[f"D{i}"] = f.default
+        lines.append(f"        v = fields[{i}] if n > {i} else None")
+        lines.append("        if v is None:")
+        lines.append("            raise TypeError" if f.mandatory else f"            {arg} = D{i}")
+        lines.append("        else:")
+        kind = f.kind
+        if isinstance(kind, str) and kind in _UNSIGNED_LIMITS:
+            limit = _UNSIGNED_LIMITS[kind]
+            lines.append(
+                "            if v.__class__ is bool or not isinstance(v, int) "
+                f"or not 0 <= v <= {limit}:"
+            )
+            lines.append("                raise TypeError")
+        elif kind == "bool":
+            lines.append("            if v is not True and v is not False:")
+            lines.append("                raise TypeError")
+        elif kind in ("string", "symbol"):
+            lines.append("            if not isinstance(v, str):")
+            lines.append("                raise TypeError")
+        elif kind == "binary":
+            lines.append("            if not isinstance(v, bytes):")
+            lines.append("                raise TypeError")
+        elif kind == "map":
+            lines.append("            if not isinstance(v, dict):")
+            lines.append("                raise TypeError")
+        elif kind == "timestamp":
+            lines.append("            if not isinstance(v, int):")
+            lines.append("                raise TypeError")
+        elif kind == "symbols":
+            lines.append("            v = symbols_check(v)")
+        elif kind in ("any", "message_id"):
+            pass
+        else:
+            env[f"K{i}"] = kind if isinstance(kind, tuple) else (kind,)
+            lines.append("            if v.__class__ is not Described:")
+            lines.append("                raise TypeError")
+            lines.append("            v = decode_composite(v)")
+            lines.append(f"            if not isinstance(v, K{i}):")
+            lines.append("                raise TypeError")
+        lines.append(f"            {arg} = v")
+    lines.append("    except TypeError:")
+    lines.append("        return cls._slow_from_fields(fields)")
+    lines.append(f"    return cls({', '.join(names)})")
+    # The source is built above from the static field specs only, never from input.
+    exec("\n".join(lines), env)
+    fast: Callable[[list[Any]], Any] = env["fast"]
+    return fast
 
 
 class Composite:
@@ -164,9 +267,16 @@ class Composite:
             values.pop()
         return Described(self._descriptor, values)
 
+    _fast_from_fields: ClassVar[Callable[[list[Any]], Any]]
+
     @classmethod
     def from_fields(cls: type[C], fields: list[Any]) -> C:
         """Build from a decoded field list, validating every field."""
+        result: C = cls._fast_from_fields(fields)
+        return result
+
+    @classmethod
+    def _slow_from_fields(cls: type[C], fields: list[Any]) -> C:
         kwargs: dict[str, Any] = {}
         wire = cls._wire
         for index, (name, default, mandatory, _to_wire, check, classes) in enumerate(wire):

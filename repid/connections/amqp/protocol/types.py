@@ -686,15 +686,26 @@ def _length(buf: _Buffer, pos: int, end: int, wide: bool) -> tuple[int, int]:
 
 
 def _dec_var(wide: bool, kind: str) -> _Decoder:
+    # One specialised function per constructor: strings and symbols are most of what a
+    # message's properties and annotations hold.
+    encoding = "utf-8" if kind == "string" else "ascii"
+    wrap: Callable[[str], Any] = str if kind == "string" else Symbol
+
     def dec(buf: _Buffer, pos: int, end: int, depth: int) -> tuple[Any, int]:
-        n, pos = _length(buf, pos, end, wide)
-        raw = bytes(buf[pos : pos + n])
+        if wide:
+            n, pos = _length(buf, pos, end, True)
+        else:
+            if pos >= end:
+                raise _truncated(pos, 1, end)
+            n = buf[pos]
+            pos += 1
+            if pos + n > end:
+                raise _error(f"declared length {n} exceeds the {end - pos} bytes left")
+        stop = pos + n
         if kind == "binary":
-            return raw, pos + n
+            return bytes(buf[pos:stop]), stop
         try:
-            if kind == "string":
-                return raw.decode("utf-8"), pos + n
-            return Symbol(raw.decode("ascii")), pos + n
+            return wrap(str(buf[pos:stop], encoding)), stop
         except UnicodeDecodeError as exc:
             raise _error(f"invalid {kind} bytes") from exc
 
@@ -724,10 +735,20 @@ def _dec_list(wide: bool) -> _Decoder:
         count, pos, stop = _compound_header(buf, pos, end, wide)
         if count > stop - pos:  # every element takes at least its constructor byte
             raise _error(f"list count {count} exceeds its {stop - pos} bytes")
-        items = []
+        items: list[Any] = []
+        append = items.append
+        decoders = _DECODERS
+        inner = depth + 1
         for _ in range(count):
-            item, pos = decode_value(buf, pos, stop, depth + 1)
-            items.append(item)
+            if pos >= stop:
+                raise _truncated(pos, 1, stop)
+            code = buf[pos]
+            if code == 0x40:  # null: the most common field value of the performatives
+                append(None)
+                pos += 1
+                continue
+            item, pos = decoders[code](buf, pos + 1, stop, inner)
+            append(item)
         if pos != stop:
             raise _error("list content does not match its declared size")
         return items, stop
@@ -800,7 +821,11 @@ def _dec_array(wide: bool) -> _Decoder:
 
 def _dec_described(buf: _Buffer, pos: int, end: int, depth: int) -> tuple[Any, int]:
     _check_depth(depth)
-    descriptor, pos = decode_value(buf, pos, end, depth + 1)
+    if pos + 1 < end and buf[pos] == 0x53:  # smallulong: every descriptor of the spec
+        descriptor: Any = _SMALL_ULONG[buf[pos + 1]]
+        pos += 2
+    else:
+        descriptor, pos = decode_value(buf, pos, end, depth + 1)
     value, pos = decode_value(buf, pos, end, depth + 1)
     return Described(descriptor, value), pos
 
@@ -830,11 +855,25 @@ _register(0x56, _dec_boolean, bool)
 _register(0x50, _fixed(1, _unpack_B, Ubyte), Ubyte)
 _register(0x60, _fixed(2, _unpack_H, Ushort), Ushort)
 _register(0x70, _fixed(4, _unpack_I, Uint), Uint)
-_register(0x52, _fixed(1, _unpack_B, Uint), Uint)
-_register(0x43, _constant(Uint(0)), Uint)
+# Small unsigned values are shared instances: no allocation per delivery id or descriptor.
+_SMALL_UINT = tuple(Uint(i) for i in range(256))
+_SMALL_ULONG = tuple(Ulong(i) for i in range(256))
+
+
+def _small(cache: tuple[Any, ...]) -> _Decoder:
+    def dec(buf: _Buffer, pos: int, end: int, depth: int) -> tuple[Any, int]:
+        if pos >= end:
+            raise _truncated(pos, 1, end)
+        return cache[buf[pos]], pos + 1
+
+    return dec
+
+
+_register(0x52, _small(_SMALL_UINT), Uint)
+_register(0x43, _constant(_SMALL_UINT[0]), Uint)
 _register(0x80, _fixed(8, _unpack_Q, Ulong), Ulong)
-_register(0x53, _fixed(1, _unpack_B, Ulong), Ulong)
-_register(0x44, _constant(Ulong(0)), Ulong)
+_register(0x53, _small(_SMALL_ULONG), Ulong)
+_register(0x44, _constant(_SMALL_ULONG[0]), Ulong)
 _register(0x51, _fixed(1, _unpack_b, Byte), Byte)
 _register(0x61, _fixed(2, _unpack_h, Short), Short)
 _register(0x71, _fixed(4, _unpack_i, Int), Int)
