@@ -1,7 +1,7 @@
 """`InMemoryServer`: a broker inside the current process, for tests and local development.
 
-Outcomes: `ack` removes the message; `reject` puts it back at the head of its channel for the
-next delivery; `nack` moves it to `server.dead_letters[channel]`, where it can be inspected (and
+Outcomes: `ack` removes the message; `reject` puts it back at the head of its channel (of its
+priority level) for the next delivery; `nack` moves it to `server.dead_letters[channel]`, where it can be inspected (and
 re-published with `requeue_dead_letters`). A subscription that closes with messages delivered
 but never settled puts them back, as a real broker does when a consumer goes away. Nothing
 survives the process: do not use it in production.
@@ -30,7 +30,15 @@ __all__ = ["InMemoryServer", "StoredMessage"]
 class StoredMessage:
     """A message as the in-memory broker keeps it."""
 
-    __slots__ = ("channel", "content_type", "delivery_count", "headers", "message_id", "payload")
+    __slots__ = (
+        "channel",
+        "content_type",
+        "delivery_count",
+        "headers",
+        "message_id",
+        "payload",
+        "priority",
+    )
 
     def __init__(
         self,
@@ -39,12 +47,14 @@ class StoredMessage:
         headers: dict[str, str] | None,
         content_type: str | None,
         message_id: str,
+        priority: int = 0,
     ) -> None:
         self.channel = channel
         self.payload = payload
         self.headers = headers
         self.content_type = content_type
         self.message_id = message_id
+        self.priority = priority
         self.delivery_count = 0
 
     def __repr__(self) -> str:
@@ -63,6 +73,29 @@ class _Queue:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def append(self, stored: StoredMessage) -> None:
+        """Queue `stored` behind every message of its priority or higher (FIFO per level)."""
+        messages = self.messages
+        # The common case - every message at the same level - is a plain append.
+        if not messages or messages[-1].priority >= stored.priority:
+            messages.append(stored)
+            return
+        index = len(messages) - 1
+        while index > 0 and messages[index - 1].priority < stored.priority:
+            index -= 1
+        messages.insert(index, stored)
+
+    def push_front(self, stored: StoredMessage) -> None:
+        """Put `stored` first among the messages of its priority level (redelivered next)."""
+        messages = self.messages
+        if not messages or messages[0].priority <= stored.priority:
+            messages.appendleft(stored)
+            return
+        index = 1
+        while index < len(messages) and messages[index].priority > stored.priority:
+            index += 1
+        messages.insert(index, stored)
 
 
 class InMemoryReceivedMessage(BaseReceivedMessage):
@@ -199,12 +232,14 @@ class _Subscriber:
 class InMemoryServer(BaseServer):
     """A broker in this process's memory. See the module docstring for its outcomes.
 
-    Server-specific parameter for `publish`: `message_id` (str), otherwise a random UUID.
+    Server-specific parameters for `publish`: `message_id` (str), otherwise a random UUID;
+    `priority` (int, default 0): higher priorities are delivered first, messages of one
+    priority in publishing order.
     """
 
     protocol = "in-memory"
     protocol_version = None
-    capabilities = ServerCapabilities(atomic_reply=True, dead_letter=True)
+    capabilities = ServerCapabilities(atomic_reply=True, dead_letter=True, priorities=True)
 
     def __init__(
         self,
@@ -254,13 +289,13 @@ class InMemoryServer(BaseServer):
             message_id or uuid.uuid4().hex,
         )
         queue = self._queue(channel)
-        queue.messages.append(stored)
+        queue.append(stored)
         queue.wake()
         return stored
 
     def _requeue(self, stored: StoredMessage) -> None:
         queue = self._queue(stored.channel)
-        queue.messages.appendleft(stored)
+        queue.push_front(stored)
         queue.wake()
 
     async def publish(
@@ -276,11 +311,23 @@ class InMemoryServer(BaseServer):
                 "`async with server.connection():` (or after `await server.connect()`)"
             )
         message_id = None
+        priority = 0
         if server_specific_parameters:
             message_id = server_specific_parameters.get("message_id")
             if message_id is not None and not isinstance(message_id, str):
                 raise TypeError("server_specific_parameters['message_id'] must be a str")
-        self._put(channel, message, message_id)
+            priority = server_specific_parameters.get("priority", 0)
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise TypeError("server_specific_parameters['priority'] must be an int")
+        stored = self._put(channel, message, message_id)
+        if priority:
+            # `_put` (which subclasses such as TestClient's server extend) queued it at the
+            # tail at priority 0, with no await since: move it to its level.
+            queue = self._queue(channel)
+            if queue.messages and queue.messages[-1] is stored:
+                queue.messages.pop()
+            stored.priority = priority
+            queue.append(stored)
 
     async def subscribe(
         self,
@@ -312,6 +359,7 @@ class InMemoryServer(BaseServer):
         queue = self._queue(channel)
         moved = queue.dead
         queue.dead = []
-        queue.messages.extend(moved)
+        for stored in moved:
+            queue.append(stored)
         queue.wake()
         return len(moved)

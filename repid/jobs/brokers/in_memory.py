@@ -1,0 +1,151 @@
+"""In-memory job brokers, for tests and local development (nothing survives the process).
+
+`InMemoryMessageBroker` is the message layer's `InMemoryServer` plus queue declaration,
+priorities (HIGH before MEDIUM before LOW, first-in first-out within a level) and delayed
+delivery (a timer on the running event loop; a delayed message is lost if the process ends
+before it is due). A unique job (`Job(id_=...)`) is not queued twice: publishing it while a
+message with the same id waits in the queue does nothing.
+
+`InMemoryBucketBroker` keeps buckets in a dict. TTLs are honoured: an expired bucket is
+dropped when read, and every `purge_interval` seconds a store also sweeps all expired ones, so
+buckets nobody reads do not pile up forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from repid.connections.in_memory import InMemoryServer
+from repid.data import MessageData
+from repid.jobs.buckets import AnyBucketT, decode_bucket
+from repid.jobs.errors import QueueNotDeclaredError
+from repid.jobs.priorities import PrioritiesT
+
+__all__ = ["InMemoryBucketBroker", "InMemoryMessageBroker"]
+
+# PrioritiesT -> InMemoryServer's `priority` (0 is what plain message-layer messages get).
+_PRIORITY = {PrioritiesT.HIGH: 1, PrioritiesT.MEDIUM: 0, PrioritiesT.LOW: -1}
+
+
+class InMemoryMessageBroker(InMemoryServer):
+    """A job-layer message broker in this process's memory (see the module docstring)."""
+
+    supports_delayed_publish = True
+    supports_priorities = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._declared: set[str] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+
+    async def declare_queue(self, name: str) -> None:
+        self._declared.add(name)
+        self._queue(name)
+
+    async def is_declared(self, name: str) -> bool:
+        return name in self._declared
+
+    async def publish_job(
+        self,
+        *,
+        queue: str,
+        message: MessageData,
+        priority: PrioritiesT,
+        message_id: str,
+        unique: bool = False,
+        delay: float | None = None,
+    ) -> None:
+        if queue not in self._declared:
+            raise QueueNotDeclaredError(queue)
+        params = {"message_id": message_id, "priority": _PRIORITY[PrioritiesT(priority)]}
+        if delay is not None and delay > 0:
+            loop = asyncio.get_running_loop()
+            handle: asyncio.TimerHandle
+
+            def due() -> None:
+                self._timers.discard(handle)
+                loop.create_task(
+                    self.publish(channel=queue, message=message, server_specific_parameters=params)
+                )
+
+            handle = loop.call_later(delay, due)
+            self._timers.add(handle)
+            return
+        if unique and any(m.message_id == message_id for m in self._queue(queue).messages):
+            return  # the same job is already waiting
+        await self.publish(channel=queue, message=message, server_specific_parameters=params)
+
+    @property
+    def scheduled(self) -> int:
+        """How many delayed messages are not due yet."""
+        return len(self._timers)
+
+    async def disconnect(self) -> None:
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        await super().disconnect()
+
+
+class InMemoryBucketBroker:
+    """Buckets in a dict, with TTLs (see the module docstring).
+
+    `use_result_bucket=True` marks the broker as the results store; the same broker can serve
+    both roles (pass it as `args_bucket_broker` and `results_bucket_broker`) so that results
+    can be read back as arguments for chaining.
+    """
+
+    def __init__(self, use_result_bucket: bool = False, *, purge_interval: float = 60.0) -> None:
+        self.use_result_bucket = use_result_bucket
+        self.purge_interval = purge_interval
+        self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._connected = False
+        self._next_purge = time.monotonic() + purge_interval
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    async def connect(self) -> None:
+        self._connected = True
+
+    async def disconnect(self) -> None:
+        self._connected = False
+
+    def __len__(self) -> int:
+        """Stored buckets, expired ones not yet swept included."""
+        return len(self._data)
+
+    async def store_raw(self, id_: str, raw: bytes, ttl: float | None) -> None:
+        now = time.monotonic()
+        if now >= self._next_purge:
+            self.purge(now)
+        self._data[id_] = (raw, None if ttl is None else now + ttl)
+
+    async def get_raw(self, id_: str) -> bytes | None:
+        found = self._data.get(id_)
+        if found is None:
+            return None
+        raw, expires = found
+        if expires is not None and time.monotonic() >= expires:
+            del self._data[id_]
+            return None
+        return raw
+
+    async def get(self, id_: str) -> AnyBucketT | None:
+        raw = await self.get_raw(id_)
+        return None if raw is None else decode_bucket(raw)
+
+    async def delete(self, id_: str) -> None:
+        self._data.pop(id_, None)
+
+    def purge(self, now: float | None = None) -> int:
+        """Drop every expired bucket now; return how many."""
+        now = time.monotonic() if now is None else now
+        expired = [k for k, (_, exp) in self._data.items() if exp is not None and now >= exp]
+        for key in expired:
+            del self._data[key]
+        self._next_purge = now + self.purge_interval
+        return len(expired)

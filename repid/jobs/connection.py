@@ -1,0 +1,80 @@
+"""`Connection`: a message broker tied to optional argument and result bucket brokers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from repid.jobs.brokers.base import MessageBrokerT
+from repid.jobs.buckets import BucketBrokerT
+
+__all__ = ["Connection"]
+
+
+class Connection:
+    """The brokers a job producer or worker uses.
+
+        Connection(
+            message_broker=RedisMessageBroker(dsn),
+            args_bucket_broker=RedisBucketBroker(dsn),
+            results_bucket_broker=RedisBucketBroker(dsn, use_result_bucket=True),
+        )
+
+    `is_open` only changes with `connect()` / `disconnect()`: it does not track the brokers'
+    own connections (they reconnect by themselves where they can).
+    """
+
+    def __init__(
+        self,
+        message_broker: MessageBrokerT | Any,
+        args_bucket_broker: BucketBrokerT | None = None,
+        results_bucket_broker: BucketBrokerT | None = None,
+    ) -> None:
+        for name in ("declare_queue", "publish_job", "subscribe"):
+            if not callable(getattr(message_broker, name, None)):
+                raise TypeError(
+                    f"{message_broker!r} is not a job-layer message broker (no {name}()); use "
+                    "InMemoryMessageBroker, RedisMessageBroker or RabbitMessageBroker"
+                )
+        self.message_broker: MessageBrokerT = message_broker
+        self.args_bucket_broker = args_bucket_broker
+        self.results_bucket_broker = results_bucket_broker
+        self.is_open = False
+
+    def _brokers(self) -> list[Any]:
+        brokers: list[Any] = [self.message_broker]
+        for bucket in (self.args_bucket_broker, self.results_bucket_broker):
+            if bucket is not None and all(bucket is not b for b in brokers):
+                brokers.append(bucket)
+        return brokers
+
+    async def connect(self) -> None:
+        """Connect the message broker and the bucket brokers (each one once)."""
+        done: list[Any] = []
+        try:
+            for broker in self._brokers():
+                await broker.connect()
+                done.append(broker)
+        except BaseException:
+            for broker in reversed(done):
+                await broker.disconnect()
+            raise
+        self.is_open = True
+
+    async def disconnect(self) -> None:
+        """Disconnect every broker (errors of one do not stop the others)."""
+        self.is_open = False
+        first_error: BaseException | None = None
+        for broker in reversed(self._brokers()):
+            try:
+                await broker.disconnect()
+            except Exception as exc:
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+
+    def __repr__(self) -> str:
+        return (
+            f"Connection(message_broker={self.message_broker!r}, "
+            f"args_bucket_broker={self.args_bucket_broker!r}, "
+            f"results_bucket_broker={self.results_bucket_broker!r})"
+        )

@@ -1,0 +1,82 @@
+"""The headers a job's message carries (besides `topic`, the actor name).
+
+All values are strings (every broker carries string headers):
+
+* `job-id` - the job id (also the broker message id);
+* `job-attempt` - 1 for the first run, +1 per retry;
+* `job-retries` - how many retries the job may have in total;
+* `job-timeout` - seconds the run may take ("" = no limit);
+* `job-priority` - "HIGH", "MEDIUM" or "LOW";
+* `job-args-id` - present when the arguments are in the arguments bucket, not the payload;
+* `job-result-id` / `job-result-ttl` - present when the result is to be stored (TTL in seconds,
+  "" = no expiry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from repid.jobs.priorities import PrioritiesT
+
+__all__ = ["JobHeaders"]
+
+JOB_ID = "job-id"
+ATTEMPT = "job-attempt"
+RETRIES = "job-retries"
+TIMEOUT = "job-timeout"
+PRIORITY = "job-priority"
+ARGS_ID = "job-args-id"
+RESULT_ID = "job-result-id"
+RESULT_TTL = "job-result-ttl"
+
+
+def _seconds(text: str | None) -> float | None:
+    return float(text) if text else None
+
+
+@dataclass(slots=True)
+class JobHeaders:
+    """A job message's headers, parsed."""
+
+    job_id: str
+    attempt: int
+    retries: int
+    timeout: float | None
+    priority: PrioritiesT
+    args_id: str | None
+    result_id: str | None
+    result_ttl: float | None
+
+    @classmethod
+    def parse(cls, headers: dict[str, str]) -> JobHeaders:
+        """Read the job headers; a missing or bad number raises ValueError."""
+        try:
+            priority = PrioritiesT[headers.get(PRIORITY) or "MEDIUM"]
+        except KeyError:
+            raise ValueError(f"bad {PRIORITY} header {headers.get(PRIORITY)!r}") from None
+        return cls(
+            job_id=headers[JOB_ID],
+            attempt=int(headers.get(ATTEMPT) or 1),
+            retries=int(headers.get(RETRIES) or 0),
+            timeout=_seconds(headers.get(TIMEOUT)),
+            priority=priority,
+            args_id=headers.get(ARGS_ID) or None,
+            result_id=headers.get(RESULT_ID) or None,
+            result_ttl=_seconds(headers.get(RESULT_TTL)),
+        )
+
+    def to_headers(self, topic: str) -> dict[str, str]:
+        headers = {
+            "topic": topic,
+            JOB_ID: self.job_id,
+            ATTEMPT: str(self.attempt),
+            RETRIES: str(self.retries),
+            TIMEOUT: "" if self.timeout is None else repr(self.timeout),
+            PRIORITY: self.priority.name,
+        }
+        if self.args_id is not None:
+            headers[ARGS_ID] = self.args_id
+        if self.result_id is not None:
+            headers[RESULT_ID] = self.result_id
+            headers[RESULT_TTL] = "" if self.result_ttl is None else repr(self.result_ttl)
+        return headers

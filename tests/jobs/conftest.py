@@ -1,0 +1,82 @@
+"""Fixtures for the job layer: brokers of every kind, and the seed names on `repid`.
+
+The job layer's public names are exported from `repid` by the package's `__init__`; until they
+are, the shim below puts them there, so that the seeds' `from repid import Job` runs verbatim.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+import repid
+import repid.jobs
+from tests import brokers
+
+for _name in repid.jobs.__all__:
+    if _name not in vars(repid):
+        try:
+            setattr(repid, _name, getattr(repid.jobs, _name))
+        except ImportError:  # a broker whose client library is missing
+            pass
+
+JOBS_REDIS_DB = 11
+"""The Redis database the job tests use (the seeds' queue is the shared name "default")."""
+
+
+def redis_jobs_url() -> str:
+    """REPID_TEST_REDIS_URL on database 11 (skips when unset)."""
+    parts = urllib.parse.urlsplit(brokers.redis_url())
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{JOBS_REDIS_DB}"))
+
+
+async def reset_redis(url: str, *queues: str) -> None:
+    """Delete the given queues (and their dead letters, delayed sets) and every bucket."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url)
+    try:
+        keys: list[bytes | str] = []
+        for queue in queues:
+            keys += [queue, f"{queue}:dead", f"repid:delayed:{queue}"]
+            keys += [k async for k in client.scan_iter(match=f"repid:delayed:{queue}:*")]
+        keys += [k async for k in client.scan_iter(match="repid:bucket:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def queue_name() -> str:
+    return f"jobs-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def redis_dsn() -> AsyncIterator[str]:
+    url = redis_jobs_url()
+    await reset_redis(url, "default")
+    yield url
+    await reset_redis(url, "default")
+
+
+@pytest.fixture
+def seed_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """The seeds read broker addresses from these variables."""
+    for name in ("RABBIT_CONNECTION_STRING",):
+        if os.environ.get("REPID_TEST_AMQP_URL"):
+            monkeypatch.setenv(name, os.environ["REPID_TEST_AMQP_URL"])
+    if os.environ.get("REPID_TEST_REDIS_URL"):
+        url = redis_jobs_url()
+        for name in (
+            "REDIS_CONNECTION",
+            "REDIS_ARGS_CONNECTION",
+            "REDIS_ARGS_CONNECTION_STRING",
+            "REDIS_RESULT_CONNECTION_STRING",
+        ):
+            monkeypatch.setenv(name, url)
+    yield monkeypatch
