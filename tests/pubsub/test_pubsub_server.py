@@ -222,11 +222,15 @@ async def test_timeout_parameter_bounds_the_publish_call(host: str, channel: str
             await server.publish(channel=channel, message=MessageData(b"through"))
             proxy.refusing = True
             proxy.cut()
+            for _ in range(100):  # until the channel noticed (a publish racing the cut fails
+                if not server.is_connected:  # with UNAVAILABLE, and is retried)
+                    break
+                await asyncio.sleep(0.05)
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await server.publish(
                     channel=channel,
                     message=MessageData(b"t"),
-                    server_specific_parameters={"timeout": timedelta(seconds=0.5)},
+                    server_specific_parameters={"timeout": timedelta(seconds=2)},
                 )
     finally:
         await proxy.close()

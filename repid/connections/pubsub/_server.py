@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -179,6 +181,7 @@ class PubsubServer(BaseServer):
             # restarted broker is found again quickly.
             ("grpc.initial_reconnect_backoff_ms", int(self.initial_backoff * 1000)),
             ("grpc.max_reconnect_backoff_ms", int(self.max_backoff * 1000)),
+            ("grpc.primary_user_agent", "repid"),
         ]
         if self.emulator_host is None:
             # Detect dead connections to the service; the emulator refuses frequent pings.
@@ -394,11 +397,17 @@ class PubsubServer(BaseServer):
         self._require_channel()
         assert self._publish_rpc is not None
         request = _proto.encode_publish_request(topic, encoded)
-        result: list[str] = await self._call_with_retry(self._publish_rpc, request, timeout)
+        result: list[str] = await self._call_with_retry(
+            self._publish_rpc, request, timeout, _routing("topic", topic)
+        )
         return result
 
     async def _call_with_retry(
-        self, rpc: grpc.aio.UnaryUnaryMultiCallable[bytes, Any], request: bytes, timeout: float
+        self,
+        rpc: grpc.aio.UnaryUnaryMultiCallable[bytes, Any],
+        request: bytes,
+        timeout: float,
+        metadata: tuple[tuple[str, str], ...],
     ) -> Any:
         """Call `rpc`, retrying transient failures until `timeout` seconds have passed.
 
@@ -410,7 +419,12 @@ class PubsubServer(BaseServer):
         while True:
             remaining = deadline - time.monotonic()
             try:
-                return await rpc(request, timeout=max(remaining, 0.001), wait_for_ready=True)
+                return await rpc(
+                    request,
+                    timeout=max(remaining, 0.001),
+                    metadata=metadata,
+                    wait_for_ready=True,
+                )
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
                 retryable = code in TRANSIENT_CODES and code not in (
@@ -430,7 +444,9 @@ class PubsubServer(BaseServer):
         self._require_channel()
         assert self._ack_rpc is not None
         request = _proto.encode_acknowledge_request(subscription, ack_ids)
-        await self._call_with_retry(self._ack_rpc, request, self.publish_timeout)
+        await self._call_with_retry(
+            self._ack_rpc, request, self.publish_timeout, _routing("subscription", subscription)
+        )
 
     async def modify_ack_deadline(
         self, subscription: str, ack_ids: list[str], seconds: int, *, timeout: float | None = None
@@ -446,12 +462,14 @@ class PubsubServer(BaseServer):
         self._require_channel()
         assert self._modack_rpc is not None
         request = _proto.encode_modify_ack_deadline_request(subscription, ack_ids, seconds)
-        await self._call_with_retry(self._modack_rpc, request, timeout)
+        await self._call_with_retry(
+            self._modack_rpc, request, timeout, _routing("subscription", subscription)
+        )
 
-    def streaming_pull(self) -> PullCall:
+    def streaming_pull(self, subscription: str) -> PullCall:
         self._require_channel()
         assert self._pull_rpc is not None
-        call: PullCall = self._pull_rpc()
+        call: PullCall = self._pull_rpc(metadata=_routing("subscription", subscription))
         return call
 
     # -- consuming -----------------------------------------------------------------------------
@@ -497,6 +515,12 @@ class PubsubServer(BaseServer):
                     await state.keep_alive()
                 except Exception:  # never let one failure stop the leases of everything
                     logger.exception("pubsub.keep_alive_failed", extra={"subscription": state.path})
+
+
+@functools.lru_cache(maxsize=1024)
+def _routing(field: str, value: str) -> tuple[tuple[str, str], ...]:
+    """The `x-goog-request-params` header Google's front ends route requests by."""
+    return (("x-goog-request-params", urllib.parse.urlencode({field: value})),)
 
 
 def _encode(

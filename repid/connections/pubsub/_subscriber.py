@@ -251,7 +251,7 @@ class SubscriptionState:
                 continue
             opened_at = time.monotonic()
             received_any = False
-            call = self.server.streaming_pull()
+            call = self.server.streaming_pull(self.path)
             try:
                 await call.write(
                     _proto.encode_streaming_pull_request(
