@@ -64,8 +64,6 @@ __all__ = [
 
 logger = logging.getLogger("repid.connections.amqp")
 
-READ_SIZE = 256 * 1024
-
 
 class AmqpConnectionLost(ConnectionError):
     """The connection is gone (socket closed, broker close, idle timeout, protocol error)."""
@@ -166,19 +164,73 @@ MessageCallback = Callable[[ReceiverLink, IncomingDelivery], None]
 DetachCallback = Callable[[Link, Error | None], None]
 
 
+class _StreamProtocol(asyncio.Protocol):
+    """Hands socket bytes straight to the client (no stream buffer, no reader task)."""
+
+    def __init__(self) -> None:
+        self.client: AmqpClient | None = None
+        self._early: list[bytes] = []
+        self._lost = False
+        self._paused = False
+        self._drain: asyncio.Future[None] | None = None
+
+    def bind(self, client: AmqpClient) -> None:
+        self.client = client
+        for data in self._early:
+            client._on_data(data)
+        self._early.clear()
+        if self._lost:
+            client._on_data(b"")
+
+    def data_received(self, data: bytes) -> None:
+        if self.client is None:
+            self._early.append(data)
+        else:
+            self.client._on_data(data)
+
+    def eof_received(self) -> bool:
+        return False  # close the transport; connection_lost reports it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            logger.debug("amqp.socket_lost", extra={"error": repr(exc)})
+        self._lost = True
+        self._wake()
+        if self.client is not None:
+            self.client._on_data(b"")
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._drain = None
+
+    async def drain(self) -> None:
+        """Wait while the socket's write buffer is over its high-water mark."""
+        if self._paused and not self._lost:
+            self._drain = asyncio.get_running_loop().create_future()
+            await self._drain
+
+
 class AmqpClient:
     """One open AMQP connection with one session. Create it with `AmqpClient.connect`."""
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        transport: asyncio.Transport,
+        protocol: _StreamProtocol,
         connection: Connection,
         *,
         on_lost: Callable[[AmqpConnectionLost], None] | None = None,
     ) -> None:
-        self._reader = reader
-        self._writer = writer
+        self._transport = transport
+        self._protocol = protocol
         self.connection = connection
         self.session: Session | None = None  # publishing
         self.consumer_session: Session | None = None  # receiving links
@@ -225,14 +277,14 @@ class AmqpClient:
             properties={"product": "repid"},
         )
         async with asyncio.timeout(timeout) if hasattr(asyncio, "timeout") else _timeout(timeout):
-            reader, writer = await asyncio.open_connection(
+            transport, protocol = await asyncio.get_running_loop().create_connection(
+                _StreamProtocol,
                 address.host,
                 address.port,
                 ssl=context,
                 server_hostname=address.host if context else None,
-                limit=READ_SIZE,
             )
-            client = cls(reader, writer, connection, on_lost=on_lost)
+            client = cls(transport, protocol, connection, on_lost=on_lost)
             try:
                 await client._handshake()
             except BaseException:
@@ -243,7 +295,7 @@ class AmqpClient:
     async def _handshake(self) -> None:
         self.connection.start()
         self._flush()
-        self._tasks.append(self._loop.create_task(self._read_loop()))
+        self._protocol.bind(self)
         self._tasks.append(self._loop.create_task(self._tick_loop()))
         await self._opened
         self.session = self.connection.begin()
@@ -302,8 +354,7 @@ class AmqpClient:
         self._outcomes[delivery] = future
         self._flush()
         # A broken socket is seen by the reader too, which fails `future` with the reason.
-        with contextlib.suppress(ConnectionError, OSError):
-            await self._writer.drain()
+        await self._protocol.drain()
         return await future
 
     def flow(self, link: ReceiverLink, credit: int, *, drain: bool = False) -> None:
@@ -385,27 +436,25 @@ class AmqpClient:
     def _flush(self) -> None:
         self._flush_scheduled = False
         data = self.connection.data_to_send()
-        if data and not self._writer.is_closing():
-            self._writer.write(data)
+        if data and not self._transport.is_closing():
+            self._transport.write(data)
 
-    async def _read_loop(self) -> None:
-        reader = self._reader
+    def _on_data(self, data: bytes) -> None:
+        """Socket bytes (b"" when the socket closed) into the state machine, events out."""
         connection = self.connection
+        if connection.is_closed:
+            return
         try:
-            while not connection.is_closed:
-                try:
-                    data = await reader.read(READ_SIZE)
-                except (ConnectionError, OSError, ssl.SSLError) as exc:
-                    logger.debug("amqp.read_failed", extra={"error": repr(exc)})
-                    data = b""
-                events = connection.receive_data(data)
-                if events:
-                    self._dispatch(events)
-                self._flush()
+            events = connection.receive_data(data)
+            if events:
+                self._dispatch(events)
+            self._flush()
         except Exception:  # a bug in a callback must not leave the connection half alive
             logger.exception("amqp.reader_crashed")
             self._set_lost(AmqpConnectionLost(None, "internal error in the AMQP reader"))
-        finally:
+            self._abort()
+            return
+        if connection.is_closed:
             if self._lost is None and not self._closed.done():
                 self._set_lost(AmqpConnectionLost(connection.error, "the connection ended"))
             self._abort()
@@ -519,10 +568,10 @@ class AmqpClient:
             self._on_lost(lost)
 
     def _abort(self) -> None:
-        if not self._writer.is_closing():
+        if not self._transport.is_closing():
             with contextlib.suppress(Exception):
                 self._flush()
-            self._writer.close()
+            self._transport.close()
         if self._lost is None:
             self._lost = AmqpConnectionLost(None, "the connection is closed")
         if not self._closed.done():
