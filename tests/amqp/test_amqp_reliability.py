@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,3 +171,60 @@ async def test_broker_restart_loses_no_message_on_a_durable_quorum_queue(queue: 
         assert server._client is not first_connection  # it really reconnected
         await subscriber.close()
     assert set(counter.payloads) == before | after
+
+
+def _close_all_connections() -> int:
+    """Force-close every AMQP connection through the management API (connection:forced)."""
+    _, connections = brokers._mgmt("GET", "/api/connections")
+    for connection in connections or []:
+        name = urllib.parse.quote(connection["name"], safe="")
+        brokers._mgmt("DELETE", f"/api/connections/{name}", allow=(404,))
+    return len(connections or [])
+
+
+async def _wait_connections(server: AmqpServer, previous: object) -> None:
+    for _ in range(200):
+        if server.is_connected and server._client is not previous:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no reconnect")
+
+
+async def test_forced_close_reconnects_and_resubscribes(queue: str) -> None:
+    server = AmqpServer(brokers.amqp_url())
+    async with server.connection():
+        capacity = DeliveryCapacity(5)
+        counter = Counter(capacity)
+        subscriber = await server.subscribe(
+            channels_to_callbacks={queue: counter}, capacity=capacity
+        )
+        await server.publish(channel=queue, message=MessageData(b"one"))
+        await counter.wait_for_all({b"one"}, timeout=10)
+        first = server._client
+        # The management API lists connections with a delay: wait until ours shows up.
+        for _ in range(100):
+            if _close_all_connections():
+                break
+            await asyncio.sleep(0.1)
+        await _wait_connections(server, first)
+        await server.publish(channel=queue, message=MessageData(b"two"))
+        await counter.wait_for_all({b"one", b"two"}, timeout=20)
+        await subscriber.close()
+
+
+async def test_consumer_reattaches_after_its_queue_is_recreated(
+    queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = AmqpServer(brokers.amqp_url())
+    async with server.connection():
+        capacity = DeliveryCapacity(5)
+        counter = Counter(capacity)
+        subscriber = await server.subscribe(
+            channels_to_callbacks={queue: counter}, capacity=capacity
+        )
+        brokers.rabbitmq_delete_queue(queue)  # RabbitMQ detaches the consumer's link
+        brokers.rabbitmq_declare_queue(queue, arguments={"x-queue-type": "quorum"})
+        await server.publish(channel=queue, message=MessageData(b"after"))
+        await counter.wait_for_all({b"after"}, timeout=20)
+        await subscriber.close()
+    assert any("amqp.link_detached" in r.getMessage() for r in caplog.records)
