@@ -611,3 +611,11 @@ async def test_keep_alive_drops_stale_ack_ids_and_keeps_the_rest(
     await collector.settle(held, "ack")
     assert held.ack_id not in state.leased  # type: ignore[attr-defined]
     await subscriber.close()
+
+
+async def test_a_full_topic_name_as_channel_is_used_as_is(host: str) -> None:
+    name = create_pair(host)
+    server = PubsubServer(PROJECT, emulator_host=host, channel_prefix="ignored-")
+    async with server.connection():
+        await server.publish(channel=f"projects/{PROJECT}/topics/{name}", message=MessageData(b"f"))
+    assert [_data(m) for m in pull(host, name)] == [b"f"]

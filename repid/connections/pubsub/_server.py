@@ -278,13 +278,22 @@ class PubsubServer(BaseServer):
     # -- names ---------------------------------------------------------------------------------
 
     def topic_path(self, channel: str, project: str | None = None) -> str:
-        """The full topic name a producer's channel maps to."""
+        """The full topic name a producer's channel maps to.
+
+        A channel that already is a full name (`projects/{p}/topics/{t}`, e.g. a `reply_to`
+        set by another client) is used as it is.
+        """
         if project is None:
             path = self._topic_paths.get(channel)
             if path is None:
-                path = f"projects/{self.project}/topics/{self.channel_prefix}{channel}"
+                path = self._build_topic_path(channel, self.project)
                 self._topic_paths[channel] = path
             return path
+        return self._build_topic_path(channel, project)
+
+    def _build_topic_path(self, channel: str, project: str) -> str:
+        if channel.startswith("projects/") and "/topics/" in channel:
+            return channel
         return f"projects/{project}/topics/{self.channel_prefix}{channel}"
 
     def subscription_path(self, channel: str) -> str:
