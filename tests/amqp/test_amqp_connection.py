@@ -16,6 +16,7 @@ from repid.connections.amqp.protocol.connection import Connection, ConnectionSta
 from repid.connections.amqp.protocol.errors import Condition
 from repid.connections.amqp.protocol.sasl import SaslAnonymous, SaslExternal, SaslPlain
 from tests.amqp.amqp_peer import begin_session, bodies, frame, open_connection, parse
+from tests.amqp.test_amqp_frames import performatives
 
 RECEIVER_CHANNEL = 5  # the channel the scripted peer uses for its end of the session
 
@@ -577,3 +578,24 @@ def test_any_chunking_of_the_byte_stream_gives_the_same_events(cuts: list[int]) 
         for e in conn.receive_data(stream[pos:]):
             payloads.append(e.delivery.payload)
     assert payloads == [b"a" * 50 + b"b" * 20, b"second"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(performatives, st.integers(0, 6), st.binary(max_size=40)), max_size=6))
+def test_well_formed_frames_in_any_order_never_raise(frames: list[Any]) -> None:
+    # Valid performatives on random channels and in random states: the connection answers
+    # each with events or a close carrying an error condition, never an exception.
+    conn = open_connection()
+    session = begin_session(conn)
+    session.attach_receiver("r", p.Source(address="/queues/q"))
+    session.attach_sender("s", p.Target(address="/queues/q"))
+    conn.data_to_send()
+    for body, channel, payload in frames:
+        events = conn.receive_data(
+            frame(body, channel=channel, payload=payload if isinstance(body, p.Transfer) else b"")
+        )
+        assert all(isinstance(e, ev.Event) for e in events)
+        for event in events:
+            if isinstance(event, ev.ConnectionClosed) and event.local:
+                assert event.error is not None and event.error.condition.startswith("amqp:")
+        bodies(conn)  # whatever it answers must be well-formed frames

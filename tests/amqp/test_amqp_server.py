@@ -485,3 +485,26 @@ async def test_undecodable_message_is_dead_lettered_with_a_log(
     assert collector.messages == []
     assert any("amqp.bad_message" in r.getMessage() for r in caplog.records)
     await subscriber.close()
+
+
+async def test_vhost_is_selected_by_the_open_hostname(url: str) -> None:
+    vhost = unique("vh")
+    brokers._mgmt("PUT", f"/api/vhosts/{vhost}", {})
+    address = parse_amqp_url(url)
+    brokers._mgmt(
+        "PUT",
+        f"/api/permissions/{vhost}/{address.username}",
+        {"configure": ".*", "write": ".*", "read": ".*"},
+    )
+    try:
+        brokers.rabbitmq_declare_queue("in-vhost", {"x-queue-type": "quorum"}, vhost=vhost)
+        server = AmqpServer(
+            f"amqp://{address.username}:{address.password}@{address.host}:{address.port}/{vhost}"
+        )
+        assert server.pathname == f"/{vhost}"
+        async with server.connection():
+            await server.publish(channel="in-vhost", message=MessageData(b"vh"))
+        got = brokers.rabbitmq_get_messages("in-vhost", 5, vhost=vhost)
+        assert [base64.b64decode(m["payload"]) for m in got] == [b"vh"]
+    finally:
+        brokers._mgmt("DELETE", f"/api/vhosts/{vhost}", allow=(404,))
