@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from redis_helpers import Collector, wait_until
 
 from repid.connections.abc import DeliveryCapacity, MessageAction, ServerT, SubscriberT
-from repid.connections.redis import RedisServer, RedisServerError
+from repid.connections.redis import RedisConnectionError, RedisServer, RedisServerError
 from repid.data import MessageData
 
 pytestmark = pytest.mark.redis
@@ -525,3 +525,17 @@ async def test_concurrent_publishes_are_pipelined(
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], RedisServerError)
     assert await raw.xlen(channel) == 502
+
+
+async def test_settling_after_disconnect_fails_cleanly(redis_url: str, channel: str):
+    server = RedisServer(redis_url, block=0.1)
+    await server.connect()
+    collector, sub, message = await subscribe_one(server, channel)
+    await server.disconnect()
+    assert not server.is_connected
+    for action in ("ack", "nack", "reject"):
+        with pytest.raises(RedisConnectionError, match="not connected"):
+            await asyncio.wait_for(getattr(message, action)(), 5)
+        assert message.action is None  # not taken: it may be settled again later
+    with pytest.raises(RedisConnectionError, match="not connected"):
+        await server.publish(channel=channel, message=MessageData(payload=b"x"))

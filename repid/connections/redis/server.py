@@ -448,19 +448,18 @@ class RedisServer(BaseServer):
         try:
             while self._ack_queue:
                 batch, self._ack_queue = self._ack_queue, {}
-                client = self._require_client()
-                pipe = client.pipeline(transaction=True)
-                for key, items in batch.items():
-                    ids = [entry_id for entry_id, _ in items]
-                    pipe.xack(key, self.group, *ids)
-                    pipe.xdel(key, *ids)
                 error: BaseException | None = None
                 try:
+                    pipe = self._require_client().pipeline(transaction=True)
+                    for key, items in batch.items():
+                        ids = [entry_id for entry_id, _ in items]
+                        pipe.xack(key, self.group, *ids)
+                        pipe.xdel(key, *ids)
                     await pipe.execute()
                     self._connected = True
                 except RedisError as exc:
                     error = self._error(exc, "ack")
-                except BaseException as exc:  # cancelled with the loop: tell every waiter
+                except BaseException as exc:  # not connected, or cancelled: tell every waiter
                     error = exc
                 for items in batch.values():
                     for _, future in items:

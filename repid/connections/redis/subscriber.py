@@ -47,6 +47,7 @@ logger = logging.getLogger("repid.connections.redis")
 _BACKOFF_BASE = 0.05
 _BACKOFF_CAP = 5.0
 _RELEASE_PAGE = 1000
+_REFILL_PAUSE = 0.002  # seconds; see the read loop
 
 
 class ChannelState:
@@ -187,6 +188,15 @@ class RedisSubscriber:
                 if free <= 0:
                     await capacity.wait_for_free()
                     continue
+                limit = capacity.limit
+                if limit is not None and capacity.in_use and free < limit >> 2:
+                    # Only a few slots are free and tasks are running: a short pause lets more
+                    # of them finish, so the next read fetches a batch instead of a message or
+                    # two (one round trip per message would cap throughput at 1/RTT).
+                    await asyncio.sleep(_REFILL_PAUSE)
+                    free = capacity.free
+                    if free <= 0:
+                        continue
                 client = server._require_client()
                 if self._need_groups:
                     for state in self._channels:
