@@ -539,3 +539,36 @@ async def test_settling_after_disconnect_fails_cleanly(redis_url: str, channel: 
         assert message.action is None  # not taken: it may be settled again later
     with pytest.raises(RedisConnectionError, match="not connected"):
         await server.publish(channel=channel, message=MessageData(payload=b"x"))
+
+
+async def test_settlement_scripts_are_idempotent(
+    server: RedisServer, raw: aioredis.Redis, channel: str
+):
+    """A settlement retried after a lost reply (the script ran) does nothing the second time."""
+    collector, sub, message = await subscribe_one(server, channel)
+    entry = message.entry_id.encode()
+    key, dead = channel.encode(), f"{channel}:dead".encode()
+    assert await server._move_entries(key, dead, [entry], extra_deliveries=1, reason="nack") == 1
+    assert await server._move_entries(key, dead, [entry], extra_deliveries=1, reason="nack") == 0
+    assert await server._move_entries(key, key, [entry], extra_deliveries=1, reason="") == 0
+    assert await raw.xlen(f"{channel}:dead") == 1
+    assert await raw.xlen(channel) == 0
+
+    await server.publish(channel=channel, message=MessageData(payload=b"second"))
+    await collector.wait_for(2)
+    second = collector.messages[1]
+    answers = f"{channel}-answers"
+    for _ in range(2):
+        await server._reply_entry(
+            key,
+            second.entry_id.encode(),
+            channel=answers,
+            payload=b"r",
+            headers=None,
+            content_type=None,
+            server_specific_parameters=None,
+        )
+    assert await raw.xlen(answers) == 1  # one reply, not two
+    assert await raw.xlen(channel) == 0
+    await sub.close()
+    await raw.delete(answers)
