@@ -321,11 +321,10 @@ class InMemoryServer(BaseServer):
                 raise TypeError("server_specific_parameters['priority'] must be an int")
         stored = self._put(channel, message, message_id)
         if priority:
-            # `_put` (which subclasses such as TestClient's server extend) queued it at the
-            # tail at priority 0, with no await since: move it to its level.
+            # `_put` (which subclasses such as TestClient's server extend) queued it at
+            # priority 0, with no await since: move it to its own level.
             queue = self._queue(channel)
-            if queue.messages and queue.messages[-1] is stored:
-                queue.messages.pop()
+            queue.messages.remove(stored)
             stored.priority = priority
             queue.append(stored)
 
