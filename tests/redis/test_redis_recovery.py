@@ -319,3 +319,61 @@ async def test_is_connected_follows_the_broker_while_the_worker_is_full(own_redi
         await check.aclose()
     finally:
         await server.disconnect()
+
+
+APP_DRIVER = Path(__file__).with_name("redis_app_driver.py")
+
+
+def _start_app_worker(url: str, channel: str, claim_idle: float, delay: float):
+    process = subprocess.Popen(
+        [sys.executable, str(APP_DRIVER), url, channel, str(claim_idle), str(delay)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == b"ready"
+    return process
+
+
+@pytest.mark.slow
+async def test_app_workers_kill_9_then_sigterm(redis_url: str, raw: aioredis.Redis, channel: str):
+    """Two `app.run_worker` processes: the first is SIGKILLed mid-run, the second finishes all
+    messages (taking over the dead one's after claim_idle) and then shuts down on SIGTERM."""
+    total = 120
+    done_key = f"{channel}:done"
+    server = RedisServer(redis_url)
+    await server.connect()
+    first = _start_app_worker(redis_url, channel, 1.0, 0.02)
+    second = None
+    try:
+        await server.publish_batch(
+            channel=channel,
+            messages=[
+                MessageData(payload=b'{"n": %d}' % i, headers={"topic": "work"})
+                for i in range(total)
+            ],
+        )
+        await wait_until(lambda: _at_least(raw, done_key, 15), what="the first worker to start")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        assert int(await raw.scard(done_key)) < total
+        second = _start_app_worker(redis_url, channel, 1.0, 0.0)
+        await wait_until(lambda: _at_least(raw, done_key, total), timeout=30, what="every message")
+        await wait_until(
+            lambda: _stream_empty(raw, channel), timeout=20, what="the stream to drain"
+        )
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(20) == 0
+        assert await raw.smembers(done_key) == {b"%d" % i for i in range(total)}
+        assert await raw.xlen(f"{channel}:dead") == 0
+        # The graceful worker removed its consumer; only the killed one's is left in the group.
+        consumers = await raw.xinfo_consumers(channel, "repid")
+        assert len(consumers) == 1
+        assert consumers[0]["pending"] == 0
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(10)
+        await raw.delete(done_key)
+        await server.disconnect()

@@ -572,3 +572,26 @@ async def test_settlement_scripts_are_idempotent(
     assert await raw.xlen(channel) == 0
     await sub.close()
     await raw.delete(answers)
+
+
+async def test_many_concurrent_settlements_share_the_pool(
+    redis_url: str, raw: aioredis.Redis, channel: str
+):
+    # 300 nacks and 300 rejects in flight at once with a pool of 5 connections: they queue
+    # for connections instead of failing.
+    server = RedisServer(redis_url, block=0.1, max_connections=5)
+    await server.connect()
+    try:
+        await server.publish_batch(channel=channel, messages=[MessageData(payload=b"x")] * 300)
+        collector = Collector(DeliveryCapacity(None), settle="nack")
+        sub = await server.subscribe(
+            channels_to_callbacks={channel: collector.callback}, capacity=collector.capacity
+        )
+        await collector.wait_for(300)
+        await wait_until(lambda: not collector.tasks, what="nacks")
+        assert all(m.action is MessageAction.NACKED for m in collector.messages)
+        assert await raw.xlen(f"{channel}:dead") == 300
+        assert await raw.xlen(channel) == 0
+        await sub.close()
+    finally:
+        await server.disconnect()

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisPyConnectionError
@@ -113,7 +113,8 @@ class RedisServer(BaseServer):
     untouched before another worker takes it over; `claim_interval` - how often a subscriber
     looks for such messages (default `claim_idle / 6`); `keepalive_interval` - how often a worker
     refreshes the messages it is still processing (default `claim_idle / 3`); `block` - the
-    longest a single XREADGROUP waits.
+    longest a single XREADGROUP waits. `max_connections` bounds the connection pool (commands
+    beyond it wait for a free connection).
     """
 
     protocol = "redis"
@@ -133,6 +134,7 @@ class RedisServer(BaseServer):
         claim_interval: float | None = None,
         keepalive_interval: float | None = None,
         block: float = 2.0,
+        max_connections: int = 50,
         title: str | None = None,
         summary: str | None = None,
         description: str | None = None,
@@ -181,6 +183,7 @@ class RedisServer(BaseServer):
             keepalive_interval if keepalive_interval is not None else claim_idle / 3
         )
         self.block = block
+        self.max_connections = max_connections
         self._client: Redis | None = None
         self._connected = False
         self._subscribers: set[RedisSubscriber] = set()
@@ -204,8 +207,12 @@ class RedisServer(BaseServer):
     async def connect(self) -> None:
         """Create the client and check the connection with PING."""
         if self._client is None:
-            self._client = Redis.from_url(
+            # A blocking pool: a burst of concurrent commands (say 1000 actors nacking at once)
+            # waits for a connection instead of failing with "Too many connections".
+            pool = BlockingConnectionPool.from_url(
                 self._client_url,
+                max_connections=self.max_connections,
+                timeout=60,
                 username=self._username,
                 password=self._password,
                 decode_responses=False,
@@ -217,6 +224,7 @@ class RedisServer(BaseServer):
                 # A broker restart takes about a second; ride it out inside one command.
                 retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=6),
             )
+            self._client = Redis(connection_pool=pool)
             client = self._client
             self._move_script = client.register_script(_scripts.MOVE)
             self._reply_script = client.register_script(_scripts.REPLY)
@@ -244,7 +252,7 @@ class RedisServer(BaseServer):
         client, self._client = self._client, None
         self._connected = False
         if client is not None:
-            await client.aclose()
+            await client.aclose(close_connection_pool=True)
 
     def _require_client(self) -> Redis:
         client = self._client
