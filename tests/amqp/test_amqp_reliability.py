@@ -228,3 +228,31 @@ async def test_consumer_reattaches_after_its_queue_is_recreated(
         await counter.wait_for_all({b"after"}, timeout=20)
         await subscriber.close()
     assert any("amqp.link_detached" in r.getMessage() for r in caplog.records)
+
+
+async def test_publish_batch_survives_a_forced_close(queue: str) -> None:
+    server = AmqpServer(brokers.amqp_url())
+    async with server.connection():
+        # Make sure the management API lists our connection before the batch starts.
+        await server.publish(channel=queue, message=MessageData(b"warm-up"))
+        for _ in range(100):
+            _, listed = brokers._mgmt("GET", "/api/connections")
+            if listed:
+                break
+            await asyncio.sleep(0.1)
+        payloads = [b"b%d" % i for i in range(3000)]
+        first = server._client
+        batch = asyncio.ensure_future(
+            server.publish_batch(channel=queue, messages=[MessageData(p) for p in payloads])
+        )
+        await asyncio.sleep(0.05)
+        _close_all_connections()
+        await asyncio.wait_for(batch, 60)  # unconfirmed ones were sent again after reconnecting
+        await _wait_connections(server, first)
+        capacity = DeliveryCapacity(200)
+        counter = Counter(capacity)
+        subscriber = await server.subscribe(
+            channels_to_callbacks={queue: counter}, capacity=capacity
+        )
+        await counter.wait_for_all(set(payloads), timeout=60)
+        await subscriber.close()

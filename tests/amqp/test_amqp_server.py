@@ -508,3 +508,29 @@ async def test_vhost_is_selected_by_the_open_hostname(url: str) -> None:
         assert [base64.b64decode(m["payload"]) for m in got] == [b"vh"]
     finally:
         brokers._mgmt("DELETE", f"/api/vhosts/{vhost}", allow=(404,))
+
+
+async def test_publish_batch_pipelines_and_returns_ids_in_order(
+    server: AmqpServer, queue: str
+) -> None:
+    messages = [MessageData(b"%d" % i, {"i": str(i)}) for i in range(500)]
+    ids = await server.publish_batch(channel=queue, messages=messages)
+    assert len(ids) == len(set(ids)) == 500
+    subscriber, collector = await subscribe(server, queue, limit=100)
+    received: list[ReceivedMessageT] = []
+    while len(received) < 500:
+        n = len(collector.messages)
+        for m in (await collector.wait_for(n + 1))[n:]:
+            received.append(m)
+            await collector.settle(m, "ack")
+    await subscriber.close()
+    assert [m.payload for m in received] == [b"%d" % i for i in range(500)]  # queue order
+    assert [m.message_id for m in received] == ids
+
+
+async def test_publish_batch_to_a_missing_queue_raises(server: AmqpServer) -> None:
+    with pytest.raises(AmqpPublishError, match="released"):
+        await server.publish_batch(
+            channel=unique("missing"), messages=[MessageData(b"a"), MessageData(b"b")]
+        )
+    assert await server.publish_batch(channel="x", messages=[]) == []

@@ -14,7 +14,7 @@ import logging
 import random
 import ssl
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -348,14 +348,29 @@ class AmqpClient:
 
     async def send(self, link: SenderLink, payload: bytes) -> DeliveryState | None:
         """Transfer one encoded message unsettled and wait for the broker's outcome."""
-        self._check()
-        delivery = link.send(payload)
-        future: asyncio.Future[DeliveryState | None] = self._loop.create_future()
-        self._outcomes[delivery] = future
-        self._flush()
-        # A broken socket is seen by the reader too, which fails `future` with the reason.
-        await self._protocol.drain()
+        (future,) = await self.send_many(link, (payload,))
         return await future
+
+    async def send_many(
+        self, link: SenderLink, payloads: Sequence[bytes]
+    ) -> list[asyncio.Future[DeliveryState | None]]:
+        """Queue many encoded messages at once (pipelined); return one outcome future each.
+
+        The transfers go out as link credit and the session window allow; each future resolves
+        with the broker's outcome, or fails with `AmqpConnectionLost` / `AmqpLinkError`.
+        """
+        self._check()
+        futures: list[asyncio.Future[DeliveryState | None]] = []
+        create_future = self._loop.create_future
+        outcomes = self._outcomes
+        for payload in payloads:
+            future: asyncio.Future[DeliveryState | None] = create_future()
+            outcomes[link.send(payload)] = future
+            futures.append(future)
+        self._flush()
+        # A broken socket is seen by the protocol too, which fails the futures with the reason.
+        await self._protocol.drain()
+        return futures
 
     def flow(self, link: ReceiverLink, credit: int, *, drain: bool = False) -> None:
         """Set a receiver link's credit."""
