@@ -23,6 +23,7 @@ from repid import (
     Repid,
     Worker,
 )
+from tests import brokers as rabbit
 from tests.jobs.conftest import redis_jobs_url, reset_redis
 
 TOLERANCE = 0.01  # timers may fire up to a clock tick early; delays are checked as lower bounds
@@ -34,16 +35,27 @@ class Brokers:
     connection: Connection
     queue: str
 
-    async def dead_letters(self) -> list[dict[str, str]]:
+    async def dead_letters(self, expect: int) -> list[dict[str, str]]:
+        """The queue's dead letters' headers (RabbitMQ dead-letters asynchronously: wait for
+        `expect` of them, a bounded while)."""
         broker: Any = self.connection.message_broker
         if self.kind == "memory":
             return [m.headers for m in broker.dead_letters.get(self.queue, [])]
         if self.kind == "redis":
             return [d.headers for d in await broker.read_dead_letters(self.queue)]
-        raise NotImplementedError(self.kind)
+        found: list[dict[str, str]] = []
+        for _ in range(30 if expect else 5):
+            items = await asyncio.to_thread(
+                rabbit.rabbitmq_get_messages, broker.dead_letter_queue(self.queue), 10
+            )
+            found += [item["properties"].get("headers", {}) for item in items]
+            if expect and len(found) >= expect:
+                break
+            await asyncio.sleep(0.1)
+        return found
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "rabbitmq"])
 async def brokers(request: pytest.FixtureRequest, queue_name: str) -> AsyncIterator[Brokers]:
     kind = request.param
     if kind == "memory":
@@ -53,11 +65,16 @@ async def brokers(request: pytest.FixtureRequest, queue_name: str) -> AsyncItera
         yield Brokers(kind, connection, queue_name)
         await connection.disconnect()
         return
-    from repid import RedisBucketBroker, RedisMessageBroker
+    from repid import RabbitMessageBroker, RedisBucketBroker, RedisMessageBroker
 
     url = redis_jobs_url()
+    if kind == "rabbitmq":
+        # RabbitMQ for messages; results and arguments in Redis.
+        message_broker: Any = RabbitMessageBroker(rabbit.amqp_url())
+    else:
+        message_broker = RedisMessageBroker(url, block=0.2, delayed_poll_interval=0.02)
     connection = Connection(
-        RedisMessageBroker(url, block=0.2, delayed_poll_interval=0.02),
+        message_broker,
         RedisBucketBroker(url),
         RedisBucketBroker(url, use_result_bucket=True),
     )
@@ -67,6 +84,9 @@ async def brokers(request: pytest.FixtureRequest, queue_name: str) -> AsyncItera
     finally:
         await connection.disconnect()
         await reset_redis(url, queue_name)
+        if kind == "rabbitmq":
+            for name in (queue_name, f"{queue_name}.dead"):
+                await asyncio.to_thread(rabbit.rabbitmq_delete_queue, name)
 
 
 def worker_for(b: Brokers, limit: int) -> Worker:
@@ -99,7 +119,7 @@ async def test_results_of_success_and_failure(brokers: Brokers) -> None:
     assert failed is not None and not failed.success and failed.data is None
     assert failed.exception == "ZeroDivisionError: division by zero"
     # retries=0: the failed job is dead-lettered at once.
-    (dead,) = await brokers.dead_letters()
+    (dead,) = await brokers.dead_letters(1)
     assert dead["job-result-id"] == bad.result_id
 
 
@@ -124,7 +144,7 @@ async def test_retries_follow_the_policy_then_succeed(brokers: Brokers) -> None:
     assert third - second >= 0.4 - TOLERANCE  # retry 2 after policy(2) = 0.4 s
     result = await job.result
     assert result is not None and result.success and result.data == "finally"
-    assert await brokers.dead_letters() == []
+    assert await brokers.dead_letters(0) == []
 
 
 async def test_dead_letter_after_the_last_retry(brokers: Brokers) -> None:
@@ -143,7 +163,7 @@ async def test_dead_letter_after_the_last_retry(brokers: Brokers) -> None:
     job_id = await job.enqueue()
     assert await run_worker(worker) == 2
     assert attempts == [7, 7]
-    (dead,) = await brokers.dead_letters()
+    (dead,) = await brokers.dead_letters(1)
     assert dead["job-id"] == job_id
     assert dead["job-attempt"] == "2"  # the last attempt is the one dead-lettered
     result = await job.result
@@ -190,7 +210,7 @@ async def test_timeout_without_retries_is_a_failure(brokers: Brokers) -> None:
     result = await job.result
     assert result is not None and not result.success
     assert result.exception is not None and result.exception.startswith("JobTimeoutError")
-    assert len(await brokers.dead_letters()) == 1
+    assert len(await brokers.dead_letters(1)) == 1
 
 
 async def test_chaining_result_into_args(brokers: Brokers) -> None:

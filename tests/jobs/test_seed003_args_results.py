@@ -22,7 +22,7 @@ def make_connection() -> Connection:
             use_result_bucket=True,
         ),
     )
-    return my_connection
+    return my_connection  # noqa: RET504
 
 
 def make_router():  # type: ignore[no-untyped-def]
@@ -48,7 +48,7 @@ async def test_arguments_go_to_the_args_bucket() -> None:
         # code above is omitted
         await Job(
             "actor_with_args",
-            args=dict(user_id=123, user_name="Alex", user_messages=["This is your first message!"]),
+            args=dict(user_id=123, user_name="Alex", user_messages=["This is your first message!"]),  # noqa: C408
         ).enqueue()
         # code below is omitted
     (message,) = app.connection.message_broker.queued("default")
@@ -85,7 +85,7 @@ async def test_results_example(capsys: pytest.CaptureFixture[str]) -> None:
         # code above is omitted
         myjob = Job(
             "actor_with_args",
-            args=dict(user_id=123, user_name="Alex", user_messages=["This is your first message!"]),
+            args=dict(user_id=123, user_name="Alex", user_messages=["This is your first message!"]),  # noqa: C408
         )
         await myjob.enqueue()
         await asyncio_.sleep(1.0)  # wait for the job to complete

@@ -39,6 +39,7 @@ class InMemoryMessageBroker(InMemoryServer):
         super().__init__(**kwargs)
         self._declared: set[str] = set()
         self._timers: set[asyncio.TimerHandle] = set()
+        self._publishing: set[asyncio.Task[None]] = set()
 
     async def declare_queue(self, name: str) -> None:
         self._declared.add(name)
@@ -66,9 +67,11 @@ class InMemoryMessageBroker(InMemoryServer):
 
             def due() -> None:
                 self._timers.discard(handle)
-                loop.create_task(
+                task = loop.create_task(
                     self.publish(channel=queue, message=message, server_specific_parameters=params)
                 )
+                self._publishing.add(task)
+                task.add_done_callback(self._publishing.discard)
 
             handle = loop.call_later(delay, due)
             self._timers.add(handle)
