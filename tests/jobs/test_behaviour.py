@@ -411,3 +411,69 @@ async def test_redis_delayed_messages_wait_in_the_sorted_set(
     finally:
         await broker.disconnect()
         await reset_redis(redis_dsn, queue_name)
+
+
+async def test_rabbitmq_priority_queue_orders_by_priority(queue_name: str) -> None:
+    from repid import PrioritiesT, RabbitMessageBroker
+
+    broker = RabbitMessageBroker(
+        rabbit.amqp_url(), queue_arguments={"x-queue-type": "classic", "x-max-priority": 10}
+    )
+    app = Repid(Connection(broker))
+    worker = Worker(messages_limit=6, handle_signals=[], tasks_limit=1)
+    order: list[str] = []
+
+    @worker.actor(queue=queue_name)
+    async def record(tag: str) -> None:
+        order.append(tag)
+
+    try:
+        async with app.magic(auto_disconnect=True):
+            await Queue(queue_name).declare()
+            for tag, priority in [
+                ("low-1", PrioritiesT.LOW),
+                ("medium-1", PrioritiesT.MEDIUM),
+                ("high-1", PrioritiesT.HIGH),
+                ("low-2", PrioritiesT.LOW),
+                ("high-2", PrioritiesT.HIGH),
+                ("medium-2", PrioritiesT.MEDIUM),
+            ]:
+                await Job("record", queue_name, args={"tag": tag}, priority=priority).enqueue()
+            await asyncio.wait_for(worker.run(), 20)
+    finally:
+        await asyncio.to_thread(rabbit.rabbitmq_delete_queue, queue_name)
+    assert order == ["high-1", "high-2", "medium-1", "medium-2", "low-1", "low-2"]
+
+
+async def test_in_memory_server_priority_levels_and_reject() -> None:
+    from repid import DeliveryCapacity, MessageData
+
+    server = InMemoryMessageBroker()
+    async with server.connection():
+        for payload, priority in [(b"n1", 0), (b"h1", 1), (b"l1", -1), (b"n2", 0), (b"h2", 1)]:
+            await server.publish(
+                channel="q",
+                message=MessageData(payload),
+                server_specific_parameters={"priority": priority},
+            )
+        assert [m.payload for m in server.queued("q")] == [b"h1", b"h2", b"n1", b"n2", b"l1"]
+        got: list[Any] = []
+        capacity = DeliveryCapacity(1)
+
+        async def callback(message: Any) -> None:
+            capacity.acquire()
+            got.append(message)
+
+        sub = await server.subscribe(channels_to_callbacks={"q": callback}, capacity=capacity)
+        for _ in range(200):
+            if got:
+                break
+            await asyncio.sleep(0.005)
+        await sub.pause()
+        await got[0].reject()  # back to the head of its own level
+        assert [m.payload for m in server.queued("q")] == [b"h1", b"h2", b"n1", b"n2", b"l1"]
+        await sub.close()
+        with pytest.raises(TypeError, match="priority"):
+            await server.publish(
+                channel="q", message=MessageData(b""), server_specific_parameters={"priority": "1"}
+            )

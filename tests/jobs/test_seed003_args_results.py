@@ -236,3 +236,35 @@ asyncio.run(my_connection.message_broker.declare_queue("default"))""",
     assert capsys.readouterr().out.strip().splitlines()[-1] == (
         "['This is your first message!', 'Hello Alex!', 'Your id is 123.']"
     )
+
+
+def test_chaining_program_with_rabbitmq_messages(
+    redis_dsn: str, seed_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same program with RabbitMQ 4 carrying the messages (buckets stay in Redis).
+    from tests import brokers
+
+    brokers.amqp_url()
+    source = CHAINING.replace(
+        "message_broker=RedisMessageBroker(redis_messages_dsn),",
+        'message_broker=RabbitMessageBroker(dsn=os.environ.get("RABBIT_CONNECTION_STRING")),',
+    ).replace("RedisMessageBroker, Repid", "RabbitMessageBroker, Repid")
+    assert source.count("RabbitMessageBroker") == 2
+    from repid import RabbitMessageBroker
+
+    async def setup() -> None:
+        broker = RabbitMessageBroker(brokers.amqp_url())
+        async with broker.connection():
+            await broker.declare_queue("default")
+
+    for name in ("default", "default.dead"):
+        brokers.rabbitmq_delete_queue(name)
+    asyncio.run(setup())
+    try:
+        run_program(source)
+    finally:
+        for name in ("default", "default.dead"):
+            brokers.rabbitmq_delete_queue(name)
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        "['This is your first message!', 'Hello Alex!', 'Your id is 123.']"
+    )

@@ -11,11 +11,13 @@
   with other arguments fails (RabbitMQ answers 409) with `RabbitDeclareError`;
 * enqueueing to an undeclared queue raises `QueueNotDeclaredError` (RabbitMQ refuses the
   message: the v2 address `/queues/{name}` must exist);
-* priorities: the job's priority goes in the AMQP header (`LOW` 0, `MEDIUM` 4 - the AMQP
-  default - and `HIGH` 9). Quorum queues (the default here) know two levels: 5-9 "high" and
-  0-4 "normal", so HIGH is delivered before MEDIUM and LOW (weighted, not strict: RabbitMQ
-  delivers high and normal messages in a 2:1 ratio when both are waiting), and MEDIUM and LOW
-  are one level. A classic queue declared with `x-max-priority` orders by the header exactly;
+* priorities: the job's priority goes in the AMQP header (`LOW` 0, `MEDIUM` 2, `HIGH` 9).
+  MEDIUM is not the AMQP default 4 on purpose: a header at its default value is left out of
+  the message, and RabbitMQ's classic priority queues rank a message without a priority as 0.
+  Quorum queues (the default here) know two levels: 5-9 "high" and 0-4 "normal", so HIGH is
+  delivered before MEDIUM and LOW (weighted, not strict: RabbitMQ delivers high and normal
+  messages in a 2:1 ratio when both are waiting), and MEDIUM and LOW are one level. A classic
+  queue declared with `x-max-priority` (see `queue_arguments`) orders by priority exactly;
 * retry delays: RabbitMQ has no per-message delay without a plugin, so the worker holds a
   failed message unsettled for the delay, then publishes the retry and acks (see
   `repid.jobs.middleware`). `supports_delayed_publish` is False.
@@ -58,7 +60,7 @@ from repid.jobs.priorities import PrioritiesT
 
 __all__ = ["RabbitDeclareError", "RabbitMessageBroker"]
 
-_PRIORITY = {PrioritiesT.LOW: 0, PrioritiesT.MEDIUM: 4, PrioritiesT.HIGH: 9}
+_PRIORITY = {PrioritiesT.LOW: 0, PrioritiesT.MEDIUM: 2, PrioritiesT.HIGH: 9}
 _HEADERS = {p: AmqpMessageHeader(durable=True, priority=v) for p, v in _PRIORITY.items()}
 _MANAGEMENT = "/management"
 _PAIRED = {Symbol("paired"): True}
