@@ -324,9 +324,9 @@ async def test_is_connected_follows_the_broker_while_the_worker_is_full(own_redi
 APP_DRIVER = Path(__file__).with_name("redis_app_driver.py")
 
 
-def _start_app_worker(url: str, channel: str, claim_idle: float, delay: float):
+def _start_app_worker(url: str, channel: str, claim_idle: float, delay: float, tasks: int):
     process = subprocess.Popen(
-        [sys.executable, str(APP_DRIVER), url, channel, str(claim_idle), str(delay)],
+        [sys.executable, str(APP_DRIVER), url, channel, str(claim_idle), str(delay), str(tasks)],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
     )
@@ -343,7 +343,7 @@ async def test_app_workers_kill_9_then_sigterm(redis_url: str, raw: aioredis.Red
     done_key = f"{channel}:done"
     server = RedisServer(redis_url)
     await server.connect()
-    first = _start_app_worker(redis_url, channel, 1.0, 0.02)
+    first = _start_app_worker(redis_url, channel, 1.0, 0.05, 5)  # ~1.2 s for everything
     second = None
     try:
         await server.publish_batch(
@@ -357,7 +357,7 @@ async def test_app_workers_kill_9_then_sigterm(redis_url: str, raw: aioredis.Red
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         assert int(await raw.scard(done_key)) < total
-        second = _start_app_worker(redis_url, channel, 1.0, 0.0)
+        second = _start_app_worker(redis_url, channel, 1.0, 0.0, 1000)
         await wait_until(lambda: _at_least(raw, done_key, total), timeout=30, what="every message")
         await wait_until(
             lambda: _stream_empty(raw, channel), timeout=20, what="the stream to drain"
