@@ -1,10 +1,10 @@
 """`InMemoryServer`: a broker inside the current process, for tests and local development.
 
 Outcomes: `ack` removes the message; `reject` puts it back at the head of its channel (of its
-priority level) for the next delivery; `nack` moves it to `server.dead_letters[channel]`, where it can be inspected (and
-re-published with `requeue_dead_letters`). A subscription that closes with messages delivered
-but never settled puts them back, as a real broker does when a consumer goes away. Nothing
-survives the process: do not use it in production.
+priority level) for the next delivery; `nack` moves it to `server.dead_letters[channel]`, where
+it can be inspected (and re-published with `requeue_dead_letters`). A subscription that closes
+with messages delivered but never settled puts them back, as a real broker does when a consumer
+goes away. Nothing survives the process: do not use it in production.
 """
 
 from __future__ import annotations
@@ -293,6 +293,19 @@ class InMemoryServer(BaseServer):
         queue.wake()
         return stored
 
+    def _put_with_priority(
+        self, channel: str, message: MessageData, message_id: str | None, priority: int
+    ) -> StoredMessage:
+        stored = self._put(channel, message, message_id)
+        if priority:
+            # `_put` (which subclasses such as TestClient's server extend) queued it at
+            # priority 0, with no await since: move it to its own level.
+            queue = self._queue(channel)
+            queue.messages.remove(stored)
+            stored.priority = priority
+            queue.append(stored)
+        return stored
+
     def _requeue(self, stored: StoredMessage) -> None:
         queue = self._queue(stored.channel)
         queue.push_front(stored)
@@ -319,14 +332,7 @@ class InMemoryServer(BaseServer):
             priority = server_specific_parameters.get("priority", 0)
             if isinstance(priority, bool) or not isinstance(priority, int):
                 raise TypeError("server_specific_parameters['priority'] must be an int")
-        stored = self._put(channel, message, message_id)
-        if priority:
-            # `_put` (which subclasses such as TestClient's server extend) queued it at
-            # priority 0, with no await since: move it to its own level.
-            queue = self._queue(channel)
-            queue.messages.remove(stored)
-            stored.priority = priority
-            queue.append(stored)
+        self._put_with_priority(channel, message, message_id, priority)
 
     async def subscribe(
         self,

@@ -2,8 +2,9 @@
 
 `InMemoryMessageBroker` is the message layer's `InMemoryServer` plus queue declaration,
 priorities (HIGH before MEDIUM before LOW, first-in first-out within a level) and delayed
-delivery (a timer on the running event loop; a delayed message is lost if the process ends
-before it is due). A unique job (`Job(id_=...)`) is not queued twice: publishing it while a
+delivery (a timer on the running event loop, which queues the message when due even if the
+broker was disconnected meanwhile; a delayed message is lost if the event loop ends before it
+is due). A unique job (`Job(id_=...)`) is not queued twice: publishing it while a
 message with the same id waits in the queue does nothing.
 
 `InMemoryBucketBroker` keeps buckets in a dict. TTLs are honoured: an expired bucket is
@@ -39,7 +40,6 @@ class InMemoryMessageBroker(InMemoryServer):
         super().__init__(**kwargs)
         self._declared: set[str] = set()
         self._timers: set[asyncio.TimerHandle] = set()
-        self._publishing: set[asyncio.Task[None]] = set()
 
     async def declare_queue(self, name: str) -> None:
         self._declared.add(name)
@@ -60,36 +60,29 @@ class InMemoryMessageBroker(InMemoryServer):
     ) -> None:
         if queue not in self._declared:
             raise QueueNotDeclaredError(queue)
-        params = {"message_id": message_id, "priority": _PRIORITY[PrioritiesT(priority)]}
+        level = _PRIORITY[PrioritiesT(priority)]
         if delay is not None and delay > 0:
-            loop = asyncio.get_running_loop()
             handle: asyncio.TimerHandle
 
             def due() -> None:
                 self._timers.discard(handle)
-                task = loop.create_task(
-                    self.publish(channel=queue, message=message, server_specific_parameters=params)
-                )
-                self._publishing.add(task)
-                task.add_done_callback(self._publishing.discard)
+                self._put_with_priority(queue, message, message_id, level)
 
-            handle = loop.call_later(delay, due)
+            handle = asyncio.get_running_loop().call_later(delay, due)
             self._timers.add(handle)
             return
         if unique and any(m.message_id == message_id for m in self._queue(queue).messages):
             return  # the same job is already waiting
-        await self.publish(channel=queue, message=message, server_specific_parameters=params)
+        await self.publish(
+            channel=queue,
+            message=message,
+            server_specific_parameters={"message_id": message_id, "priority": level},
+        )
 
     @property
     def scheduled(self) -> int:
         """How many delayed messages are not due yet."""
         return len(self._timers)
-
-    async def disconnect(self) -> None:
-        for handle in self._timers:
-            handle.cancel()
-        self._timers.clear()
-        await super().disconnect()
 
 
 class InMemoryBucketBroker:

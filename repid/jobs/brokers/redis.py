@@ -8,10 +8,11 @@ group) plus:
   to an undeclared queue fails with `QueueNotDeclaredError` at no extra round trip;
 * delayed delivery (retries): a delayed message is stored in a hash
   `repid:delayed:{queue}:{id}` and its id in the sorted set `repid:delayed:{queue}` scored by
-  its due time (milliseconds, the publisher's clock). While a worker is subscribed, a task of
-  the broker runs a Lua script every `delayed_poll_interval` seconds (default 0.5 s) that moves
-  the due messages into the stream (XADD + DEL + ZREM, atomically). Due messages of a queue
-  nobody consumes wait in Redis until a worker subscribes; nothing is lost in a crash. The
+  its due time (milliseconds, the publisher's clock). Once a worker subscribed to the queue
+  (and until the broker disconnects), a task of the broker runs a Lua script every
+  `delayed_poll_interval` seconds (default 0.5 s) that moves the due messages into the stream
+  (XADD + DEL + ZREM, atomically). Due messages of a queue nobody consumes wait in Redis until
+  a worker subscribes; nothing is lost in a crash. The
   script touches keys it derives from the queue name, so it needs a standalone Redis (not
   Cluster);
 * priorities are NOT honoured: a stream is first-in first-out. The job's priority travels in
