@@ -599,3 +599,76 @@ def test_well_formed_frames_in_any_order_never_raise(frames: list[Any]) -> None:
             if isinstance(event, ev.ConnectionClosed) and event.local:
                 assert event.error is not None and event.error.condition.startswith("amqp:")
         bodies(conn)  # whatever it answers must be well-formed frames
+
+
+def test_sender_flow_on_a_receiver_link_updates_count_and_credit() -> None:
+    conn = open_connection()
+    session = begin_session(conn)
+    link = attach_receiver(conn, session)
+    link.flow(10)
+    conn.receive_data(transfer(0, b"x"))
+    assert (link.delivery_count, link.credit) == (1, 9)
+    # The sender drained: it advanced its delivery-count by the 9 unused credits.
+    events = conn.receive_data(
+        frame(
+            p.Flow(
+                next_incoming_id=0,
+                incoming_window=100,
+                next_outgoing_id=1,
+                outgoing_window=100,
+                handle=7,
+                delivery_count=10,
+                link_credit=0,
+                available=3,
+            ),
+            channel=RECEIVER_CHANNEL,
+        )
+    )
+    assert events == [ev.LinkFlow(link)]
+    assert (link.delivery_count, link.credit, link.available) == (10, 0, 3)
+
+
+def test_echo_flow_is_answered_with_our_link_state() -> None:
+    conn = open_connection()
+    session = begin_session(conn)
+    link = attach_receiver(conn, session)
+    link.flow(4)
+    conn.data_to_send()
+    conn.receive_data(
+        frame(
+            p.Flow(
+                next_incoming_id=0,
+                incoming_window=100,
+                next_outgoing_id=0,
+                outgoing_window=100,
+                handle=7,
+                delivery_count=0,
+                link_credit=4,
+                echo=True,
+            ),
+            channel=RECEIVER_CHANNEL,
+        )
+    )
+    (answer,) = bodies(conn)
+    assert isinstance(answer, p.Flow)
+    assert (answer.handle, answer.link_credit, answer.delivery_count) == (0, 4, 0)
+
+
+def test_peer_settlement_of_incoming_deliveries_forgets_them() -> None:
+    conn = open_connection()
+    session = begin_session(conn)
+    link = attach_receiver(conn, session)
+    link.flow(3)
+    conn.receive_data(transfer(0, b"a") + transfer(1, b"b") + transfer(2, b"c"))
+    assert sorted(link.unsettled) == [0, 1, 2]
+    conn.receive_data(
+        frame(p.Disposition(role=False, first=0, last=1, settled=True), channel=RECEIVER_CHANNEL)
+    )
+    assert sorted(link.unsettled) == [2]
+    conn.receive_data(
+        frame(
+            p.Disposition(role=False, first=0, last=2**32 - 1, settled=True),
+            channel=RECEIVER_CHANNEL,
+        )
+    )
+    assert link.unsettled == {}
