@@ -95,6 +95,10 @@ async def test_killed_consumer_messages_are_redelivered(queue: str) -> None:
         await counter.wait_for_all({b"m%d" % i for i in range(10)}, timeout=30)
         await subscriber.close()
     assert sorted(counter.payloads) == sorted(b"m%d" % i for i in range(10))
+    # RabbitMQ counts a delivery to a consumer that died as a failed attempt
+    # (header.delivery-count), so `delivery_count` tells the redelivered ones apart.
+    for payload, count in counter.counts.items():
+        assert count == (1 if payload in held else 0), (payload, count)
 
 
 async def test_worker_killed_mid_run_loses_no_message(queue: str) -> None:

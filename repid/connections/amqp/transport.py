@@ -1,9 +1,11 @@
 """A thin asyncio transport for the sans-IO AMQP connection.
 
-`AmqpClient` owns one TCP (or TLS) stream: a reader task feeds the socket's bytes to the
-`Connection` and turns its events into resolved futures and callbacks; a ticker task drives
-heartbeats and idle detection with the loop clock; every action flushes the queued bytes.
-Reconnecting is the caller's job, with `backoff_delays()` for the waits.
+`AmqpClient` owns one TCP (or TLS) connection: an asyncio `Protocol` hands the socket's bytes
+straight to the `Connection` (no stream buffer, no reader task) and the client turns its events
+into resolved futures and callbacks; a ticker task drives heartbeats and idle detection with
+the loop clock; every action flushes the queued bytes (settlements once per loop iteration, so
+they coalesce into disposition ranges). Reconnecting is the caller's job, with
+`backoff_delays()` for the waits.
 """
 
 from __future__ import annotations
