@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from repid.data import MessageData
-from repid.jobs.buckets import AnyBucketT, encode_args_bucket, ttl_seconds
+from repid.jobs.buckets import ResultBucket, encode_args_bucket, ttl_seconds
 from repid.jobs.headers import JobHeaders
 from repid.jobs.magic import bound_connection, current_connection
 from repid.jobs.priorities import PrioritiesT
@@ -163,12 +163,14 @@ class Job:
         return job_id
 
     @property
-    async def result(self) -> AnyBucketT | None:
+    async def result(self) -> ResultBucket | None:
         """The job's result bucket, or None if it is not stored (yet, or at all, or expired)."""
         broker = self.connection.results_bucket_broker
         if broker is None:
             return None
-        return await broker.get(self.result_id)
+        bucket = await broker.get(self.result_id)
+        # An arguments bucket under this id is not a result (yet).
+        return bucket if isinstance(bucket, ResultBucket) else None
 
     def __repr__(self) -> str:
         return f"Job(name={self.name!r}, queue={self.queue.name!r}, id_={self.id_!r})"

@@ -18,6 +18,8 @@
   delivered before MEDIUM and LOW (weighted, not strict: RabbitMQ delivers high and normal
   messages in a 2:1 ratio when both are waiting), and MEDIUM and LOW are one level. A classic
   queue declared with `x-max-priority` (see `queue_arguments`) orders by priority exactly;
+* unique jobs are not deduplicated (the job id is the AMQP message-id; RabbitMQ does not
+  check it);
 * retry delays: RabbitMQ has no per-message delay without a plugin, so the worker holds a
   failed message unsettled for the delay, then publishes the retry and acks (see
   `repid.jobs.middleware`). `supports_delayed_publish` is False.

@@ -16,7 +16,9 @@ group) plus:
   script touches keys it derives from the queue name, so it needs a standalone Redis (not
   Cluster);
 * priorities are NOT honoured: a stream is first-in first-out. The job's priority travels in
-  the `job-priority` header only.
+  the `job-priority` header only;
+* unique jobs are not deduplicated: enqueueing `Job(id_=...)` twice adds two entries (both
+  with that job id).
 
 `RedisBucketBroker` stores each bucket as a string `repid:bucket:{id}` written with
 `SET ... PX ttl`, so Redis itself expires it.
