@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -377,3 +378,35 @@ async def test_app_workers_kill_9_then_sigterm(redis_url: str, raw: aioredis.Red
                 process.wait(10)
         await raw.delete(done_key)
         await server.disconnect()
+
+
+async def test_idle_consumers_with_nothing_pending_are_pruned(
+    redis_url: str, raw: aioredis.Redis, channel: str
+):
+    await raw.xgroup_create(channel, "repid", id="0", mkstream=True)
+    await raw.xadd(channel, {"payload": b"held"})
+    await raw.xreadgroup("repid", "dead-holding", {channel: ">"}, count=1)
+    await raw.xgroup_createconsumer(channel, "repid", "dead-empty")
+    await asyncio.sleep(0.3)
+    server = RedisServer(redis_url, block=0.1, claim_idle=60.0, prune_idle=0.2)
+    await server.connect()
+    try:
+        collector = Collector(DeliveryCapacity(1))
+        sub = await server.subscribe(
+            channels_to_callbacks={channel: collector.callback}, capacity=collector.capacity
+        )
+
+        async def names() -> set[bytes]:
+            return {c["name"] for c in await raw.xinfo_consumers(channel, "repid")}
+
+        await wait_until(lambda: _lacks(names, b"dead-empty"), what="the empty consumer to go")
+        # The one still holding a message stays: deleting it would drop its pending entry.
+        assert b"dead-holding" in await names()
+        assert (await raw.xpending(channel, "repid"))["pending"] == 1
+        await sub.close()
+    finally:
+        await server.disconnect()
+
+
+async def _lacks(names: Any, name: bytes) -> bool:
+    return name not in await names()

@@ -12,7 +12,7 @@ comes before XACK/XDEL, so a failing script leaves the message untouched and pen
 
 from __future__ import annotations
 
-__all__ = ["ADD_BATCH", "FETCH", "MOVE", "REPLAY", "REPLY"]
+__all__ = ["ADD_BATCH", "FETCH", "MOVE", "PRUNE", "REPLAY", "REPLY"]
 
 # Copy entries to KEYS[2] (the same stream for reject/release, `{channel}:dead` for nack), then
 # XACK + XDEL them in KEYS[1].
@@ -177,4 +177,31 @@ while pos <= last do
   pos = pos + m + 1
 end
 return table.concat(ids, ',')
+"""
+
+# Remove consumers of group ARGV[1] on stream KEYS[1] that hold nothing and were idle longer
+# than ARGV[2] ms (workers that died or moved on), except ARGV[3] (the caller). Checking and
+# deleting in one script matters: XGROUP DELCONSUMER drops the consumer's pending entries, so a
+# consumer that read something between a check and a separate delete would lose it.
+PRUNE = """
+local removed = 0
+local consumers = redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+for i = 1, #consumers do
+  local info = consumers[i]
+  local name, pending, idle
+  for j = 1, #info, 2 do
+    if info[j] == 'name' then
+      name = info[j + 1]
+    elseif info[j] == 'pending' then
+      pending = info[j + 1]
+    elseif info[j] == 'idle' then
+      idle = info[j + 1]
+    end
+  end
+  if name ~= ARGV[3] and pending == 0 and idle > tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    removed = removed + 1
+  end
+end
+return removed
 """

@@ -114,7 +114,9 @@ class RedisServer(BaseServer):
     looks for such messages (default `claim_idle / 6`); `keepalive_interval` - how often a worker
     refreshes the messages it is still processing (default `claim_idle / 3`); `block` - the
     longest a single XREADGROUP waits. `max_connections` bounds the connection pool (commands
-    beyond it wait for a free connection).
+    beyond it wait for a free connection). `prune_idle`: consumers (dead workers) that hold no
+    messages and were idle this long are removed from the group, so it does not collect one
+    consumer per process ever started (None keeps them).
     """
 
     protocol = "redis"
@@ -135,6 +137,7 @@ class RedisServer(BaseServer):
         keepalive_interval: float | None = None,
         block: float = 2.0,
         max_connections: int = 50,
+        prune_idle: float | None = 3600.0,
         title: str | None = None,
         summary: str | None = None,
         description: str | None = None,
@@ -184,6 +187,7 @@ class RedisServer(BaseServer):
         )
         self.block = block
         self.max_connections = max_connections
+        self.prune_idle = prune_idle
         self._client: Redis | None = None
         self._connected = False
         self._subscribers: set[RedisSubscriber] = set()
@@ -195,6 +199,7 @@ class RedisServer(BaseServer):
         self._fetch_script: Any = None
         self._has_xautoclaim = True  # cleared on the first "unknown command" (Redis < 6.2)
         self._add_batch_script: Any = None
+        self._prune_script: Any = None
         self._writer: CoalescingWriter | None = None
 
     # -- connection -----------------------------------------------------------------------------
@@ -231,6 +236,7 @@ class RedisServer(BaseServer):
             self._replay_script = client.register_script(_scripts.REPLAY)
             self._fetch_script = client.register_script(_scripts.FETCH)
             self._add_batch_script = client.register_script(_scripts.ADD_BATCH)
+            self._prune_script = client.register_script(_scripts.PRUNE)
             self._writer = CoalescingWriter(client)
         try:
             await self._client.ping()

@@ -108,6 +108,7 @@ class RedisSubscriber:
         self._delivering = False
         self._need_groups = False
         self._claim_due = 0.0  # claim at once on start: pick up what dead workers left
+        self._prune_due = 0.0
         self._task: asyncio.Task[None] | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
 
@@ -207,6 +208,8 @@ class RedisSubscriber:
                     more = await self._claim(per_stream)
                     if not more:
                         self._claim_due = time.monotonic() + server.claim_interval
+                        if server.prune_idle is not None and time.monotonic() >= self._prune_due:
+                            await self._prune(server.prune_idle)
                     if self._buffer:
                         continue
                 if self._fast_fetch:
@@ -413,6 +416,30 @@ class RedisSubscriber:
                 state.name,
             )
         return more
+
+    async def _prune(self, prune_idle: float) -> None:
+        """Drop long-idle consumers that hold nothing (see the PRUNE script); log, never raise."""
+        server = self._server
+        self._prune_due = time.monotonic() + max(server.claim_interval, min(600.0, prune_idle / 4))
+        for state in self._channels:
+            try:
+                removed = await server._prune_script(
+                    keys=[state.key], args=[server.group, int(prune_idle * 1000), self.consumer]
+                )
+            except Exception as exc:
+                logger.warning(
+                    "redis.prune_failed: redis at %s: %s: %s",
+                    server.host,
+                    type(exc).__name__,
+                    scrub(str(exc), server._password),
+                )
+                continue
+            if removed:
+                logger.info(
+                    "redis.pruned: removed %d idle consumer(s) with nothing pending from %r",
+                    removed,
+                    state.name,
+                )
 
     async def _autoclaim(
         self, client: Any, state: ChannelState, idle_ms: int, count: int
