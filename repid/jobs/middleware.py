@@ -170,6 +170,14 @@ class JobMiddleware:
                     job, b"null", False, describe_exception(exc), started, finished
                 )
             if job.attempt <= job.retries:
+                logger.warning(
+                    "job.failed: job %s of actor %r failed on attempt %d of %d; it will be retried",
+                    job.job_id,
+                    actor.name,
+                    job.attempt,
+                    job.retries + 1,
+                    exc_info=exc,
+                )
                 try:
                     await self._retry(message, job, actor)
                 except Exception:
