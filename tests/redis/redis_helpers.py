@@ -149,3 +149,61 @@ class OwnRedis:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class OwnTlsRedis(OwnRedis):
+    """A private redis-server that only speaks TLS, with a throwaway CA (needs openssl)."""
+
+    def __init__(self) -> None:
+        if shutil.which("openssl") is None:
+            pytest.skip("openssl is not installed")
+        super().__init__()
+        self.ca = os.path.join(self.dir, "ca.crt")
+        self._make_certificates()
+
+    def _make_certificates(self) -> None:
+        d = self.dir
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        run = [
+            ["openssl", "req", "-x509", *ec, "-keyout", f"{d}/ca.key", "-out", self.ca]
+            + ["-days", "1", "-subj", "/CN=repid-test-ca"],
+            ["openssl", "req", *ec, "-keyout", f"{d}/server.key", "-out", f"{d}/server.csr"]
+            + ["-subj", "/CN=127.0.0.1"],
+        ]
+        for args in run:
+            subprocess.run(args, check=True, capture_output=True)
+        with open(f"{d}/san.ext", "w") as ext:
+            ext.write("subjectAltName=IP:127.0.0.1\n")
+        subprocess.run(
+            ["openssl", "x509", "-req", "-in", f"{d}/server.csr", "-CA", self.ca]
+            + ["-CAkey", f"{d}/ca.key", "-CAcreateserial", "-out", f"{d}/server.crt"]
+            + ["-days", "1", "-extfile", f"{d}/san.ext"],
+            check=True,
+            capture_output=True,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"rediss://:{self.password}@127.0.0.1:{self.port}/0?ssl_ca_certs={self.ca}"
+
+    def start(self) -> None:
+        d = self.dir
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1"]
+            + ["--dir", d, "--save", "", "--requirepass", self.password]
+            + ["--tls-cert-file", f"{d}/server.crt", "--tls-key-file", f"{d}/server.key"]
+            + ["--tls-ca-cert-file", self.ca, "--tls-auth-clients", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._wait_for_port()
+
+    def _wait_for_port(self) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")

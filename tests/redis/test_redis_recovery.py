@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from redis_helpers import Collector, OwnRedis, free_port, wait_until
+from redis_helpers import Collector, OwnRedis, OwnTlsRedis, free_port, wait_until
 
 from repid.connections.abc import DeliveryCapacity, ReceivedMessageT
 from repid.connections.redis import RedisConnectionError, RedisServer
@@ -410,3 +410,29 @@ async def test_idle_consumers_with_nothing_pending_are_pruned(
 
 async def _lacks(names: Any, name: bytes) -> bool:
     return name not in await names()
+
+
+async def test_tls_round_trip():
+    tls = OwnTlsRedis()
+    tls.start()
+    try:
+        server = RedisServer(tls.url, block=0.1)
+        assert server.host == f"127.0.0.1:{tls.port}"
+        async with server.connection():
+            await server.publish(channel="tls", message=MessageData(payload=b"secret stuff"))
+            collector = Collector(DeliveryCapacity(1), settle="ack")
+            sub = await server.subscribe(
+                channels_to_callbacks={"tls": collector.callback}, capacity=collector.capacity
+            )
+            await collector.wait_for(1)
+            assert collector.messages[0].payload == b"secret stuff"
+            await wait_until(lambda: not collector.tasks, what="ack")
+            await sub.close()
+        # Plain TCP to the TLS port fails, naming the host and not the password.
+        plain = RedisServer(f"redis://:{tls.password}@127.0.0.1:{tls.port}/0")
+        with pytest.raises(RedisConnectionError) as info:
+            await plain.connect()
+        _assert_clean(info.value, tls.password, f"127.0.0.1:{tls.port}")
+        await plain.disconnect()
+    finally:
+        tls.cleanup()
