@@ -177,13 +177,22 @@ async def test_broker_restart_loses_no_message_on_a_durable_quorum_queue(queue: 
     assert set(counter.payloads) == before | after
 
 
-def _close_all_connections() -> int:
-    """Force-close every AMQP connection through the management API (connection:forced)."""
+def _close_connection_of(server: AmqpServer) -> bool:
+    """Force-close this server's connection through the management API (connection:forced).
+
+    Only ours, found by its local port: other tests may share the broker. False while the
+    management API does not list it yet.
+    """
+    client = server._client
+    assert client is not None
+    port = client._transport.get_extra_info("sockname")[1]
     _, connections = brokers._mgmt("GET", "/api/connections")
     for connection in connections or []:
-        name = urllib.parse.quote(connection["name"], safe="")
-        brokers._mgmt("DELETE", f"/api/connections/{name}", allow=(404,))
-    return len(connections or [])
+        if connection.get("peer_port") == port:
+            name = urllib.parse.quote(connection["name"], safe="")
+            brokers._mgmt("DELETE", f"/api/connections/{name}", allow=(404,))
+            return True
+    return False
 
 
 async def _wait_connections(server: AmqpServer, previous: object) -> None:
@@ -207,9 +216,11 @@ async def test_forced_close_reconnects_and_resubscribes(queue: str) -> None:
         first = server._client
         # The management API lists connections with a delay: wait until ours shows up.
         for _ in range(100):
-            if _close_all_connections():
+            if _close_connection_of(server):
                 break
             await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the management API never listed our connection")
         await _wait_connections(server, first)
         await server.publish(channel=queue, message=MessageData(b"two"))
         await counter.wait_for_all({b"one", b"two"}, timeout=20)
@@ -237,11 +248,14 @@ async def test_consumer_reattaches_after_its_queue_is_recreated(
 async def test_publish_batch_survives_a_forced_close(queue: str) -> None:
     server = AmqpServer(brokers.amqp_url())
     async with server.connection():
-        # Make sure the management API lists our connection before the batch starts.
         await server.publish(channel=queue, message=MessageData(b"warm-up"))
+        client = server._client
+        assert client is not None
+        port = client._transport.get_extra_info("sockname")[1]
+        # Make sure the management API lists our connection before the batch starts.
         for _ in range(100):
             _, listed = brokers._mgmt("GET", "/api/connections")
-            if listed:
+            if any(c.get("peer_port") == port for c in listed or []):
                 break
             await asyncio.sleep(0.1)
         payloads = [b"b%d" % i for i in range(3000)]
@@ -250,7 +264,7 @@ async def test_publish_batch_survives_a_forced_close(queue: str) -> None:
             server.publish_batch(channel=queue, messages=[MessageData(p) for p in payloads])
         )
         await asyncio.sleep(0.05)
-        _close_all_connections()
+        assert _close_connection_of(server)
         await asyncio.wait_for(batch, 60)  # unconfirmed ones were sent again after reconnecting
         await _wait_connections(server, first)
         capacity = DeliveryCapacity(200)
