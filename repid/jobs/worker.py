@@ -16,6 +16,7 @@ from repid.worker.runner import RunnerInfo
 if TYPE_CHECKING:
     from repid.jobs.connection import Connection
     from repid.middlewares import ActorMiddlewareT
+    from repid.worker.runner import Runner
 
 __all__ = ["Worker"]
 
@@ -64,6 +65,7 @@ class Worker(Router):
         self.auto_declare = auto_declare
         self.tasks_limit = tasks_limit
         self._connection = _connection if _connection is not None else bound_connection()
+        self._runner: Runner | None = None
 
     @property
     def connection(self) -> Connection:
@@ -116,7 +118,14 @@ class Worker(Router):
             messages_limit=self.messages_limit,
             tasks_limit=self.tasks_limit,
         )
+        self._runner = runner
         try:
             return await runner.run(self.handle_signals)
         finally:
+            self._runner = None
             app.shutdown_executors()
+
+    def stop(self) -> None:
+        """Begin the graceful shutdown of a running `run()` (what SIGTERM does)."""
+        if self._runner is not None:
+            self._runner.stop()

@@ -92,8 +92,9 @@ async def test_results_example(capsys: pytest.CaptureFixture[str]) -> None:
         result_bucket = await myjob.result
         print(result_bucket)
         # code below is omitted
-        run.cancel()
-        await asyncio.gather(run, return_exceptions=True)
+        worker.stop()
+        info = await run
+    assert info.processed == 1
     assert result_bucket is not None
     assert result_bucket.success is True
     assert result_bucket.exception is None
