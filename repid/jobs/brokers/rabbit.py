@@ -128,6 +128,16 @@ class RabbitMessageBroker(AmqpServer):
         self._management_lock: asyncio.Lock | None = None
         self._request_ids = itertools.count()
 
+    async def disconnect(self) -> None:
+        # The link pair lives on the connection being closed; a later connect() (perhaps on
+        # another event loop) opens a new one.
+        link, self._management = self._management, None
+        self._management_lock = None
+        if link is not None:
+            for future in link.waiting.values():
+                future.cancel()
+        await super().disconnect()
+
     @staticmethod
     def dead_letter_queue(name: str) -> str:
         """The queue that receives `name`'s dead letters (when declared by this broker)."""
