@@ -534,3 +534,29 @@ async def test_publish_batch_to_a_missing_queue_raises(server: AmqpServer) -> No
             channel=unique("missing"), messages=[MessageData(b"a"), MessageData(b"b")]
         )
     assert await server.publish_batch(channel="x", messages=[]) == []
+
+
+async def test_close_releases_prefetched_messages_at_once(server: AmqpServer, queue: str) -> None:
+    for i in range(5):
+        await server.publish(channel=queue, message=MessageData(b"%d" % i))
+    capacity = DeliveryCapacity(5)
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def stuck(message: ReceivedMessageT) -> None:
+        entered.set()
+        await gate.wait()  # a callback that never returns: the rest stay prefetched
+
+    subscriber = await server.subscribe(channels_to_callbacks={queue: stuck}, capacity=capacity)
+    await asyncio.wait_for(entered.wait(), 10)
+    internals = subscriber
+    for _ in range(100):
+        if len(internals._buffer) == 4:
+            break
+        await asyncio.sleep(0.05)
+    assert len(internals._buffer) == 4
+    await subscriber.close()
+    await asyncio.sleep(0.2)  # the released dispositions reach the broker
+    # The four prefetched ones are back in the queue while the connection is still open
+    # (the fifth is still held by the stuck callback's link until it goes away).
+    assert sorted(take_all(queue)) == [b"1", b"2", b"3", b"4"]
