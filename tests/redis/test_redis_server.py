@@ -595,3 +595,17 @@ async def test_many_concurrent_settlements_share_the_pool(
         await sub.close()
     finally:
         await server.disconnect()
+
+
+async def test_settlements_after_script_flush(
+    server: RedisServer, raw: aioredis.Redis, channel: str
+):
+    collector, sub, message = await subscribe_one(server, channel)
+    await raw.script_flush()  # what a broker restart does to the script cache
+    await collector.finish(message, "reject")
+    await collector.wait_for(2)
+    await raw.script_flush()
+    await collector.finish(collector.messages[1], "nack")
+    assert await raw.xlen(f"{channel}:dead") == 1
+    assert await raw.xlen(channel) == 0
+    await sub.close()

@@ -76,8 +76,8 @@ class RedisReceivedMessage(BaseReceivedMessage):
     async def _nack(self) -> None:
         state = self._state
         try:
-            await self._server._move_entries(
-                state.key, state.dead_key, [self._entry_id], extra_deliveries=1, reason="nack"
+            await self._server._move_entry(
+                state.key, state.dead_key, self._entry_id, extra_deliveries=1, reason="nack"
             )
         finally:
             state.in_flight.discard(self._entry_id)
@@ -85,8 +85,8 @@ class RedisReceivedMessage(BaseReceivedMessage):
     async def _reject(self) -> None:
         state = self._state
         try:
-            await self._server._move_entries(
-                state.key, state.key, [self._entry_id], extra_deliveries=1, reason=""
+            await self._server._move_entry(
+                state.key, state.key, self._entry_id, extra_deliveries=1, reason=""
             )
         finally:
             state.in_flight.discard(self._entry_id)

@@ -39,7 +39,6 @@ nodes). `nomkstream` needs Redis >= 6.2.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import secrets
@@ -59,6 +58,7 @@ from redis.exceptions import TimeoutError as RedisPyTimeoutError
 from repid.connections.abc import DeliveryCapacity, MessageCallbackT, ServerCapabilities
 from repid.connections.base import BaseServer
 from repid.connections.redis import _scripts
+from repid.connections.redis._coalesce import Coalescer
 from repid.connections.redis._codec import (
     CONTENT_TYPE,
     DEAD_FROM,
@@ -191,8 +191,8 @@ class RedisServer(BaseServer):
         self._client: Redis | None = None
         self._connected = False
         self._subscribers: set[RedisSubscriber] = set()
-        self._ack_queue: dict[bytes, list[tuple[bytes, asyncio.Future[None]]]] = {}
-        self._ack_task: asyncio.Task[None] | None = None
+        self._acks: Coalescer[bytes] = Coalescer(self._send_acks)
+        self._moves: Coalescer[tuple[bytes, bytes, int, str]] = Coalescer(self._send_moves)
         self._move_script: Any = None
         self._reply_script: Any = None
         self._replay_script: Any = None
@@ -250,8 +250,8 @@ class RedisServer(BaseServer):
             await subscriber.close()
             await subscriber.stop_keepalive()
         self._subscribers.clear()
-        if self._ack_task is not None:
-            await asyncio.wait([self._ack_task])
+        await self._acks.wait_idle()
+        await self._moves.wait_idle()
         writer, self._writer = self._writer, None
         if writer is not None:
             await writer.close()
@@ -447,48 +447,46 @@ class RedisServer(BaseServer):
     # -- settlement (called by RedisReceivedMessage) --------------------------------------------
 
     async def _ack_entry(self, key: bytes, entry_id: bytes) -> None:
-        """XACK + XDEL, coalesced: acks arriving while one round trip is out share the next."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue = self._ack_queue.get(key)
-        if queue is None:
-            self._ack_queue[key] = [(entry_id, future)]
-        else:
-            queue.append((entry_id, future))
-        if self._ack_task is None:
-            self._ack_task = asyncio.get_running_loop().create_task(self._flush_acks())
-        await future
+        """XACK + XDEL, coalesced with other acks (see `_coalesce`)."""
+        await self._acks.add(key, entry_id)
 
-    async def _flush_acks(self) -> None:
+    async def _send_acks(self, batch: dict[bytes, list[bytes]]) -> None:
         try:
-            while self._ack_queue:
-                batch, self._ack_queue = self._ack_queue, {}
-                error: BaseException | None = None
+            pipe = self._require_client().pipeline(transaction=True)
+            for key, ids in batch.items():
+                pipe.xack(key, self.group, *ids)
+                pipe.xdel(key, *ids)
+            await pipe.execute()
+        except RedisError as exc:
+            raise self._error(exc, "ack") from None
+        self._connected = True
+
+    async def _move_entry(
+        self, source: bytes, target: bytes, entry_id: bytes, *, extra_deliveries: int, reason: str
+    ) -> None:
+        """One entry through the MOVE script (reject, nack), coalesced with others."""
+        await self._moves.add((source, target, extra_deliveries, reason), entry_id)
+
+    async def _send_moves(self, batch: dict[tuple[bytes, bytes, int, str], list[bytes]]) -> None:
+        client = self._require_client()
+        sha = self._move_script.sha
+        try:
+            for attempt in (1, 2):
+                pipe = client.pipeline(transaction=False)
+                for (source, target, extra, reason), ids in batch.items():
+                    pipe.evalsha(sha, 2, source, target, self.group, "", extra, reason, *ids)
                 try:
-                    pipe = self._require_client().pipeline(transaction=True)
-                    for key, items in batch.items():
-                        ids = [entry_id for entry_id, _ in items]
-                        pipe.xack(key, self.group, *ids)
-                        pipe.xdel(key, *ids)
                     await pipe.execute()
-                    self._connected = True
-                except RedisError as exc:
-                    error = self._error(exc, "ack")
-                except BaseException as exc:  # not connected, or cancelled: tell every waiter
-                    error = exc
-                for items in batch.values():
-                    for _, future in items:
-                        if future.done():
-                            continue
-                        if error is None:
-                            future.set_result(None)
-                        elif isinstance(error, Exception):
-                            future.set_exception(error)
-                        else:
-                            future.cancel()
-                if error is not None and not isinstance(error, Exception):
-                    raise error
-        finally:
-            self._ack_task = None
+                    break
+                except NoScriptError:
+                    # The script cache is gone (a broker restart). MOVE skips entries that are
+                    # no longer pending, so sending the whole batch again is safe.
+                    if attempt == 2:
+                        raise
+                    await client.script_load(_scripts.MOVE)
+        except RedisError as exc:
+            raise self._error(exc, "settling messages") from None
+        self._connected = True
 
     async def _move_entries(
         self,
