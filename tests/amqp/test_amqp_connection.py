@@ -672,3 +672,21 @@ def test_peer_settlement_of_incoming_deliveries_forgets_them() -> None:
         )
     )
     assert link.unsettled == {}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(512, 2048), st.integers(0, 6000))
+def test_transfers_are_split_within_the_peer_max_frame_size(max_frame: int, size: int) -> None:
+    conn, _session, link = sender_setup(remote_max_frame=max_frame)
+    payload = bytes(i % 251 for i in range(size))
+    link.send(payload)
+    conn.receive_data(credit(1))
+    data = conn.data_to_send()
+    frames = parse(data)
+    pos = 0
+    for _, _, chunk in frames:
+        size_field = int.from_bytes(data[pos : pos + 4], "big")
+        assert size_field <= max_frame
+        pos += size_field
+    assert [body.more for _, body, _ in frames] == [True] * (len(frames) - 1) + [False]
+    assert b"".join(chunk for _, _, chunk in frames) == payload

@@ -437,29 +437,32 @@ class Session:
         payload = delivery.payload
         total = len(payload)
         while self.remote_incoming_window > 0:
-            first = delivery.offset == 0
-            if first:
+            if delivery.offset == 0:
                 transfer = Transfer(
                     handle=link.handle,
                     delivery_id=delivery.delivery_id,
                     delivery_tag=delivery.delivery_tag,
                     message_format=delivery.message_format or None,
                     settled=delivery.settled,
-                    more=True,
+                    more=False,
                 )
             else:
-                transfer = Transfer(handle=link.handle, more=True)
+                transfer = Transfer(handle=link.handle, more=False)
+            # Encode as the last frame first: most messages fit in one frame.
             body = bytearray()
             encode_value(transfer.to_described(), body)
-            room = max_frame - FRAME_HEADER_SIZE - len(body)
-            if room <= 0:  # pragma: no cover - max-frame-size is at least 512
-                raise LocalStateError("the peer's max-frame-size cannot hold a transfer")
-            end = min(total, delivery.offset + room)
-            last = end == total
-            if last:
-                transfer.more = False
+            left = total - delivery.offset
+            if left > max_frame - FRAME_HEADER_SIZE - len(body):
+                transfer.more = True
                 body = bytearray()
                 encode_value(transfer.to_described(), body)
+                room = max_frame - FRAME_HEADER_SIZE - len(body)
+                if room <= 0:  # pragma: no cover - max-frame-size is at least 512
+                    raise LocalStateError("the peer's max-frame-size cannot hold a transfer")
+                end = delivery.offset + room
+            else:
+                end = total
+            last = end == total
             chunk = payload[delivery.offset : end] if (delivery.offset or not last) else payload
             connection._write_frame(self.channel, body, chunk)
             delivery.offset = end
