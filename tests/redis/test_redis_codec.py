@@ -17,6 +17,7 @@ from repid.connections.redis._codec import (
     parse_packed,
 )
 from repid.connections.redis._params import XAddOptions, parse_xadd_options
+from repid.connections.redis.subscriber import backoff_delay, next_entry_id
 from repid.data import MessageData
 
 
@@ -180,3 +181,14 @@ def test_pack_add_batch_matches_reference(key: bytes, options, messages):
         fields = field_args(message.payload, message.headers, message.content_type)
         args += [b"%d" % len(fields), *fields]
     assert packed == reference_pack(*args)
+
+
+@given(ms=st.integers(min_value=0, max_value=2**48), seq=st.integers(min_value=0, max_value=2**40))
+def test_next_entry_id_is_the_successor(ms: int, seq: int):
+    following = next_entry_id(b"%d-%d" % (ms, seq))
+    assert following == b"%d-%d" % (ms, seq + 1)
+
+
+@given(failures=st.integers(min_value=1, max_value=10_000))
+def test_backoff_is_bounded(failures: int):
+    assert 0 <= backoff_delay(failures) <= 5.0

@@ -1,8 +1,12 @@
 """`RedisSubscriber`: the XREADGROUP loop, crash recovery (XAUTOCLAIM) and keep-alive (XCLAIM).
 
-One task reads every subscribed channel with a single blocking XREADGROUP and delivers the
-entries, in order, by awaiting the channel's callback. Flow control: it never delivers while
-`capacity.free == 0` and asks for `COUNT = capacity.free // number_of_channels` (at least 1).
+One task reads every subscribed channel in one call and delivers the entries, in order, by
+awaiting the channel's callback. A read is the FETCH script (a non-blocking XREADGROUP whose
+reply comes packed in one string, cheap to parse) while entries are waiting, and a blocking
+XREADGROUP (up to `block` seconds) when there were none. Flow control: it never delivers while
+`capacity.free == 0` and asks for `COUNT = capacity.free // number_of_channels` (at least 1);
+when only a few slots are free while tasks run, it pauses 2 ms so that the next read fetches a
+batch rather than a message at a time.
 XREADGROUP applies COUNT per stream, so with several channels one read can return up to
 `number_of_channels - 1` entries more than the free slots; those wait in a small local buffer
 (kept alive like in-flight ones) and are delivered as slots free up.
