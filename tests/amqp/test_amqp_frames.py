@@ -319,3 +319,23 @@ def test_message_section_order_is_enforced() -> None:
 
 def test_message_header_defaults_are_omitted_on_the_wire() -> None:
     assert t.encode(AmqpMessageHeader().to_described()) == b"\x00\x53\x70\x45"
+
+
+@settings(max_examples=150, deadline=None)
+@given(messages)
+def test_skipping_annotations_keeps_everything_else(message: Message) -> None:
+    encoded = encode_message(message)
+    lean = decode_message(encoded, annotations=False)
+    full = decode_message(encoded)
+    assert (lean.delivery_annotations, lean.message_annotations, lean.footer) == (None,) * 3
+    full.delivery_annotations = full.message_annotations = full.footer = None
+    assert lean == full
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120))
+def test_arbitrary_bytes_as_lean_message_raise_only_the_protocol_error(data: bytes) -> None:
+    try:
+        decode_message(data, annotations=False)
+    except AmqpProtocolError as exc:
+        assert exc.condition == Condition.DECODE_ERROR

@@ -241,3 +241,23 @@ def test_out_of_range_values_are_encode_errors(value: Any) -> None:
 
 def test_nan_round_trips() -> None:
     assert math.isnan(t.decode(t.encode(float("nan"))))
+
+
+@settings(max_examples=200, deadline=None)
+@given(values)
+def test_skip_value_steps_over_exactly_one_value(value: Any) -> None:
+    encoded = t.encode(value) + b"\x40"
+    assert t.skip_value(encoded, 0, len(encoded)) == len(encoded) - 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_skip_value_on_arbitrary_bytes_raises_only_the_protocol_error(data: bytes) -> None:
+    pos = 0
+    try:
+        while pos < len(data):
+            new = t.skip_value(data, pos, len(data))
+            assert pos < new <= len(data)
+            pos = new
+    except AmqpProtocolError as exc:
+        assert exc.condition == Condition.DECODE_ERROR

@@ -312,7 +312,7 @@ class AmqpSubscriber:
             client.settle(link, delivery, _RELEASED)
             return
         try:
-            message = decode_message(delivery.payload)
+            message = decode_message(delivery.payload, annotations=False)
             payload = payload_of(message)
             if payload is None:
                 raise AmqpProtocolError(

@@ -13,6 +13,7 @@ from repid.connections.amqp.protocol.types import (
     _Buffer,
     decode_value,
     encode_value,
+    skip_value,
 )
 
 __all__ = [
@@ -192,8 +193,15 @@ def _error(description: str) -> AmqpProtocolError:
     return AmqpProtocolError(Condition.DECODE_ERROR, description)
 
 
-def decode_message(data: _Buffer) -> Message:
-    """Decode a whole message; sections must be known, in order, with the right value types."""
+_SKIPPABLE = frozenset({0x71, 0x72, 0x78})
+
+
+def decode_message(data: _Buffer, *, annotations: bool = True) -> Message:
+    """Decode a whole message; sections must be known, in order, with the right value types.
+
+    `annotations=False` steps over delivery-annotations, message-annotations and the footer
+    without decoding them (they stay None): the consume path does not read them.
+    """
     message = Message()
     data_sections: list[bytes] = []
     sequences: list[AmqpSequence] = []
@@ -201,19 +209,22 @@ def decode_message(data: _Buffer) -> Message:
     last = 0x6F
     pos, end = 0, len(data)
     while pos < end:
-        section, pos = decode_value(data, pos, end)
-        if not isinstance(section, Described):
+        if data[pos] != 0x00:
             raise _error("a message section must be a described type")
-        code = section.descriptor
+        descriptor, pos = decode_value(data, pos + 1, end, 1)
+        code = descriptor
         if isinstance(code, str):
             code = _SECTION_NAMES.get(code, -1)
-        if not isinstance(code, int) or not 0x70 <= code <= 0x78:
-            raise _error(f"unknown message section {section.descriptor!r}")
+        if not isinstance(code, int) or isinstance(code, bool) or not 0x70 <= code <= 0x78:
+            raise _error(f"unknown message section {descriptor!r}")
         body_code = 0x75 <= code <= 0x77
         if code < last or (code == last and not body_code):
             raise _error("message sections out of order or repeated")
         last = code
-        inner = section.value
+        if not annotations and code in _SKIPPABLE:
+            pos = skip_value(data, pos, end, 1)
+            continue
+        inner, pos = decode_value(data, pos, end, 1)
         if code == 0x70:
             if not isinstance(inner, list):
                 raise _error("header is not a list")

@@ -52,6 +52,7 @@ __all__ = [
     "decode_value",
     "encode",
     "encode_value",
+    "skip_value",
     "symbols",
 ]
 
@@ -915,6 +916,46 @@ def decode_value(buf: _Buffer, pos: int, end: int, depth: int = 0) -> tuple[Any,
     if pos >= end:
         raise _truncated(pos, 1, end)
     return _DECODERS[buf[pos]](buf, pos + 1, end, depth)
+
+
+_SKIP_FIXED: dict[int, int] = {
+    **dict.fromkeys((0x40, 0x41, 0x42, 0x43, 0x44, 0x45), 0),
+    **dict.fromkeys((0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56), 1),
+    **dict.fromkeys((0x60, 0x61), 2),
+    **dict.fromkeys((0x70, 0x71, 0x72, 0x73, 0x74), 4),
+    **dict.fromkeys((0x80, 0x81, 0x82, 0x83, 0x84), 8),
+    **dict.fromkeys((0x94, 0x98), 16),
+}
+_SKIP_SIZED: dict[int, bool] = {
+    **dict.fromkeys((0xA0, 0xA1, 0xA3, 0xC0, 0xC1, 0xE0), False),
+    **dict.fromkeys((0xB0, 0xB1, 0xB3, 0xD0, 0xD1, 0xF0), True),
+}
+
+
+def skip_value(buf: _Buffer, pos: int, end: int, depth: int = 0) -> int:
+    """The offset just after the value at `pos`, without building it (bounds still checked).
+
+    Used for sections nobody reads (e.g. message annotations on the consume path): sized
+    values are stepped over by their declared size, so their content is not validated.
+    """
+    if pos >= end:
+        raise _truncated(pos, 1, end)
+    code = buf[pos]
+    pos += 1
+    width = _SKIP_FIXED.get(code)
+    if width is not None:
+        if pos + width > end:
+            raise _truncated(pos, width, end)
+        return pos + width
+    wide = _SKIP_SIZED.get(code)
+    if wide is not None:
+        size, pos = _length(buf, pos, end, wide)
+        return pos + size
+    if code == 0x00:
+        _check_depth(depth)
+        pos = skip_value(buf, pos, end, depth + 1)
+        return skip_value(buf, pos, end, depth + 1)
+    raise _error(f"unknown constructor 0x{code:02x}")
 
 
 def decode(data: _Buffer) -> Any:
