@@ -401,7 +401,8 @@ def report(broker: str, summaries: list[dict[str, Any]], args: argparse.Namespac
             f"{ratio(ours['consume_per_cpu_s'], base['consume_per_cpu_s'])}"
         )
     batch = by_label.get("ours-batch")
-    if batch and base:
+    # Only when the batch path really ran (a server without publish_batch falls back).
+    if batch and base and batch["publish_mode"] == "batch":
         lines.append(
             f"ours-batch/baseline publish: {ratio(batch['publish_per_s'], base['publish_per_s'])}"
         )
