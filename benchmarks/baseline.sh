@@ -4,26 +4,29 @@
 # has the right version is left alone.
 #
 #   bash benchmarks/baseline.sh            # creates .bench/baseline-venv
-#   BASELINE_PYTHON=python3.11 bash benchmarks/baseline.sh
+#   BASELINE_PYTHON=python3.11 BASELINE_VENV=/tmp/venv bash benchmarks/baseline.sh
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.bench/baseline-venv"
+VENV="${BASELINE_VENV:-$ROOT/.bench/baseline-venv}"
 VERSION="2.1.4"
 # The published package declares the extras `redis`, `amqp` and `pydantic` (checked in its
 # wheel metadata); `amqp` has no dependencies of its own but is named for completeness.
 SPEC="repid[redis,amqp,pydantic]==$VERSION"
 PY="${BASELINE_PYTHON:-python3}"
+# -I (isolated mode) everywhere: no current directory and no PYTHONPATH on sys.path, so the
+# checkout's own `repid` (or a repid.egg-info left in the repository root) is never mistaken for
+# the baseline by the version check or by pip.
 
 if [[ -x "$VENV/bin/python" ]] \
-    && "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('repid') != '$VERSION')" 2>/dev/null \
-    && "$VENV/bin/python" -c "import pydantic, redis" 2>/dev/null; then
+    && "$VENV/bin/python" -I -c "import importlib.metadata as m, sys; sys.exit(m.version('repid') != '$VERSION')" 2>/dev/null \
+    && "$VENV/bin/python" -I -c "import pydantic, redis" 2>/dev/null; then
     echo "baseline venv ready: $VENV (repid $VERSION)"
     exit 0
 fi
 
-mkdir -p "$ROOT/.bench"
+mkdir -p "$(dirname "$VENV")"
 "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$SPEC" pydantic
-"$VENV/bin/python" -c "import importlib.metadata as m; print('baseline venv ready:', '$VENV', '(repid', m.version('repid') + ')')"
+"$VENV/bin/python" -I -m pip install --quiet --disable-pip-version-check --upgrade pip
+"$VENV/bin/python" -I -m pip install --quiet --disable-pip-version-check "$SPEC" pydantic
+"$VENV/bin/python" -I -c "import importlib.metadata as m; print('baseline venv ready:', '$VENV', '(repid', m.version('repid') + ')')"
