@@ -3,12 +3,14 @@
 usage: python redis_worker_driver.py URL CHANNEL CAPACITY DELAY_SECONDS
 
 For every message it waits DELAY_SECONDS (a "slow actor"), records the payload with SADD in
-`{CHANNEL}:done`, then acks. It prints `ready` once subscribed and runs until killed.
+`{CHANNEL}:done`, counts it with HINCRBY in `{CHANNEL}:count` (and itself in `{CHANNEL}:by`,
+by pid), then acks. It prints `ready` once subscribed and runs until killed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import redis.asyncio as aioredis
@@ -27,6 +29,8 @@ async def main(url: str, channel: str, limit: int, delay: float) -> None:
         try:
             await asyncio.sleep(delay)
             await recorder.sadd(f"{channel}:done", message.payload)
+            await recorder.hincrby(f"{channel}:count", message.payload.decode(), 1)
+            await recorder.hincrby(f"{channel}:by", str(os.getpid()), 1)
             await message.ack()
         finally:
             capacity.release()

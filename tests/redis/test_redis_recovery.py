@@ -107,7 +107,7 @@ async def test_kill_9_worker_loses_nothing(redis_url: str, raw: aioredis.Redis, 
     server = RedisServer(redis_url, block=0.1, claim_idle=1.0, claim_interval=0.2)
     await server.connect()
     worker = subprocess.Popen(
-        [sys.executable, str(DRIVER), redis_url, channel, "10", "0.02"],
+        [sys.executable, str(DRIVER), redis_url, channel, "10", "0.1"],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
     )
@@ -436,3 +436,41 @@ async def test_tls_round_trip():
         await plain.disconnect()
     finally:
         tls.cleanup()
+
+
+@pytest.mark.slow
+async def test_two_worker_processes_process_each_message_exactly_once(
+    redis_url: str, raw: aioredis.Redis, channel: str
+):
+    total = 300
+    server = RedisServer(redis_url)
+    await server.connect()
+    workers = []
+    try:
+        for _ in range(2):
+            worker = subprocess.Popen(
+                [sys.executable, str(DRIVER), redis_url, channel, "10", "0.005"],
+                stdout=subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+            )
+            workers.append(worker)
+            assert worker.stdout is not None
+            assert worker.stdout.readline().strip() == b"ready"
+        await server.publish_batch(
+            channel=channel, messages=[MessageData(payload=b"%d" % i) for i in range(total)]
+        )
+        await wait_until(lambda: _stream_empty(raw, channel), timeout=30, what="all processed")
+        counts = await raw.hgetall(f"{channel}:count")
+        assert {int(k) for k in counts} == set(range(total))
+        assert set(counts.values()) == {b"1"}  # nobody processed a message twice
+        shares = await raw.hgetall(f"{channel}:by")
+        assert len(shares) == 2  # both processes took part
+        consumers = await raw.xinfo_consumers(channel, "repid")
+        assert len(consumers) == 2
+        assert all(c["pending"] == 0 for c in consumers)
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait(10)
+        await raw.delete(f"{channel}:done", f"{channel}:count", f"{channel}:by")
+        await server.disconnect()
