@@ -35,6 +35,26 @@ from repid.errors import (
     ServerNotFoundError,
 )
 from repid.health.settings import HealthCheckServerSettings
+from repid.jobs import (
+    ArgsBucket,
+    ArgsBucketNotFoundError,
+    BucketBrokerT,
+    Connection,
+    ConnectionNotBoundError,
+    InMemoryBucketBroker,
+    InMemoryMessageBroker,
+    Job,
+    JobMiddleware,
+    JobTimeoutError,
+    MessageBrokerT,
+    PrioritiesT,
+    Queue,
+    QueueNotDeclaredError,
+    ResultBucket,
+    RetryPolicyT,
+    Worker,
+    default_retry_policy_factory,
+)
 from repid.message import Message, MessageDependency
 from repid.middlewares import ActorMiddlewareT, ProducerMiddlewareT
 from repid.registry import Channel, MessageRegistry, Operation, ServerRegistry
@@ -54,6 +74,8 @@ if TYPE_CHECKING:
     from repid.connections.amqp import AmqpServer
     from repid.connections.pubsub import PubsubServer
     from repid.connections.redis import RedisServer
+    from repid.jobs.brokers.rabbit import RabbitMessageBroker
+    from repid.jobs.brokers.redis import RedisBucketBroker, RedisMessageBroker
 
 __all__ = [
     "ActorData",
@@ -61,10 +83,15 @@ __all__ = [
     "ActorMiddlewareT",
     "ActorTimeoutError",
     "AmqpServer",
+    "ArgsBucket",
+    "ArgsBucketNotFoundError",
     "AsyncAPIServerSettings",
     "BaseMessageT",
     "BasicConverter",
+    "BucketBrokerT",
     "Channel",
+    "Connection",
+    "ConnectionNotBoundError",
     "Contact",
     "DefaultConverter",
     "DeliveryCapacity",
@@ -73,11 +100,17 @@ __all__ = [
     "FullPayload",
     "Header",
     "HealthCheckServerSettings",
+    "InMemoryBucketBroker",
+    "InMemoryMessageBroker",
     "InMemoryServer",
     "InvalidConfirmationError",
+    "Job",
+    "JobMiddleware",
+    "JobTimeoutError",
     "License",
     "Message",
     "MessageAction",
+    "MessageBrokerT",
     "MessageData",
     "MessageDependency",
     "MessageRegistry",
@@ -85,13 +118,21 @@ __all__ = [
     "Operation",
     "OperationNotFoundError",
     "PayloadValidationError",
+    "PrioritiesT",
     "ProducerMiddlewareT",
     "PubsubServer",
     "PydanticConverter",
+    "Queue",
+    "QueueNotDeclaredError",
+    "RabbitMessageBroker",
     "ReceivedMessageT",
+    "RedisBucketBroker",
+    "RedisMessageBroker",
     "RedisServer",
     "Repid",
     "RepidError",
+    "ResultBucket",
+    "RetryPolicyT",
     "Router",
     "RoutingStrategyFactoryT",
     "RoutingStrategyT",
@@ -105,7 +146,9 @@ __all__ = [
     "Tag",
     "TestClient",
     "TestMessage",
+    "Worker",
     "catch_all_routing_strategy",
+    "default_retry_policy_factory",
     "default_serializer",
     "topic_routing_strategy",
 ]
@@ -114,6 +157,9 @@ _LAZY = {
     "AmqpServer": ("repid.connections.amqp", "amqp"),
     "RedisServer": ("repid.connections.redis", "redis"),
     "PubsubServer": ("repid.connections.pubsub", "pubsub"),
+    "RedisMessageBroker": ("repid.jobs.brokers.redis", "redis"),
+    "RedisBucketBroker": ("repid.jobs.brokers.redis", "redis"),
+    "RabbitMessageBroker": ("repid.jobs.brokers.rabbit", "amqp"),
 }
 
 

@@ -1,8 +1,4 @@
-"""Fixtures for the job layer: brokers of every kind, and the seed names on `repid`.
-
-The job layer's public names are exported from `repid` by the package's `__init__`; until they
-are, the shim below puts them there, so that the seeds' `from repid import Job` runs verbatim.
-"""
+"""Fixtures for the job layer: brokers of every kind."""
 
 from __future__ import annotations
 
@@ -13,16 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-import repid
-import repid.jobs
 from tests import brokers
-
-for _name in repid.jobs.__all__:
-    if _name not in vars(repid):
-        try:
-            setattr(repid, _name, getattr(repid.jobs, _name))
-        except ImportError:  # a broker whose client library is missing
-            pass
 
 JOBS_REDIS_DB = 11
 """The Redis database the job tests use (the seeds' queue is the shared name "default")."""
