@@ -63,11 +63,11 @@ async def test_keepalive_prevents_stealing(
     holder = RedisServer(
         redis_url,
         block=0.1,
-        claim_idle=0.4,
+        claim_idle=0.8,
         keepalive_interval=0.1 if keepalive else 60.0,
         claim_interval=60.0,
     )
-    thief = RedisServer(redis_url, block=0.1, claim_idle=0.4, claim_interval=0.05)
+    thief = RedisServer(redis_url, block=0.1, claim_idle=0.8, claim_interval=0.05)
     await holder.connect()
     await thief.connect()
     try:
@@ -81,9 +81,9 @@ async def test_keepalive_prevents_stealing(
         sub_t = await thief.subscribe(
             channels_to_callbacks={channel: other.callback}, capacity=other.capacity
         )
-        # The long-running actor works for 4 idle periods.
-        await asyncio.sleep(1.6)
         if keepalive:
+            # The long-running actor works for 3 idle periods (keep-alive every 1/8 of one).
+            await asyncio.sleep(2.4)
             assert other.messages == []
             await slow.finish(slow.messages[0], "ack")
             assert await raw.xlen(channel) == 0
