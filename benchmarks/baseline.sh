@@ -12,7 +12,7 @@ VENV="${BASELINE_VENV:-$ROOT/.bench/baseline-venv}"
 VERSION="2.1.4"
 # The published package declares the extras `redis`, `amqp` and `pydantic` (checked in its
 # wheel metadata); `amqp` has no dependencies of its own but is named for completeness.
-SPEC="repid[redis,amqp,pydantic]==$VERSION"
+SPEC="repid[redis,amqp,pubsub,pydantic]==$VERSION"
 PY="${BASELINE_PYTHON:-python3}"
 # -I (isolated mode) everywhere: no current directory and no PYTHONPATH on sys.path, so the
 # checkout's own `repid` (or a repid.egg-info left in the repository root) is never mistaken for
@@ -20,7 +20,7 @@ PY="${BASELINE_PYTHON:-python3}"
 
 if [[ -x "$VENV/bin/python" ]] \
     && "$VENV/bin/python" -I -c "import importlib.metadata as m, sys; sys.exit(m.version('repid') != '$VERSION')" 2>/dev/null \
-    && "$VENV/bin/python" -I -c "import pydantic, redis" 2>/dev/null; then
+    && "$VENV/bin/python" -I -c "import pydantic, redis, grpc, requests" 2>/dev/null; then
     echo "baseline venv ready: $VENV (repid $VERSION)"
     exit 0
 fi
@@ -28,5 +28,6 @@ fi
 mkdir -p "$(dirname "$VENV")"
 "$PY" -m venv "$VENV"
 "$VENV/bin/python" -I -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$VENV/bin/python" -I -m pip install --quiet --disable-pip-version-check "$SPEC" pydantic
+# requests: the published PubsubServer imports google-auth's requests transport.
+"$VENV/bin/python" -I -m pip install --quiet --disable-pip-version-check "$SPEC" pydantic requests
 "$VENV/bin/python" -I -c "import importlib.metadata as m; print('baseline venv ready:', '$VENV', '(repid', m.version('repid') + ')')"

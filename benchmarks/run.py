@@ -51,7 +51,11 @@ OURS_PYTHON = ROOT / ".venv" / "bin" / "python"
 BASELINE_PYTHON = ROOT / ".bench" / "baseline-venv" / "bin" / "python"
 BROKERS_ENV = ROOT / ".brokers" / "env"
 
-URL_ENV = {"redis": "REPID_TEST_REDIS_URL", "amqp": "REPID_TEST_AMQP_URL"}
+URL_ENV = {
+    "redis": "REPID_TEST_REDIS_URL",
+    "amqp": "REPID_TEST_AMQP_URL",
+    "pubsub": "REPID_TEST_PUBSUB_HOST",
+}
 MANAGEMENT_ENV = "REPID_TEST_RABBITMQ_MANAGEMENT_URL"
 
 
@@ -69,7 +73,9 @@ class Variant:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--broker", default="memory", help="comma-separated: memory, redis, amqp (default memory)"
+        "--broker",
+        default="memory",
+        help="comma-separated: memory, redis, amqp, pubsub (default memory)",
     )
     parser.add_argument("--n", type=int, default=20_000, help="messages per run (default 20000)")
     parser.add_argument("--reps", type=int, default=5, help="runs per implementation (median)")
@@ -98,7 +104,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.brokers = [b.strip() for b in args.broker.split(",") if b.strip()]
     for broker in args.brokers:
-        if broker not in ("memory", "redis", "amqp"):
+        if broker not in ("memory", "redis", "amqp", "pubsub"):
             parser.error(f"unknown broker {broker!r}")
     if args.reps < 1 or args.n < 1:
         parser.error("--n and --reps must be at least 1")
@@ -293,6 +299,39 @@ def amqp_delete(url: str, channel: str) -> None:
 # --- running ---------------------------------------------------------------------------------
 
 
+def _pubsub_request(host: str, method: str, path: str, body: Any = None) -> None:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://{host}/v1/{path}",
+        data=data,
+        method=method,
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+
+
+def pubsub_create(host: str, channel: str) -> None:
+    """A topic and a subscription, both named `channel`, on the emulator (REST API)."""
+    project = os.environ.get("PUBSUB_PROJECT_ID", "repid-bench")
+    _pubsub_request(host, "PUT", f"projects/{project}/topics/{channel}")
+    _pubsub_request(
+        host,
+        "PUT",
+        f"projects/{project}/subscriptions/{channel}",
+        {"topic": f"projects/{project}/topics/{channel}", "ackDeadlineSeconds": 60},
+    )
+
+
+def pubsub_delete(host: str, channel: str) -> None:
+    project = os.environ.get("PUBSUB_PROJECT_ID", "repid-bench")
+    for path in (f"subscriptions/{channel}", f"topics/{channel}"):
+        try:
+            _pubsub_request(host, "DELETE", f"projects/{project}/{path}")
+        except Exception as exc:
+            print(f"warning: could not delete {path}: {exc!r}", file=sys.stderr)
+
+
 def run_once(
     variant: Variant, broker: str, url: str | None, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -316,6 +355,8 @@ def run_once(
     try:
         if broker == "amqp" and url:
             amqp_declare(url, channel, args.amqp_queue_type)
+        elif broker == "pubsub" and url:
+            pubsub_create(url, channel)
         proc = subprocess.run(
             cmd,
             env=env,
@@ -332,6 +373,8 @@ def run_once(
             redis_cleanup(url, channel)
         elif broker == "amqp" and url:
             amqp_delete(url, channel)
+        elif broker == "pubsub" and url:
+            pubsub_delete(url, channel)
     result: dict[str, Any] = {}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("{"):
@@ -486,6 +529,8 @@ def broker_url(broker: str, args: argparse.Namespace) -> Iterator[tuple[str | No
             raise RuntimeError(f"{URL_ENV[broker]} is not set (scripts/brokers.sh start)")
         if broker == "redis":
             yield url, f"REPID_TEST_REDIS_URL: redis {redis_version(url)}"
+        elif broker == "pubsub":
+            yield url, "REPID_TEST_PUBSUB_HOST: Pub/Sub emulator, topic+subscription per run"
         else:
             yield (
                 url,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
+import inspect
 import json
 import os
 import platform
@@ -46,7 +47,7 @@ _calls = 0
 
 def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--broker", choices=("memory", "redis", "amqp"), default="memory")
+    parser.add_argument("--broker", choices=("memory", "redis", "amqp", "pubsub"), default="memory")
     parser.add_argument("--n", type=int, default=20_000, help="messages to publish and consume")
     parser.add_argument("--url", default=None, help="broker URL (redis/amqp); else from env")
     parser.add_argument(
@@ -94,10 +95,30 @@ def _make_server(broker: str, url: str | None) -> Any:
         if not url:
             raise SystemExit("--broker redis needs --url or REPID_TEST_REDIS_URL")
         return repid.RedisServer(url)
+    if broker == "pubsub":
+        return _make_pubsub_server(url or os.environ.get("REPID_TEST_PUBSUB_HOST"))
     url = url or os.environ.get("REPID_TEST_AMQP_URL")
     if not url:
         raise SystemExit("--broker amqp needs --url or REPID_TEST_AMQP_URL")
     return repid.AmqpServer(url)
+
+
+def _make_pubsub_server(host: str | None) -> Any:
+    """`PubsubServer` on the emulator at `host` (HOST:PORT).
+
+    Adapter: the two packages construct it differently. Ours takes `project=` and
+    `emulator_host=`; the published one takes an endpoint `dsn` and `default_project=` (names
+    read from its public signature).
+    """
+    if not host:
+        raise SystemExit("--broker pubsub needs --url HOST:PORT or REPID_TEST_PUBSUB_HOST")
+    project = os.environ.get("PUBSUB_PROJECT_ID", "repid-bench")
+    parameters = inspect.signature(repid.PubsubServer.__init__).parameters
+    if "default_project" in parameters:
+        return repid.PubsubServer(
+            f"http://{host}/v1", default_project=project, use_google_auth=False
+        )
+    return repid.PubsubServer(project=project, emulator_host=host)
 
 
 def _message_data_type() -> Any:
