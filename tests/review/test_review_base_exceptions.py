@@ -104,9 +104,10 @@ print("RESULT", asyncio.run(main()))
 
 @pytest.mark.xfail(
     strict=True,
-    reason="runner.py Runner._handle: SystemExit raised inside an actor task is swallowed by "
-    "the task ('exception was never retrieved'); the worker neither stops nor counts the "
-    "message, so run_worker(messages_limit=1) hangs",
+    reason="runner.py Runner._handle: SystemExit raised inside an actor escapes the actor task "
+    "and the event loop itself: asyncio.run aborts, run_worker never returns or raises, the "
+    "graceful shutdown (grace period, reject of this message) is skipped (under pytest's loop "
+    "it is swallowed instead and run_worker(messages_limit=1) hangs)",
 )
 def test_system_exit_in_actor_stops_or_counts_in_worker() -> None:
     # In a subprocess: a SystemExit escaping an asyncio task destabilises the test process.
