@@ -1,0 +1,96 @@
+"""Python 3.10 timeout path, replies' server-specific parameters, middleware order."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import repid.worker.actor
+from repid import Message, Repid, Router, TestClient
+
+from .helpers import make_app
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="worker/actor.py CompiledActor._run_with_timeout (Python 3.10 branch, "
+    "asyncio.wait_for): an asyncio.TimeoutError raised by the actor itself (its own wait_for) "
+    "is reported as the actor's timeout and rejected instead of going to on_error (nack); "
+    "the 3.11 branch tells them apart with cm.expired()",
+)
+async def test_py310_path_distinguishes_actor_own_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repid.worker.actor, "_HAS_TIMEOUT_CM", False)
+    router = Router()
+
+    @router.actor(channel="c", timeout=5)
+    async def own() -> None:
+        raise asyncio.TimeoutError("the actor's own upstream call timed out")
+
+    app, _ = make_app(router)
+    async with TestClient(app) as client:
+        await client.send_message_json(channel="c", payload={}, headers={"topic": "own"})
+        assert client.get_processed_messages()[0].nacked
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="connections/in_memory.py InMemoryReceivedMessage._reply ignores "
+    "server_specific_parameters (message_id, priority) that InMemoryServer.publish honours",
+)
+async def test_in_memory_reply_honours_server_specific_parameters() -> None:
+    router = Router()
+
+    @router.actor(channel="c")
+    async def answer(message: Message) -> None:
+        await message.reply(
+            payload=b"x", channel="out", server_specific_parameters={"message_id": "fixed-id"}
+        )
+
+    app, _ = make_app(router)
+    async with TestClient(app) as client:
+        await client.send_message_json(channel="c", payload={}, headers={"topic": "answer"})
+        assert [m.message_id for m in client.get_sent_messages(channel="out")] == ["fixed-id"]
+
+
+async def test_actor_middlewares_onion_order_app_router_nested_actor() -> None:
+    order: list[str] = []
+
+    def make(name: str) -> Any:
+        async def middleware(call_next: Any, message: Any, actor: Any) -> Any:
+            order.append(f"{name}>")
+            try:
+                return await call_next(message, actor)
+            finally:
+                order.append(f"<{name}")
+
+        return middleware
+
+    parent = Router(channel="main", timeout=60.0, middlewares=[make("parent")])
+    child = Router(middlewares=[make("child")])
+
+    @child.actor(middlewares=[make("actor")])
+    async def nested() -> str:
+        order.append("body")
+        return "ok"
+
+    parent.include_router(child)
+    app = Repid(actor_middlewares=[make("app")])
+    app.include_router(parent)
+    (data,) = app.actors
+    assert data.channel == "main" and data.timeout == 60.0
+    async with TestClient(app) as client:
+        await client.send_message_json(channel="main", payload={}, headers={"topic": "nested"})
+        assert client.get_processed_messages()[0].result == "ok"
+    assert order == [
+        "app>",
+        "parent>",
+        "child>",
+        "actor>",
+        "body",
+        "<actor",
+        "<child",
+        "<parent",
+        "<app",
+    ]
