@@ -488,6 +488,8 @@ def test_constructor_reads_emulator_host_and_validates(monkeypatch: pytest.Monke
     assert real.emulator_host is None and real.host == "pubsub.googleapis.com:443"
     with pytest.raises(ValueError, match="ack_deadline"):
         PubsubServer("proj", ack_deadline=5)
+    with pytest.raises(ValueError, match="pull_streams"):
+        PubsubServer("proj", pull_streams=0)
     with pytest.raises(ValueError, match="project"):
         PubsubServer("")
 

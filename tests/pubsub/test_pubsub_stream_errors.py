@@ -30,7 +30,11 @@ FAILURES = [
 
 
 class ScriptedPubsub:
-    def __init__(self) -> None:
+    """Fails the first streams with `failures`, serves two messages on the next, idles after."""
+
+    def __init__(self, failures: list[grpc.StatusCode]) -> None:
+        self.failures = failures
+        self.half_closed = 0
         self.first_requests: list[p.StreamingPullRequest] = []
         self.stream_metadata: list[dict[str, str]] = []
         self.acked: list[str] = []
@@ -45,24 +49,26 @@ class ScriptedPubsub:
         attempt = len(self.first_requests)
         self.first_requests.append(first)
         self.stream_metadata.append(dict(context.invocation_metadata() or ()))
-        if attempt < len(FAILURES):
-            await context.abort(FAILURES[attempt], f"scripted failure {attempt}")
-        yield p.encode_streaming_pull_response(
-            [
-                p.ReceivedMessage(
-                    ack_id=f"ack-{i}",
-                    message=p.PubsubMessage(
-                        data=b"m%d" % i,
-                        attributes={"content-type": "text/plain"},
-                        message_id=str(i),
-                    ),
-                    delivery_attempt=0,
-                )
-                for i in range(2)
-            ]
-        )
+        if attempt < len(self.failures):
+            await context.abort(self.failures[attempt], f"scripted failure {attempt}")
+        if attempt == len(self.failures):
+            yield p.encode_streaming_pull_response(
+                [
+                    p.ReceivedMessage(
+                        ack_id=f"ack-{i}",
+                        message=p.PubsubMessage(
+                            data=b"m%d" % i,
+                            attributes={"content-type": "text/plain"},
+                            message_id=str(i),
+                        ),
+                        delivery_attempt=0,
+                    )
+                    for i in range(2)
+                ]
+            )
         async for _ in requests:  # heartbeats, until the client half-closes
             pass
+        self.half_closed += 1
 
     async def acknowledge(
         self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
@@ -90,8 +96,8 @@ class ScriptedPubsub:
 
 
 @pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedPubsub]:
-    server = ScriptedPubsub()
+async def scripted(request: pytest.FixtureRequest) -> AsyncIterator[ScriptedPubsub]:
+    server = ScriptedPubsub(getattr(request, "param", FAILURES))
     await server.start()
     try:
         yield server
@@ -108,6 +114,7 @@ async def test_internal_deadline_and_unavailable_streams_are_reopened(
         ack_deadline=10,
         initial_backoff=0.05,
         max_backoff=0.2,
+        pull_streams=1,
     )
     capacity = DeliveryCapacity(7)
     received: list[ReceivedMessageT] = []
@@ -145,3 +152,52 @@ async def test_internal_deadline_and_unavailable_streams_are_reopened(
     routing = "subscription=projects%2Fscripted%2Fsubscriptions%2Fjobs"
     assert all(m.get("x-goog-request-params") == routing for m in scripted.stream_metadata)
     assert all(m.get("x-goog-request-params") == routing for m in scripted.ack_metadata)
+
+
+@pytest.mark.parametrize("scripted", [[]], indirect=True)
+async def test_streams_share_the_slots_and_each_keeps_its_client_id(
+    scripted: ScriptedPubsub,
+) -> None:
+    server = PubsubServer(
+        "scripted", emulator_host=f"127.0.0.1:{scripted.port}", ack_deadline=10, pull_streams=3
+    )
+    received: list[ReceivedMessageT] = []
+    done = asyncio.Event()
+
+    async def callback(message: ReceivedMessageT) -> None:
+        received.append(message)
+        await message.ack()
+        if len(received) == 2:
+            done.set()
+
+    async with server.connection():
+        subscriber = await server.subscribe(
+            channels_to_callbacks={"jobs": callback}, capacity=DeliveryCapacity(7)
+        )
+        await asyncio.wait_for(done.wait(), 15)
+        await subscriber.close()
+        # close() half-closed every stream and waited for the server to end it.
+        assert scripted.half_closed == 3
+
+    assert [m.payload for m in received] == [b"m0", b"m1"]
+    assert scripted.acked == ["ack-0", "ack-1"]
+    # Three streams whose max_outstanding_messages add up to the worker's 7 slots.
+    assert len(scripted.first_requests) == 3
+    assert sorted(r.max_outstanding_messages for r in scripted.first_requests) == [2, 2, 3]
+    assert len({r.client_id for r in scripted.first_requests}) == 3
+
+
+@pytest.mark.parametrize("scripted", [[]], indirect=True)
+async def test_no_more_streams_than_slots(scripted: ScriptedPubsub) -> None:
+    server = PubsubServer("scripted", emulator_host=f"127.0.0.1:{scripted.port}", pull_streams=4)
+
+    async def callback(message: ReceivedMessageT) -> None:
+        await message.ack()
+
+    async with server.connection():
+        subscriber = await server.subscribe(
+            channels_to_callbacks={"jobs": callback}, capacity=DeliveryCapacity(1)
+        )
+        await asyncio.sleep(0.5)
+        await subscriber.close()
+    assert [r.max_outstanding_messages for r in scripted.first_requests] == [1]

@@ -88,10 +88,12 @@ class PubsubServer(BaseServer):
     default 30 s) passes without an extension and Pub/Sub redelivers them. Live workers extend
     deadlines every `ack_deadline / 2` seconds, up to `max_lease` seconds per message.
 
-    Flow control: each subscription's StreamingPull stream asks for at most `capacity.limit`
-    outstanding messages (`max_outstanding_messages`, fixed when the stream opens), stops
-    reading while that many wait locally, and hands a message to the callback only while
-    `capacity.free > 0`. `delivery_count` is Pub/Sub's `delivery_attempt - 1`, known only on
+    Flow control: each subscription reads through `pull_streams` StreamingPull streams (default
+    4, at most one per task slot; Pub/Sub paces every stream, so several raise the ceiling).
+    Together they ask for at most `capacity.limit` outstanding messages
+    (`max_outstanding_messages`, shared out when the streams open), stop reading while that
+    many wait locally, and hand a message to the callback only while `capacity.free > 0`.
+    `delivery_count` is Pub/Sub's `delivery_attempt - 1`, known only on
     subscriptions with a dead-letter policy. Unknown publish parameters raise `ValueError`.
 
     Emulator notes (cloud-pubsub-emulator 0.8.20): it ignores `max_outstanding_messages` (the
@@ -116,6 +118,7 @@ class PubsubServer(BaseServer):
         endpoint: str = DEFAULT_ENDPOINT,
         ack_deadline: int = 30,
         max_lease: float = 3600.0,
+        pull_streams: int = 4,
         publish_timeout: int | float | timedelta = 60.0,
         connect_timeout: float = 10.0,
         close_timeout: float = 5.0,
@@ -142,6 +145,9 @@ class PubsubServer(BaseServer):
         self.endpoint = emulator_host if emulator_host is not None else endpoint
         self.ack_deadline = ack_deadline
         self.max_lease = max_lease
+        if pull_streams < 1:
+            raise ValueError(f"pull_streams must be at least 1, got {pull_streams}")
+        self.pull_streams = pull_streams
         self.publish_timeout = _seconds(publish_timeout)
         self.connect_timeout = connect_timeout
         self.close_timeout = close_timeout

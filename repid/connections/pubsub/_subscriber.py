@@ -144,8 +144,168 @@ def _fail(batch: list[tuple[str, asyncio.Future[None]]], exc: Exception) -> None
             future.set_exception(exc)
 
 
+class _Stream:
+    """One StreamingPull stream of a subscription: opens, reads into the shared buffer, reopens.
+
+    Its client id stays the same across reopens, as Pub/Sub asks, so the service can carry the
+    old stream's state over to the new one.
+    """
+
+    __slots__ = (
+        "_wake",
+        "call",
+        "client_id",
+        "ended",
+        "ending",
+        "failing",
+        "max_outstanding",
+        "state",
+        "task",
+    )
+
+    def __init__(self, state: SubscriptionState, client_id: str, max_outstanding: int) -> None:
+        self.state = state
+        self.client_id = client_id
+        self.max_outstanding = max_outstanding
+        self.call: PullCall | None = None
+        # A call we half-closed ourselves (pause/close): its end is not a failure.
+        self.ending: PullCall | None = None
+        # True from a stream failure until a new stream is established; `is_connected` reads
+        # it. A stream still opening does not count as failing.
+        self.failing = False
+        self.ended = asyncio.Event()  # set while no call is open
+        self.ended.set()
+        self.task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # interrupts a reconnect backoff sleep
+
+    def start(self, name: str) -> None:
+        self.task = asyncio.create_task(self._read_loop(), name=name)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def half_close(self) -> PullCall | None:
+        """End the open call with a half-close (no wait); it is cancelled if it lingers."""
+        call = self.call
+        if call is None or call is self.ending:
+            return call
+        self.ending = call
+        asyncio.get_running_loop().call_later(self.state.server.close_timeout, _cancel, call)
+        # The reader must read on to see the end of the stream.
+        self.state._room.set()
+        done_writing = asyncio.ensure_future(call.done_writing())
+        done_writing.add_done_callback(_ignore_result)
+        return call
+
+    async def end(self) -> None:
+        """Half-close the call and wait (up to `close_timeout`) until the server ended it."""
+        call = self.half_close()
+        if call is None:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.ended.wait(), self.state.server.close_timeout)
+        if not call.done():
+            call.cancel()
+
+    async def _read_loop(self) -> None:
+        state = self.state
+        server = state.server
+        running = state._running
+        room = state._room
+        take = state._take
+        attempt = 0
+        while not state._closed:
+            if not running.is_set():
+                await running.wait()
+                continue
+            opened_at = time.monotonic()
+            received_any = False
+            call = server.streaming_pull(state.path)
+            self.call = call
+            self.ended.clear()
+            try:
+                await call.write(
+                    _proto.encode_streaming_pull_request(
+                        subscription=state.path,
+                        stream_ack_deadline_seconds=server.ack_deadline,
+                        client_id=self.client_id,
+                        max_outstanding_messages=self.max_outstanding,
+                    )
+                )
+                await call.wait_for_connection()
+                # The emulator accepts a stream before it checks the subscription (NOT_FOUND
+                # follows); it counts as established once it survived a moment or delivered.
+                asyncio.get_running_loop().call_later(
+                    _STREAM_SETTLE_SECONDS, self._mark_established, call
+                )
+                while True:
+                    await room.wait()
+                    response = await call.read()
+                    if response is grpc.aio.EOF:
+                        raise _StreamEnded
+                    if not received_any:
+                        received_any = True
+                        self.failing = False
+                        attempt = 0
+                    take(response)  # type: ignore[arg-type]  # EOF handled above
+            except Exception as exc:  # any failure of this stream: reopen it after a backoff
+                if state._closed or call is self.ending or not running.is_set():
+                    continue  # we ended it (pause/close)
+                self.failing = True
+                if received_any or time.monotonic() - opened_at > _HEALTHY_STREAM_SECONDS:
+                    attempt = 0
+                state._log_stream_error(exc, attempt)
+                # Buffered messages stay: ack ids outlive the stream, so they are still
+                # delivered (and their leases extended) while the stream is reopened.
+                await self._backoff(attempt)
+                attempt += 1
+            finally:
+                if self.call is call:
+                    self.call = None
+                if self.ending is call:
+                    self.ending = None
+                if not call.done():
+                    call.cancel()
+                self.ended.set()
+
+    def _mark_established(self, call: PullCall) -> None:
+        if self.call is call and not call.done():
+            self.failing = False
+
+    async def _backoff(self, attempt: int) -> None:
+        server = self.state.server
+        ceiling = min(server.max_backoff, server.initial_backoff * (2**attempt))
+        delay = random.uniform(ceiling / 2, ceiling)  # jitter spreads reconnecting workers
+        self._wake.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
+
+
+def _cancel(call: PullCall) -> None:
+    if not call.done():
+        call.cancel()
+
+
+def _ignore_result(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: a failed half-close of a broken stream is expected
+
+
+def _split(limit: int, streams: int) -> list[int]:
+    """Share `limit` outstanding messages out over `streams` streams (at least 1 each)."""
+    streams = max(1, min(streams, limit))
+    base, extra = divmod(limit, streams)
+    return [base + (1 if i < extra else 0) for i in range(streams)]
+
+
 class SubscriptionState:
-    """One subscription: its stream, buffer, leases and settlement batches."""
+    """One subscription: its streams, buffer, leases and settlement batches.
+
+    Several StreamingPull streams (`PubsubServer.pull_streams`) read into one buffer: a stream
+    is paced by the server (the emulator sends 100 messages per stream every ~50 ms), so more
+    streams raise the ceiling. The worker's slots are shared out among them as
+    `max_outstanding_messages`, and the shared buffer's read stop bounds them all together.
+    """
 
     def __init__(
         self,
@@ -163,7 +323,11 @@ class SubscriptionState:
         self._capacity = capacity
         limit = capacity.limit if capacity.limit is not None else capacity.unbounded_batch
         self._max_outstanding = limit
-        self._client_id = uuid.uuid4().hex
+        client_id = uuid.uuid4().hex
+        self._streams = [
+            _Stream(self, f"{client_id}-{i}", share)
+            for i, share in enumerate(_split(limit, server.pull_streams))
+        ]
         # ack id -> monotonic time it was read; buffered and delivered-but-unsettled messages.
         self.leased: dict[str, float] = {}
         self._buffer: deque[_proto.ReceivedMessage] = deque()
@@ -173,131 +337,68 @@ class SubscriptionState:
         self._running = asyncio.Event()  # set while not paused
         self._running.set()
         self._closed = False
-        self._call: PullCall | None = None
-        # True from a stream failure until a new stream is established; `is_connected` reads it.
-        # A stream still opening does not count as failing.
-        self.failing = False
-        self._reader: asyncio.Task[None] | None = None
         self._deliverer: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()  # interrupts a reconnect backoff sleep
         self._acks = _Batcher(self._send_acks)
         self._returns = _Batcher(self._send_returns)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._reader = asyncio.create_task(self._read_loop(), name=f"pubsub-read:{self.channel}")
+        for i, stream in enumerate(self._streams):
+            stream.start(f"pubsub-read:{self.channel}:{i}")
         self._deliverer = asyncio.create_task(
             self._deliver_loop(), name=f"pubsub-deliver:{self.channel}"
         )
+
+    @property
+    def failing(self) -> bool:
+        """A stream failed and has not been re-established yet."""
+        return any(stream.failing for stream in self._streams)
 
     @property
     def is_active(self) -> bool:
         return not self._closed and self._running.is_set()
 
     async def pause(self) -> None:
+        """Stop delivering; half-close the streams without waiting for them to end.
+
+        Whatever the streams still carry before they end is handed straight back (deadline 0),
+        so there is nothing to wait for here; `close` waits for the ends.
+        """
         if self._closed or not self._running.is_set():
             return
         self._running.clear()
-        await self._end_stream()
+        for stream in self._streams:
+            stream.half_close()
         await self._return_buffered()
 
     async def resume(self) -> None:
         if self._closed:
             return
         self._running.set()
-        self._wake.set()
+        for stream in self._streams:
+            stream.wake()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._running.set()  # let waiting loops observe `_closed`
-        self._wake.set()
         self._has_messages.set()
-        await self._end_stream()
-        for task in (self._deliverer, self._reader):
+        for stream in self._streams:
+            stream.wake()
+        await asyncio.gather(*(stream.end() for stream in self._streams))
+        tasks = [self._deliverer, *(stream.task for stream in self._streams)]
+        for task in tasks:
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self._return_buffered()
-        self.failing = False
-
-    async def _end_stream(self) -> None:
-        """Half-close the stream and let the reader drain it; cancel if the server lingers."""
-        call = self._call
-        if call is None:
-            return
-        self._room.set()  # the reader must read on to see the end of the stream
-        with contextlib.suppress(Exception):
-            await call.done_writing()
-        reader = self._reader
-        deadline = time.monotonic() + self.server.close_timeout
-        while self._call is call and time.monotonic() < deadline:
-            if reader is None or reader.done():
-                break
-            await asyncio.sleep(0.02)
-        if self._call is call:
-            call.cancel()
+        for stream in self._streams:
+            stream.failing = False
 
     # -- reading -------------------------------------------------------------------------------
-
-    async def _read_loop(self) -> None:
-        attempt = 0
-        while not self._closed:
-            if not self._running.is_set():
-                await self._running.wait()
-                continue
-            opened_at = time.monotonic()
-            received_any = False
-            call = self.server.streaming_pull(self.path)
-            try:
-                await call.write(
-                    _proto.encode_streaming_pull_request(
-                        subscription=self.path,
-                        stream_ack_deadline_seconds=self.server.ack_deadline,
-                        client_id=self._client_id,
-                        max_outstanding_messages=self._max_outstanding,
-                    )
-                )
-                self._call = call
-                await call.wait_for_connection()
-                # The emulator accepts a stream before it checks the subscription (NOT_FOUND
-                # follows); it counts as established once it survived a moment or delivered.
-                asyncio.get_running_loop().call_later(
-                    _STREAM_SETTLE_SECONDS, self._mark_established, call
-                )
-                while True:
-                    await self._room.wait()
-                    response = await call.read()
-                    if response is grpc.aio.EOF:
-                        raise _StreamEnded
-                    received_any = True
-                    self.failing = False
-                    attempt = 0
-                    self._take(response)  # type: ignore[arg-type]  # EOF handled above
-            except Exception as exc:  # any failure of this stream: reopen it after a backoff
-                self._call = None
-                if self._closed or not self._running.is_set():
-                    continue  # we ended it (pause/close)
-                self.failing = True
-                if received_any or time.monotonic() - opened_at > _HEALTHY_STREAM_SECONDS:
-                    attempt = 0
-                self._log_stream_error(exc, attempt)
-                # Buffered messages stay: ack ids outlive the stream, so they are still
-                # delivered (and their leases extended) while the stream is reopened.
-                await self._backoff(attempt)
-                attempt += 1
-            finally:
-                if self._call is call:
-                    self._call = None
-                if not call.done():
-                    call.cancel()
-
-    def _mark_established(self, call: PullCall) -> None:
-        if self._call is call and not call.done():
-            self.failing = False
 
     def _take(self, response: list[_proto.ReceivedMessage]) -> None:
         now = time.monotonic()
@@ -333,13 +434,6 @@ class SubscriptionState:
                 "attempt": attempt,
             },
         )
-
-    async def _backoff(self, attempt: int) -> None:
-        ceiling = min(self.server.max_backoff, self.server.initial_backoff * (2**attempt))
-        delay = random.uniform(ceiling / 2, ceiling)  # jitter spreads reconnecting workers
-        self._wake.clear()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay)
 
     # -- delivering ----------------------------------------------------------------------------
 
@@ -480,11 +574,12 @@ class SubscriptionState:
                         self._log_extension_failure(chunk, exc)
                 except Exception as exc:
                     self._log_extension_failure(chunk, exc)
-        call = self._call
-        if call is not None and not call.done():
-            # An empty request keeps an idle stream from being closed by the service.
-            with contextlib.suppress(Exception):
-                await call.write(_HEARTBEAT)
+        for stream in self._streams:
+            call = stream.call
+            if call is not None and not call.done() and call is not stream.ending:
+                # An empty request keeps an idle stream from being closed by the service.
+                with contextlib.suppress(Exception):
+                    await call.write(_HEARTBEAT)
 
 
 _HEARTBEAT = _proto.encode_streaming_pull_request()
