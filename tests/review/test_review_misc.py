@@ -9,6 +9,7 @@ import pytest
 
 import repid.worker.actor
 from repid import Message, Repid, Router, TestClient
+from repid.dependencies.resolver import ExecutorPools
 
 from .helpers import make_app
 
@@ -94,3 +95,41 @@ async def test_actor_middlewares_onion_order_app_router_nested_actor() -> None:
         "<parent",
         "<app",
     ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="connections/base.py BaseReceivedMessage.reply checks for a reply channel before "
+    "the once-only claim, so a reply after ack raises ValueError (and fails the actor) "
+    "instead of being discarded as seed 002 says for later actions",
+)
+async def test_reply_after_ack_is_discarded() -> None:
+    router = Router()
+
+    @router.actor(channel="c")
+    async def late(message: Message) -> str:
+        await message.ack()
+        await message.reply(payload=b"ignored")
+        return "done"
+
+    app, _ = make_app(router)
+    async with TestClient(app) as client:
+        await client.send_message_json(channel="c", payload={}, headers={"topic": "late"})
+        message = client.get_processed_messages()[0]
+    assert message.result == "done" and message.exception is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="dependencies/resolver.py ExecutorPools.process_pool uses the platform default "
+    "start method ('fork' on Linux < 3.14) from a process that already runs an event loop and "
+    "a thread pool: fork-with-threads can deadlock (DeprecationWarning on 3.12+); use a "
+    "'spawn' or 'forkserver' context",
+)
+def test_process_pool_does_not_fork_a_threaded_process() -> None:
+    pools = ExecutorPools()
+    try:
+        pool = pools.process_pool()
+        assert pool._mp_context.get_start_method() != "fork"  # type: ignore[attr-defined]
+    finally:
+        pools.shutdown()
