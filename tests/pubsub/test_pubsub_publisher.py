@@ -34,8 +34,9 @@ async def test_lone_publish_is_sent_at_once_and_concurrent_ones_share_requests()
     ids = await asyncio.gather(*(coalescer.publish("t", b"%d" % i, 5.0) for i in range(1, 2501)))
     assert ids == [f"id-{i}" for i in range(1, 2501)]
     sizes = [len(r[1]) for r in send.requests[1:]]
-    # Publishes queued before the sender runs go together, at most 1,000 per request.
-    assert sizes == [1000, 1000, 500]
+    # The first finds nothing in flight and goes alone; the others queue behind it and go
+    # together, at most 1,000 per request.
+    assert sizes == [1, 1000, 1000, 499]
     assert b"".join(b for r in send.requests for b in r[1]) == b"".join(
         b"%d" % i for i in range(2501)
     )
@@ -44,7 +45,7 @@ async def test_lone_publish_is_sent_at_once_and_concurrent_ones_share_requests()
 async def test_groups_by_topic_and_timeout() -> None:
     send = Recorder()
     coalescer = PublishCoalescer(send)
-    first = coalescer.publish("a", b"1", 5.0)
+    first = asyncio.create_task(coalescer.publish("a", b"1", 5.0))
     await asyncio.sleep(0)  # the request for "a" is now in flight
     await asyncio.gather(
         first,
@@ -65,13 +66,26 @@ async def test_groups_by_topic_and_timeout() -> None:
 async def test_a_failed_request_fails_its_publishes_only() -> None:
     send = Recorder(fail_first=True)
     coalescer = PublishCoalescer(send)
-    first = coalescer.publish("t", b"0", 5.0)
+    first = asyncio.create_task(coalescer.publish("t", b"0", 5.0))
     await asyncio.sleep(0)  # the first request (which fails) is in flight
     results = await asyncio.gather(
         first, *(coalescer.publish("t", b"%d" % i, 5.0) for i in (1, 2)), return_exceptions=True
     )
     assert isinstance(results[0], ConnectionError)
     assert results[1:] == ["id-1", "id-2"]
+
+
+async def test_a_cancelled_lone_publish_hands_the_queue_on() -> None:
+    send = Recorder()
+    coalescer = PublishCoalescer(send)
+    lone = asyncio.create_task(coalescer.publish("t", b"0", 5.0))
+    await asyncio.sleep(0)  # its request is in flight, sent from its own task
+    queued = [asyncio.create_task(coalescer.publish("t", b"%d" % i, 5.0)) for i in (1, 2)]
+    await asyncio.sleep(0)
+    lone.cancel()
+    assert await asyncio.gather(*queued) == ["id-1", "id-2"]
+    assert [m for _, m, _ in send.requests] == [[b"0"], [b"1", b"2"]]
+    assert not coalescer._queues  # nothing left behind
 
 
 async def test_requests_stay_under_the_size_limit() -> None:

@@ -25,11 +25,13 @@ SendT = Callable[[str, list[bytes], float], Awaitable[list[str]]]
 
 
 class _Queue:
-    __slots__ = ("pending", "task")
+    __slots__ = ("pending", "sending", "task")
 
     def __init__(self) -> None:
         self.pending: list[tuple[bytes, asyncio.Future[str]]] = []
         self.task: asyncio.Task[None] | None = None
+        # A lone publish's request is in flight from its caller's task.
+        self.sending = False
 
 
 class PublishCoalescer:
@@ -41,17 +43,36 @@ class PublishCoalescer:
         self._send = send
         self._queues: dict[tuple[str, float], _Queue] = {}
 
-    def publish(self, topic: str, encoded: bytes, timeout: float) -> asyncio.Future[str]:
-        """Queue one encoded message; the future resolves to its message id."""
+    async def publish(self, topic: str, encoded: bytes, timeout: float) -> str:
+        """Publish one encoded message and return its message id.
+
+        With nothing in flight for (topic, timeout) the request is sent from the caller's own
+        task (no task or future to create for the common lone publish); publishes arriving
+        meanwhile queue up and go out together once it is back.
+        """
         key = (topic, timeout)
         queue = self._queues.get(key)
-        if queue is None:
-            queue = self._queues[key] = _Queue()
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        queue.pending.append((encoded, future))
-        if queue.task is None:
-            queue.task = asyncio.create_task(self._drain(key, queue))
-        return future
+        if queue is not None:
+            future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            queue.pending.append((encoded, future))
+            if queue.task is None and not queue.sending:
+                queue.task = asyncio.create_task(self._drain(key, queue))
+            return await future
+        queue = self._queues[key] = _Queue()
+        queue.sending = True
+        try:
+            ids = await self._send(topic, [encoded], timeout)
+        finally:
+            queue.sending = False
+            if queue.pending:
+                # Hand what queued up behind this request to a drain task (this caller may be
+                # cancelled, and it should not wait for others' requests).
+                queue.task = asyncio.create_task(self._drain(key, queue))
+            elif self._queues.get(key) is queue:
+                del self._queues[key]
+        if len(ids) != 1:
+            raise RuntimeError(f"Pub/Sub returned {len(ids)} message ids for 1 message")
+        return ids[0]
 
     async def _drain(self, key: tuple[str, float], queue: _Queue) -> None:
         topic, timeout = key
