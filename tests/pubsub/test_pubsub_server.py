@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -408,6 +409,25 @@ async def test_pause_stops_delivery_and_resume_restarts_it(
     await collector.wait_for(2, timeout=15)
     assert collector.payloads() == [b"before", b"during"]
     await subscriber.close()
+
+
+async def test_resume_right_after_pause_is_not_a_stream_failure(
+    server: PubsubServer, channel: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="repid.connections.pubsub")
+    collector = Collector(DeliveryCapacity(10))
+    subscriber = await consume(server, channel, collector)
+    await server.publish(channel=channel, message=MessageData(b"first"))
+    await collector.wait_for(1)
+    # pause() half-closes the streams without waiting; they end while already resumed.
+    await subscriber.pause()
+    await subscriber.resume()
+    await server.publish(channel=channel, message=MessageData(b"second"))
+    await collector.wait_for(2, timeout=15)
+    assert collector.payloads() == [b"first", b"second"]
+    assert server.is_connected
+    await subscriber.close()
+    assert not [r for r in caplog.records if r.getMessage() == "pubsub.stream_lost"]
 
 
 async def test_several_subscriptions_share_one_capacity(server: PubsubServer, host: str) -> None:

@@ -1,11 +1,14 @@
-"""StreamingPull consumption: one stream per subscription, flow control, leases, reconnects.
+"""StreamingPull consumption: streams per subscription, flow control, leases, reconnects.
 
-Per subscription (`SubscriptionState`) two tasks run:
+Per subscription (`SubscriptionState`) these tasks run:
 
-* the reader opens a StreamingPull stream, reads responses into a local buffer and, on a broken
-  stream, reopens it with exponential backoff and jitter. It stops reading while the buffer
-  holds `max_outstanding` messages, so the HTTP/2 window pushes back on the server even where
-  the server ignores `max_outstanding_messages` (the emulator does);
+* one reader per stream (`PubsubServer.pull_streams` of them, at most one per task slot): it
+  opens a StreamingPull stream, reads responses into the subscription's one local buffer and,
+  on a broken stream, reopens it with exponential backoff and jitter. Readers stop reading
+  while the buffer holds `max_outstanding` messages, so the HTTP/2 window pushes back on the
+  server even where the server ignores `max_outstanding_messages` (the emulator does). Several
+  streams because the server paces each one: the emulator sends a stream 100 messages about
+  every 50 ms (~2,000/s), whatever the flow control allows;
 * the deliverer hands buffered messages to the worker's callback, one at a time, in order, and
   only while the worker has a free slot (`capacity.free > 0`).
 
@@ -17,9 +20,10 @@ settlements are coalesced into one call per batch.
 Every message read and not yet settled is "leased": the server's keep-alive loop extends its
 ack deadline every half deadline so long-running actors are not redelivered (up to
 `max_lease` seconds). Undelivered buffered messages are returned (deadline 0) on pause and
-close; a broken stream keeps its buffer, since ack ids outlive the stream. A crashed process
-stops extending: Pub/Sub redelivers its messages once their ack deadline (the stream's,
-default 30 s) passes.
+close, and so is whatever a stream still carries after pause/close half-closed it (pause does
+not wait for the streams to end, close does, up to `close_timeout`); a broken stream keeps
+its buffer, since ack ids outlive the stream. A crashed process stops extending: Pub/Sub
+redelivers its messages once their ack deadline (the stream's, default 30 s) passes.
 
 Streams are ended with a half-close (`done_writing`) rather than a cancel: the Pub/Sub emulator
 keeps delivering to cancelled streams until it notices they are gone.
