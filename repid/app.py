@@ -34,6 +34,8 @@ __all__ = ["Repid"]
 
 logger = logging.getLogger("repid")
 
+_BYTES_TYPES = (bytes, bytearray, memoryview)
+
 
 class Repid:
     """A Repid application.
@@ -80,6 +82,7 @@ class Repid:
         self.servers = ServerRegistry()
         self.messages = MessageRegistry()
         self._router = Router()
+        self._producer_chains: dict[int, tuple[tuple[Any, ...], ServerT, Any]] = {}
 
     # Job layer: the bound connection ----------------------------------------------------
 
@@ -182,23 +185,34 @@ class Repid:
         Uses the default server unless `server_name` is given; the server must be connected.
         `server_specific_parameters` go to the server's `publish` unchanged.
         """
-        if not isinstance(payload, bytes | bytearray | memoryview):
+        if not isinstance(payload, _BYTES_TYPES):
             raise TypeError(
                 f"send_message takes bytes, got {type(payload).__name__}; use "
                 "send_message_json for objects"
             )
         target = self._resolve_channel(channel, operation_id)
         _, server = self._connected_server(server_name)
-        message = MessageData(bytes(payload), headers, content_type)
+        # A copy: middlewares may edit the headers without touching the caller's dict.
+        message = MessageData(
+            bytes(payload), dict(headers) if headers is not None else None, content_type
+        )
         if self.producer_middlewares:
-            call = compose_producer_middlewares(self.producer_middlewares, _publisher(server))
-            await call(target, message, server_specific_parameters)
+            await self._producer_chain(server)(target, message, server_specific_parameters)
         else:
             await server.publish(
                 channel=target,
                 message=message,
                 server_specific_parameters=server_specific_parameters,
             )
+
+    def _producer_chain(self, server: ServerT) -> Any:
+        # Composed once per server and middleware list, not per message.
+        key = tuple(self.producer_middlewares)
+        cached = self._producer_chains.get(id(server))
+        if cached is None or cached[0] != key or cached[1] is not server:
+            chain = compose_producer_middlewares(key, _publisher(server))
+            cached = self._producer_chains[id(server)] = (key, server, chain)
+        return cached[2]
 
     async def send_message_json(
         self,

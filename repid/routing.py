@@ -310,6 +310,11 @@ class Router:
             if not actor_name:
                 raise ActorDeclarationError(f"cannot infer an actor name for {func!r}; pass name=")
             where = f"actor {actor_name!r}"
+            if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+                raise ActorDeclarationError(
+                    f"{where}: generator functions cannot be actors (their body would never run); "
+                    "return a value instead of yielding"
+                )
             _check_options(explicit, where)
             if explicit.get("run_in_process") is True and _is_async(func):
                 raise ActorDeclarationError(

@@ -189,6 +189,9 @@ class BaseReceivedMessage:
         channel: str | None = None,
         server_specific_parameters: dict[str, Any] | None = None,
     ) -> None:
+        if self._action is not None:
+            self._claim(MessageAction.REPLIED)  # logs and ignores, like any second action
+            return
         target = channel if channel is not None else self.reply_to
         if target is None:
             raise ValueError(

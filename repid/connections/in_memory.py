@@ -149,7 +149,10 @@ class InMemoryReceivedMessage(BaseReceivedMessage):
         server_specific_parameters: dict[str, Any] | None,
     ) -> None:
         # Publishing and acking happen without an await in between: atomic in one event loop.
-        self._server._put(channel, MessageData(payload, headers, content_type), None)
+        message_id, priority = _parse_parameters(server_specific_parameters)
+        self._server._put_with_priority(
+            channel, MessageData(payload, headers, content_type), message_id, priority
+        )
         self._settled()
 
 
@@ -323,15 +326,7 @@ class InMemoryServer(BaseServer):
                 "InMemoryServer is not connected: publish inside "
                 "`async with server.connection():` (or after `await server.connect()`)"
             )
-        message_id = None
-        priority = 0
-        if server_specific_parameters:
-            message_id = server_specific_parameters.get("message_id")
-            if message_id is not None and not isinstance(message_id, str):
-                raise TypeError("server_specific_parameters['message_id'] must be a str")
-            priority = server_specific_parameters.get("priority", 0)
-            if isinstance(priority, bool) or not isinstance(priority, int):
-                raise TypeError("server_specific_parameters['priority'] must be an int")
+        message_id, priority = _parse_parameters(server_specific_parameters)
         self._put_with_priority(channel, message, message_id, priority)
 
     async def subscribe(
@@ -368,3 +363,16 @@ class InMemoryServer(BaseServer):
             queue.append(stored)
         queue.wake()
         return len(moved)
+
+
+def _parse_parameters(parameters: dict[str, Any] | None) -> tuple[str | None, int]:
+    """(message_id, priority) from `server_specific_parameters`, checked."""
+    if not parameters:
+        return None, 0
+    message_id = parameters.get("message_id")
+    if message_id is not None and not isinstance(message_id, str):
+        raise TypeError("server_specific_parameters['message_id'] must be a str")
+    priority = parameters.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError("server_specific_parameters['priority'] must be an int")
+    return message_id, priority

@@ -8,12 +8,15 @@ that depends on the message.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from repid.connections.abc import ReceivedMessageT
+from repid.converters.basic import BasicConverter
+from repid.converters.pydantic import PydanticConverter
 from repid.data import ActorData
 from repid.dependencies.resolver import (
     CallPlan,
@@ -96,14 +99,16 @@ class CompiledActor:
         )
         finalize_simple(self._plan, spec, converter_fills_defaults=True)
         self._converter: ConverterT = data.converter(spec)
-        self.matches: Callable[[Any], bool] = data.routing_strategy(
-            actor_name=data.name, channel=data.channel
-        )
+        self.matches: Callable[[Any], bool] = _guarded_strategy(data)
         self._mode = data.confirmation_mode
         self._on_error = data.on_error
         self._timeout = data.timeout
         # The common case - an async actor whose arguments are exactly the payload fields -
         # skips the generic resolver entirely.
+        # Only the built-in converters are known to return exactly the declared fields.
+        builtin = isinstance(self._converter, BasicConverter | PydanticConverter)
+        if not builtin:
+            self._plan.simple = False
         self._fast_fn = data.fn if (self._plan.simple and self._plan.is_async) else None
         endpoint = self._run if self._timeout is None else self._run_with_timeout
         middlewares = [*app_middlewares, *data.middlewares]
@@ -141,10 +146,26 @@ class CompiledActor:
                 if cm.expired():
                     raise self._timeout_error() from None
                 raise
-        try:  # Python 3.10
-            return await asyncio.wait_for(self._run(received, actor), timeout)
-        except asyncio.TimeoutError:
-            raise self._timeout_error() from None
+        # Python 3.10: cancel this task at the deadline and remember that we did, so that a
+        # TimeoutError or CancelledError of the actor's own is not mistaken for ours.
+        task = asyncio.current_task()
+        assert task is not None
+        fired = False
+
+        def expire() -> None:
+            nonlocal fired
+            fired = True
+            task.cancel()
+
+        handle = asyncio.get_running_loop().call_later(timeout or 0.0, expire)
+        try:
+            return await self._run(received, actor)
+        except asyncio.CancelledError:
+            if fired:
+                raise self._timeout_error() from None
+            raise
+        finally:
+            handle.cancel()
 
     def _timeout_error(self) -> ActorTimeoutError:
         return ActorTimeoutError(
@@ -184,6 +205,25 @@ class CompiledActor:
             if not received.is_acted_on:
                 await _settle(received, self._outcome_for(exc), self.data.name)
             return ExecutionResult(self.data, None, exc)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            cancelling = getattr(task, "cancelling", None)
+            if cancelling is None or cancelling() > 0:
+                raise  # a real cancellation (shutdown): the runner rejects the message
+            # The actor raised CancelledError itself: an ordinary failure.
+            logger.error(
+                "actor.error: actor %r raised CancelledError on a message from channel %r",
+                self.data.name,
+                received.channel,
+            )
+            if not received.is_acted_on:
+                await _settle(received, self._outcome_for(exc), self.data.name)
+            return ExecutionResult(self.data, None, exc)
+        except (KeyboardInterrupt, SystemExit):
+            # Give the message back before the process goes down.
+            if not received.is_acted_on:
+                await _settle(received, "reject", self.data.name)
+            raise
 
         if mode == "auto" or mode == "always_ack":
             if not received.is_acted_on:
@@ -207,11 +247,11 @@ class CompiledActor:
                 await _settle(received, outcome, self.data.name)
         return ExecutionResult(self.data, result, None)
 
-    def _outcome_for(self, exc: Exception) -> str:
+    def _outcome_for(self, exc: BaseException) -> str:
         on_error = self._on_error
         if callable(on_error):
             try:
-                decided = on_error(exc)
+                decided = on_error(exc)  # type: ignore[arg-type]
             except Exception:
                 logger.exception(
                     "actor.on_error.failed: the on_error callable of actor %r raised; "
@@ -249,3 +289,33 @@ async def _settle(received: ReceivedMessageT, outcome: str, actor_name: str) -> 
             actor_name,
             received.channel,
         )
+
+
+def _guarded_strategy(data: ActorData) -> Callable[[Any], bool]:
+    """Build the actor's routing strategy; a strategy that raises counts as "no match"."""
+    factory = data.routing_strategy
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+        takes_channel = any(
+            p.kind is inspect.Parameter.VAR_KEYWORD or p.name == "channel" for p in parameters
+        )
+    except (TypeError, ValueError):
+        takes_channel = True
+    if takes_channel:
+        strategy = factory(actor_name=data.name, channel=data.channel)
+    else:
+        strategy = factory(actor_name=data.name)
+    name = data.name
+
+    def matches(message: Any) -> bool:
+        try:
+            return strategy(message)
+        except Exception:
+            logger.exception(
+                "actor.route.strategy_failed: the routing strategy of actor %r raised; "
+                "treating the message as not matching",
+                name,
+            )
+            return False
+
+    return matches

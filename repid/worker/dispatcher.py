@@ -80,9 +80,9 @@ class Dispatcher:
     async def dispatch(self, message: ReceivedMessageT) -> ExecutionResult | None:
         """Process `message` with its actor; None when no actor matched (it is then settled
         as unrouted: rejected, or nacked once it has been seen `POISON_THRESHOLD` times)."""
-        for actor in self.routes.get(message.channel, ()):
-            if actor.matches(message):
-                return await actor.process(message)
+        actor = self.route(message)
+        if actor is not None:
+            return await actor.process(message)
         await self.unrouted(message)
         return None
 

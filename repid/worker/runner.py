@@ -68,14 +68,17 @@ class Runner:
         self.info = RunnerInfo()
         self.in_flight: dict[asyncio.Task[None], ReceivedMessageT] = {}
         self.last_iteration = time.monotonic()
-        self._stop: asyncio.Event | None = None
+        # Created here so that `stop()` before `run()` is remembered.
+        self._stop = asyncio.Event()
+        self._started = False
+        self._fatal: BaseException | None = None
         self._subscriber: SubscriberT | None = None
 
     # Health --------------------------------------------------------------------------------
 
     @property
     def is_running(self) -> bool:
-        return self._stop is not None and not self._stop.is_set()
+        return self._started and not self._stop.is_set()
 
     def is_healthy(self, max_silence: float = 5.0) -> bool:
         """The loop iterated recently and the broker connection is alive."""
@@ -89,8 +92,7 @@ class Runner:
 
     def stop(self) -> None:
         """Begin the graceful shutdown (what SIGTERM does)."""
-        if self._stop is not None:
-            self._stop.set()
+        self._stop.set()
 
     def _make_callback(
         self, channel: str
@@ -125,6 +127,13 @@ class Runner:
             await self.dispatcher.unrouted(message)
         except Exception:
             logger.exception("worker.task_failed: unexpected error while handling a message")
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Raised by an actor: the message was rejected back to its queue by the actor
+            # pipeline. Shut down gracefully, then re-raise from `run()`.
+            logger.error("worker.fatal: %r raised by an actor; shutting down", exc)
+            if self._fatal is None:
+                self._fatal = exc
+            self.stop()
         finally:
             self.in_flight.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
             self.capacity.release()
@@ -138,8 +147,10 @@ class Runner:
 
     async def run(self, register_signals: Sequence[signal.Signals] = DEFAULT_SIGNALS) -> RunnerInfo:
         loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        if self.messages_limit == 0:
+        if self._started:
+            raise RuntimeError("a Runner runs once; make a new one with app.create_runner()")
+        self._started = True
+        if self.messages_limit == 0 or self._stop.is_set():
             return self.info
         installed = self._install_signals(loop, register_signals)
         heartbeat = loop.create_task(self._heartbeat(), name="repid-worker-heartbeat")
@@ -164,14 +175,20 @@ class Runner:
                 await self._shutdown()
             finally:
                 heartbeat.cancel()
-                for sig in installed:
+                for sig, previous in installed:
                     loop.remove_signal_handler(sig)
+                    # remove_signal_handler leaves the default action: put back the
+                    # program's own handler.
+                    if previous is not None and previous is not signal.SIG_DFL:
+                        signal.signal(sig, previous)
+        if self._fatal is not None:
+            raise self._fatal
         return self.info
 
     def _install_signals(
         self, loop: asyncio.AbstractEventLoop, signals: Sequence[signal.Signals]
-    ) -> list[signal.Signals]:
-        installed: list[signal.Signals] = []
+    ) -> list[tuple[signal.Signals, Any]]:
+        installed: list[tuple[signal.Signals, Any]] = []
         if not signals:
             return installed
         if threading.current_thread() is not threading.main_thread():
@@ -181,12 +198,13 @@ class Runner:
             )
             return installed
         for sig in signals:
+            previous = signal.getsignal(sig)
             try:
                 loop.add_signal_handler(sig, self._on_signal, sig)
             except (NotImplementedError, RuntimeError, ValueError):
                 logger.warning("worker.signal_unsupported: cannot handle %s here", sig)
                 continue
-            installed.append(sig)
+            installed.append((sig, previous))
         return installed
 
     def _on_signal(self, sig: signal.Signals) -> None:

@@ -14,13 +14,6 @@ from repid.errors import RepidError
 from .helpers import make_app
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routing.py Router.actor/_is_async: an async generator function is not a coroutine "
-    "function, so it is run as a *sync* actor in a thread, returns an un-iterated generator "
-    "and the message is acked with the body never executed (should be rejected at "
-    "declaration with ActorDeclarationError)",
-)
 def test_async_generator_actor_rejected_at_declaration() -> None:
     router = Router()
     with pytest.raises((RepidError, TypeError)):
@@ -30,11 +23,6 @@ def test_async_generator_actor_rejected_at_declaration() -> None:
             yield x
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routing.py Router.actor: a sync generator function is accepted; its body never "
-    "runs (the generator object is the 'result') and the message is acked",
-)
 def test_sync_generator_actor_rejected_at_declaration() -> None:
     router = Router()
     with pytest.raises((RepidError, TypeError)):

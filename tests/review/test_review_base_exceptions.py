@@ -23,13 +23,6 @@ def _router_raising(exc: BaseException) -> Router:
     return router
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker/actor.py CompiledActor.process and runner.py Runner._handle only catch "
-    "Exception: a CancelledError raised by the actor itself (not by a worker cancel) leaves the "
-    "message unsettled and uncounted while its messages_limit budget is spent, so "
-    "run_worker(messages_limit=1) never returns",
-)
 async def test_actor_raising_cancelled_error_does_not_hang_messages_limit() -> None:
     app, server = make_app(_router_raising(asyncio.CancelledError()))
     await server.connect()
@@ -38,11 +31,6 @@ async def test_actor_raising_cancelled_error_does_not_hang_messages_limit() -> N
     assert info.processed == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CompiledActor.process: a CancelledError raised by the actor is not an on_error "
-    "outcome; the message is never settled (should be treated like an error: nack by default)",
-)
 async def test_actor_raising_cancelled_error_settles_message() -> None:
     app, _ = make_app(_router_raising(asyncio.CancelledError()))
     async with TestClient(app) as client:
@@ -55,12 +43,6 @@ async def test_actor_raising_cancelled_error_settles_message() -> None:
         assert processed[0].nacked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CompiledActor.process/TestClient._process: SystemExit inside an actor propagates "
-    "with the message taken off the queue and never settled nor recorded - it is lost "
-    "(should be rejected back to the queue before re-raising)",
-)
 async def test_system_exit_in_actor_does_not_lose_message_in_test_client() -> None:
     app, _ = make_app(_router_raising(SystemExit(3)))
     async with TestClient(app) as client:

@@ -59,14 +59,6 @@ async def test_process_pool_recovers_after_a_child_dies() -> None:
     assert second.result == "ok", second.exception
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker/actor.py CompiledActor._run fast path calls fn(**payload) with whatever a "
-    "*custom* converter returned; a converter that returns the whole decoded object (extra "
-    "keys) makes every message fail with TypeError 'unexpected keyword argument', while the "
-    "same converter works for actors with a dependency (filtered path); use the fast path "
-    "only with the built-in converters or filter keys",
-)
 async def test_custom_converter_with_extra_keys() -> None:
     router = Router()
 

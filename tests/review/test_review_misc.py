@@ -14,13 +14,6 @@ from repid.dependencies.resolver import ExecutorPools
 from .helpers import make_app
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker/actor.py CompiledActor._run_with_timeout (Python 3.10 branch, "
-    "asyncio.wait_for): an asyncio.TimeoutError raised by the actor itself (its own wait_for) "
-    "is reported as the actor's timeout and rejected instead of going to on_error (nack); "
-    "the 3.11 branch tells them apart with cm.expired()",
-)
 async def test_py310_path_distinguishes_actor_own_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(repid.worker.actor, "_HAS_TIMEOUT_CM", False)
     router = Router()
@@ -35,11 +28,6 @@ async def test_py310_path_distinguishes_actor_own_timeout(monkeypatch: pytest.Mo
         assert client.get_processed_messages()[0].nacked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connections/in_memory.py InMemoryReceivedMessage._reply ignores "
-    "server_specific_parameters (message_id, priority) that InMemoryServer.publish honours",
-)
 async def test_in_memory_reply_honours_server_specific_parameters() -> None:
     router = Router()
 
@@ -97,12 +85,6 @@ async def test_actor_middlewares_onion_order_app_router_nested_actor() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connections/base.py BaseReceivedMessage.reply checks for a reply channel before "
-    "the once-only claim, so a reply after ack raises ValueError (and fails the actor) "
-    "instead of being discarded as seed 002 says for later actions",
-)
 async def test_reply_after_ack_is_discarded() -> None:
     router = Router()
 

@@ -30,13 +30,6 @@ async def trace_middleware(
     return await call_next(channel, message, server_specific_parameters)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app.py Repid.send_message hands the caller's headers dict to producer middlewares "
-    "by reference: the seed's trace-id middleware mutates it, so a reused headers dict leaks "
-    "X-Trace-Id into the caller and every later message gets the SAME trace id "
-    "(fix: MessageData(..., dict(headers) if headers else None, ...))",
-)
 async def test_producer_middleware_does_not_mutate_caller_headers() -> None:
     app, _ = make_app(Router(), producer_middlewares=[trace_middleware])
     shared_headers = {"topic": "x"}
@@ -49,12 +42,6 @@ async def test_producer_middleware_does_not_mutate_caller_headers() -> None:
     assert first.headers["X-Trace-Id"] != second.headers["X-Trace-Id"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app.py Repid.send_message re-composes the producer middleware chain on every "
-    "publish (per-message allocation of closures) instead of once, contrary to the "
-    "middlewares module docstring ('Chains are composed once')",
-)
 async def test_producer_chain_composed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = 0
     original = repid.app.compose_producer_middlewares

@@ -6,8 +6,6 @@ import asyncio
 import signal
 from typing import Any
 
-import pytest
-
 from repid import BaseMessageT, Router, TestClient, catch_all_routing_strategy
 
 from .helpers import make_app, run_worker_bounded
@@ -28,12 +26,6 @@ def careless_strategy(*, actor_name: str, **_: Any) -> Any:
     return strategy
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker/actor.py CompiledActor.__init__ calls the strategy factory with "
-    "channel=... as well, so a factory taking only actor_name (as seed 002 describes it) "
-    "fails with TypeError at worker start; pass channel only if the factory accepts it",
-)
 async def test_strategy_factory_taking_only_actor_name() -> None:
     router = Router()
 
@@ -47,13 +39,6 @@ async def test_strategy_factory_taking_only_actor_name() -> None:
         assert client.get_processed_messages()[0].result == "done"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker/runner.py Runner._handle: a routing strategy that raises (e.g. on "
-    "headers=None) is caught as 'worker.task_failed' with the message never settled and its "
-    "messages_limit budget never refunded: the message sits in flight and "
-    "run_worker(messages_limit=1) hangs; treat it as unrouted (reject/poison) instead",
-)
 async def test_raising_strategy_does_not_wedge_worker() -> None:
     router = Router()
 
@@ -105,12 +90,6 @@ async def test_first_registered_matching_actor_wins() -> None:
         assert client.get_processed_messages()[0].result == "greedy"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker/runner.py Runner.run: loop.remove_signal_handler() after the run resets "
-    "the signal to SIG_DFL instead of restoring the handler the program had installed "
-    "(after run_worker(register_signals=[SIGUSR1]) a later SIGUSR1 kills the process)",
-)
 async def test_previous_signal_handler_is_restored() -> None:
     def custom(signum: int, frame: object) -> None:
         pass
@@ -132,12 +111,6 @@ async def test_previous_signal_handler_is_restored() -> None:
         signal.signal(signal.SIGUSR1, previous)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker/runner.py Runner.stop: a stop requested before run() has created its "
-    "Event (e.g. a test or supervisor stopping right after create_task) is silently dropped "
-    "and the runner then runs forever",
-)
 async def test_stop_before_run_is_honoured() -> None:
     app, server = make_app(Router())
     await server.connect()
