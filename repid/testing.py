@@ -8,6 +8,7 @@ routing and actor pipeline the worker uses.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ __all__ = ["TestClient", "TestMessage"]
 logger = logging.getLogger("repid.testing")
 
 _MAX_AUTO_STEPS = 10_000
+_PUBLISH_ORDER = itertools.count()  # shared by every server, so "oldest" spans them all
 
 
 @dataclass(eq=False)
@@ -66,10 +68,12 @@ class _RecordingServer(InMemoryServer):
         self.name = name
         self.original = original
         self.sent: list[TestMessage] = []
-        self.order: list[StoredMessage] = []
+        # Publish order of every stored message (kept when it is requeued).
+        self.sequence: dict[int, int] = {}
 
     def _put(self, channel: str, message: MessageData, message_id: str | None) -> StoredMessage:
         stored = super()._put(channel, message, message_id)
+        self.sequence[id(stored)] = next(_PUBLISH_ORDER)
         self.sent.append(
             TestMessage(
                 channel=channel,
@@ -190,13 +194,19 @@ class TestClient:
             raise RuntimeError("use the TestClient inside `async with TestClient(app) as client:`")
 
     def _next_stored(self, skip: set[int]) -> tuple[_RecordingServer, StoredMessage] | None:
+        """The oldest queued message on a channel that has actors (each channel's head is its
+        next delivery; across channels, the earliest published wins)."""
+        best: tuple[int, _RecordingServer, StoredMessage] | None = None
         for name, server in self._servers.items():
-            routes = self._dispatchers[name].routes
-            for channel in routes:
+            for channel in self._dispatchers[name].routes:
                 for stored in server.queued(channel):
-                    if id(stored) not in skip:
-                        return server, stored
-        return None
+                    if id(stored) in skip:
+                        continue
+                    rank = server.sequence.get(id(stored), 0)
+                    if best is None or rank < best[0]:
+                        best = (rank, server, stored)
+                    break
+        return None if best is None else (best[1], best[2])
 
     async def process_next(self) -> TestMessage | None:
         """Process the oldest routable queued message; None if there is none."""

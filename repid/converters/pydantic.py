@@ -38,6 +38,7 @@ class PydanticConverter:
         "_headers_model",
         "_payload_model",
         "_payload_validator",
+        "_renames",
     )
 
     def __init__(self, spec: InputSpec) -> None:
@@ -45,11 +46,24 @@ class PydanticConverter:
             raise ImportError("PydanticConverter needs pydantic v2: pip install 'repid[pydantic]'")
         self._payload_model: type[pydantic.BaseModel] | None = None
         self._payload_validator: Any = None
+        # Parameter names that pydantic treats specially (a leading underscore makes a private
+        # attribute; `json`, `schema`, `copy`... shadow BaseModel methods) get a neutral field
+        # name with the parameter name as alias, and are renamed back after validation.
+        self._renames: dict[str, str] | None = None
         if spec.payload_fields:
-            fields: dict[str, Any] = {
-                name: (f.annotation, ... if f.default is REQUIRED else f.default)
-                for name, f in spec.payload_fields.items()
-            }
+            fields: dict[str, Any] = {}
+            for index, (name, f) in enumerate(spec.payload_fields.items()):
+                default = ... if f.default is REQUIRED else f.default
+                if name.startswith("_") or hasattr(pydantic.BaseModel, name):
+                    safe = f"p{index}_"
+                    self._renames = self._renames or {}
+                    self._renames[safe] = name
+                    fields[safe] = (
+                        f.annotation,
+                        pydantic.Field(default, validation_alias=name),
+                    )
+                else:
+                    fields[name] = (f.annotation, default)
             self._payload_model = pydantic.create_model(
                 _model_name(spec.owner, "Payload"), **fields
             )
@@ -61,14 +75,14 @@ class PydanticConverter:
         self._header_keys: dict[str, str] = {}
         if spec.header_fields:
             header_fields: dict[str, Any] = {}
-            for index, (key, f) in enumerate(spec.header_fields.items()):
+            for index, (key, header) in enumerate(spec.header_fields.items()):
                 # Header names are rarely identifiers ("X-Trace-Id"): use a safe field name and
                 # the header name as the alias.
                 field_name = f"h{index}"
                 self._header_keys[field_name] = key
-                default = ... if f.default is REQUIRED else f.default
+                default = ... if header.default is REQUIRED else header.default
                 header_fields[field_name] = (
-                    f.annotation,
+                    header.annotation,
                     pydantic.Field(default, alias=key),
                 )
             self._headers_model = pydantic.create_model(
@@ -80,6 +94,9 @@ class PydanticConverter:
         raw = message.payload
         if self._payload_validator is not None:
             payload_values = self._payload_validator.validate_json(raw or b"{}").__dict__
+            renames = self._renames
+            if renames is not None:
+                payload_values = {renames.get(k, k): v for k, v in payload_values.items()}
         else:
             payload_values = {}
         if self._full_adapter is not None:

@@ -17,6 +17,7 @@ import inspect
 import typing
 from collections.abc import Callable
 from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -117,10 +118,19 @@ class ExecutorPools:
 
     def process_pool(self) -> Executor:
         if self._process is None:
+            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self._process = ProcessPoolExecutor()
+            # "spawn": forking a process that runs an event loop and a thread pool can
+            # deadlock the child.
+            self._process = ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn"))
         return self._process
+
+    def discard_broken_process_pool(self) -> None:
+        """Forget a process pool whose child died; the next call makes a fresh one."""
+        if self._process is not None:
+            self._process.shutdown(wait=False, cancel_futures=True)
+            self._process = None
 
     def shutdown(self) -> None:
         if self._thread is not None:
@@ -226,7 +236,12 @@ class CallPlan:
             if kwargs is ctx.payload:
                 kwargs = dict(kwargs)
             for name, depends, plan in self.dependencies:
-                key = id(depends)
+                fn = depends.fn
+                if fn is not plan.fn:
+                    # Overridden after the worker compiled its actors (a test fixture order).
+                    plan = _plan_for_override(depends, fn)
+                # One call per function and message, however many times it is requested.
+                key = id(fn)
                 if key in ctx.cache:
                     kwargs[name] = ctx.cache[key]
                 else:
@@ -251,7 +266,13 @@ class CallPlan:
                 executor, functools.partial(ctx_run, self.fn, **kwargs)
             )
         executor = self.executor or pools.process_pool()
-        return await loop.run_in_executor(executor, functools.partial(self.fn, **kwargs))
+        try:
+            return await loop.run_in_executor(executor, functools.partial(self.fn, **kwargs))
+        except BrokenProcessPool:
+            # A child died (killed, crashed): this call fails, later ones get a new pool.
+            if self.executor is None:
+                pools.discard_broken_process_pool()
+            raise
 
 
 _FULL_PAYLOAD_KEY = "\x00repid:full-payload"
@@ -354,6 +375,13 @@ def compile_call_plan(
         annotation, marker = _split_annotated(annotation)
 
         if isinstance(marker, Depends):
+            target = inspect.unwrap(marker.fn)
+            if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+                raise SignatureError(
+                    f"{owner}: dependency {getattr(target, '__qualname__', target)!r} of "
+                    f"parameter {name!r} is a generator; yield-style dependencies are not "
+                    "supported - return the value (and clean up in a middleware)"
+                )
             sub = compile_call_plan(
                 marker.fn,
                 spec,
@@ -382,6 +410,22 @@ def compile_call_plan(
     plan.message_params = tuple(message_params)
     plan.full_payload_params = tuple(full_payload_params)
     plan.dependencies = tuple(dependencies)
+    return plan
+
+
+_override_plans: dict[tuple[int, int], CallPlan] = {}
+
+
+def _plan_for_override(depends: Depends, fn: Callable[..., Any]) -> CallPlan:
+    key = (id(depends), id(fn))
+    plan = _override_plans.get(key)
+    if plan is None or plan.fn is not fn:
+        # Payload fields the override asks for that the actor never declared are not parsed;
+        # overrides are meant to be simple stand-ins.
+        plan = compile_call_plan(
+            fn, InputSpec(owner="override"), run_in_process=depends.run_in_process
+        )
+        _override_plans[key] = plan
     return plan
 
 

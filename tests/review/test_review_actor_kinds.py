@@ -121,13 +121,6 @@ async def test_non_json_result_is_kept_and_acked() -> None:
     assert message.result is sentinel and message.acked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="converters/pydantic.py PydanticConverter: a parameter with a leading underscore "
-    "becomes a Pydantic *private* attribute, so its payload value is silently ignored and the "
-    "Python default used (BasicConverter passes it); should alias the field or refuse the "
-    "signature at declaration",
-)
 async def test_underscore_parameter_is_filled_from_payload() -> None:
     router = Router()
 
@@ -163,14 +156,6 @@ async def test_field_named_like_pydantic_attribute_works() -> None:
         assert client.get_processed_messages()[0].result == (1, "s", 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="converters/pydantic.py PydanticConverter: parameters named like BaseModel "
-    "attributes (schema, json, dict, copy, validate...) make pydantic emit 'Field name ... "
-    "shadows an attribute in parent BaseModel' UserWarnings about an internal model at every "
-    "worker/TestClient start; breaks users' -W error suites (use a plain base without those "
-    "attributes, or aliased field names as done for headers)",
-)
 async def test_field_named_like_pydantic_attribute_emits_no_warning() -> None:
     app, _ = make_app(_models_router())
     with warnings.catch_warnings():

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
-import pytest
 from pydantic import BaseModel
 
 from repid import BasicConverter, Depends, FullPayload, Header, Message, Router, TestClient
@@ -48,12 +47,6 @@ class UserPayload(BaseModel):
     is_active: bool = True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dependencies/resolver.py CallPlan.build_kwargs caches by id(Depends instance), so "
-    "the same dependency function written as Depends(fn) in the actor and in a sub-dependency "
-    "runs several times per message (FastAPI-style per-message cache keys on the function)",
-)
 async def test_same_dependency_function_runs_once_per_message() -> None:
     router = Router()
 
@@ -71,12 +64,6 @@ async def test_same_dependency_function_runs_once_per_message() -> None:
     assert calls == ["counted"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resolver.py compile_call_plan copies Depends.fn at compile time, so "
-    "Depends.override() inside `async with TestClient(app)` (the usual pytest-fixture order) "
-    "is silently ignored; read the override per call or recompile on override",
-)
 async def test_override_inside_test_client_applies() -> None:
     router = Router()
 
@@ -199,13 +186,6 @@ async def async_db_session() -> AsyncIterator[str]:
     yield "async-session"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dependencies/resolver.py compile_call_plan: a generator (yield) dependency - the "
-    "FastAPI idiom for sessions - is silently injected as a generator object (sync ones after "
-    "a thread hop) and its cleanup never runs; support yield-dependencies or refuse them when "
-    "the plan is compiled",
-)
 async def test_generator_dependencies_are_not_injected_as_generators() -> None:
     router = Router()
 

@@ -6,8 +6,6 @@ import json
 import os
 from typing import Any
 
-import pytest
-
 from repid import BaseMessageT, Router, TestClient
 from repid.dependencies.resolver import InputSpec
 
@@ -36,13 +34,6 @@ class WholeJsonConverter:
         return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dependencies/resolver.py ExecutorPools.process_pool keeps a BrokenProcessPool "
-    "forever: after one child dies (OOM kill, segfault, os._exit) every later run_in_process "
-    "actor/dependency fails with BrokenProcessPool and its message is nacked "
-    "(dead-lettered) until the worker restarts; recreate the pool when it is broken",
-)
 async def test_process_pool_recovers_after_a_child_dies() -> None:
     router = Router()
     router.actor(maybe_die, channel="c", run_in_process=True)

@@ -101,13 +101,6 @@ async def test_reply_after_ack_is_discarded() -> None:
     assert message.result == "done" and message.exception is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dependencies/resolver.py ExecutorPools.process_pool uses the platform default "
-    "start method ('fork' on Linux < 3.14) from a process that already runs an event loop and "
-    "a thread pool: fork-with-threads can deadlock (DeprecationWarning on 3.12+); use a "
-    "'spawn' or 'forkserver' context",
-)
 def test_process_pool_does_not_fork_a_threaded_process() -> None:
     pools = ExecutorPools()
     try:

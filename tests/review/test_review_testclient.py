@@ -27,12 +27,6 @@ def _two_channel_app() -> Repid:
     return app
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="testing.py TestClient.process_next/_next_stored: documented as 'the oldest routable "
-    "queued message' but scans servers then channels in actor-registration order, so a message "
-    "sent later on an earlier-registered channel is processed first",
-)
 async def test_process_next_takes_oldest_message() -> None:
     app = _two_channel_app()
     async with TestClient(app, auto_process=False) as client:
