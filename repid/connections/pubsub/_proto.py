@@ -260,6 +260,22 @@ def _int64(value: int) -> int:
     return value - (1 << 64) if value & (1 << 63) else value
 
 
+def _skip_or_reject(buf: bytes, pos: int, end: int, tag: int, wires: Mapping[int, int]) -> int:
+    """After a tag the fast path did not take: reject a known field with the wrong wire type,
+    skip an unknown field. Returns the position after it."""
+    number, wire = tag >> 3, tag & 7
+    expected = wires.get(number)
+    if expected is not None and wire != expected:
+        _check_wire(number, wire, expected)
+    return _skip(buf, pos, end, wire)
+
+
+# Field number -> wire type of the decoders with a fast path.
+_MAP_ENTRY_WIRES = {1: _LEN, 2: _LEN}
+_PUBSUB_MESSAGE_WIRES = {1: _LEN, 2: _LEN, 3: _LEN, 4: _LEN, 5: _LEN}
+_RECEIVED_MESSAGE_WIRES = {1: _LEN, 2: _LEN, 3: _VARINT}
+
+
 def _check_wire(field_number: int, wire_type: int, expected: int) -> None:
     if wire_type != expected:
         raise DecodeError(f"field {field_number} has wire type {wire_type}, expected {expected}")
@@ -320,17 +336,26 @@ def encode_pubsub_message(
 def _decode_map_entry(buf: bytes, pos: int, end: int) -> tuple[str, str]:
     key = value = ""
     while pos < end:
-        tag, pos = _read_varint(buf, pos, end)
-        number, wire = tag >> 3, tag & 7
-        if number == 1 or number == 2:
-            _check_wire(number, wire, _LEN)
-            start, pos = _read_len(buf, pos, end)
-            if number == 1:
-                key = _utf8(buf, start, pos)
-            else:
-                value = _utf8(buf, start, pos)
+        tag = buf[pos]
+        if tag < 0x80:
+            pos += 1
         else:
-            pos = _skip(buf, pos, end, wire)
+            tag, pos = _read_varint(buf, pos, end)
+        if tag & 7 != _LEN:
+            pos = _skip_or_reject(buf, pos, end, tag, _MAP_ENTRY_WIRES)
+            continue
+        # The length, inline for the usual one-byte case (this runs for every attribute).
+        if pos < end and buf[pos] < 0x80:
+            start = pos + 1
+            pos = start + buf[pos]
+            if pos > end:
+                raise DecodeError("a length runs past the end of the message")
+        else:
+            start, pos = _read_len(buf, pos, end)
+        if tag == 0x0A:
+            key = _utf8(buf, start, pos)
+        elif tag == 0x12:
+            value = _utf8(buf, start, pos)
     return key, value
 
 
@@ -353,34 +378,39 @@ def _decode_timestamp(buf: bytes, pos: int, end: int) -> tuple[int, int]:
 
 
 def _decode_pubsub_message(buf: bytes, pos: int, end: int) -> PubsubMessage:
-    msg = PubsubMessage()
+    # Every field of PubsubMessage is length-delimited: one fast path reads them all.
+    data = b""
+    attributes: dict[str, str] = {}
+    message_id = ordering_key = ""
+    seconds = nanos = 0
     while pos < end:
-        tag, pos = _read_varint(buf, pos, end)
-        number, wire = tag >> 3, tag & 7
-        if number == 1:
-            _check_wire(number, wire, _LEN)
-            start, pos = _read_len(buf, pos, end)
-            msg.data = buf[start:pos]
-        elif number == 2:
-            _check_wire(number, wire, _LEN)
-            start, pos = _read_len(buf, pos, end)
-            key, value = _decode_map_entry(buf, start, pos)
-            msg.attributes[key] = value
-        elif number == 3:
-            _check_wire(number, wire, _LEN)
-            start, pos = _read_len(buf, pos, end)
-            msg.message_id = _utf8(buf, start, pos)
-        elif number == 4:
-            _check_wire(number, wire, _LEN)
-            start, pos = _read_len(buf, pos, end)
-            msg.publish_time_seconds, msg.publish_time_nanos = _decode_timestamp(buf, start, pos)
-        elif number == 5:
-            _check_wire(number, wire, _LEN)
-            start, pos = _read_len(buf, pos, end)
-            msg.ordering_key = _utf8(buf, start, pos)
+        tag = buf[pos]
+        if tag < 0x80:
+            pos += 1
         else:
-            pos = _skip(buf, pos, end, wire)
-    return msg
+            tag, pos = _read_varint(buf, pos, end)
+        if tag & 7 != _LEN:
+            pos = _skip_or_reject(buf, pos, end, tag, _PUBSUB_MESSAGE_WIRES)
+            continue
+        if pos < end and buf[pos] < 0x80:
+            start = pos + 1
+            pos = start + buf[pos]
+            if pos > end:
+                raise DecodeError("a length runs past the end of the message")
+        else:
+            start, pos = _read_len(buf, pos, end)
+        if tag == 0x0A:  # 1: data
+            data = buf[start:pos]
+        elif tag == 0x12:  # 2: attributes entry
+            key, value = _decode_map_entry(buf, start, pos)
+            attributes[key] = value
+        elif tag == 0x1A:  # 3: message_id
+            message_id = _utf8(buf, start, pos)
+        elif tag == 0x22:  # 4: publish_time
+            seconds, nanos = _decode_timestamp(buf, start, pos)
+        elif tag == 0x2A:  # 5: ordering_key
+            ordering_key = _utf8(buf, start, pos)
+    return PubsubMessage(data, attributes, message_id, seconds, nanos, ordering_key)
 
 
 def decode_pubsub_message(buf: bytes) -> PubsubMessage:
@@ -548,25 +578,29 @@ def encode_streaming_pull_response(received_messages: Sequence[ReceivedMessage])
 
 
 def _decode_received_message(buf: bytes, pos: int, end: int) -> ReceivedMessage:
-    received = ReceivedMessage()
+    ack_id = ""
+    message: PubsubMessage | None = None
+    delivery_attempt = 0
     while pos < end:
-        tag, pos = _read_varint(buf, pos, end)
-        number, wire = tag >> 3, tag & 7
-        if number == 1:
-            _check_wire(number, wire, _LEN)
-            start, pos = _read_len(buf, pos, end)
-            received.ack_id = _utf8(buf, start, pos)
-        elif number == 2:
-            _check_wire(number, wire, _LEN)
-            start, pos = _read_len(buf, pos, end)
-            received.message = _decode_pubsub_message(buf, start, pos)
-        elif number == 3:
-            _check_wire(number, wire, _VARINT)
-            raw, pos = _read_varint(buf, pos, end)
-            received.delivery_attempt = _int32(raw)
+        tag = buf[pos]
+        if tag < 0x80:
+            pos += 1
         else:
-            pos = _skip(buf, pos, end, wire)
-    return received
+            tag, pos = _read_varint(buf, pos, end)
+        if tag == 0x0A or tag == 0x12:  # 1: ack_id, 2: message
+            start, pos = _read_len(buf, pos, end)
+            if tag == 0x0A:
+                ack_id = _utf8(buf, start, pos)
+            else:
+                message = _decode_pubsub_message(buf, start, pos)
+        elif tag == 0x18:  # 3: delivery_attempt
+            raw, pos = _read_varint(buf, pos, end)
+            delivery_attempt = _int32(raw)
+        else:
+            pos = _skip_or_reject(buf, pos, end, tag, _RECEIVED_MESSAGE_WIRES)
+    return ReceivedMessage(
+        ack_id, PubsubMessage() if message is None else message, delivery_attempt
+    )
 
 
 def decode_streaming_pull_response(buf: bytes) -> list[ReceivedMessage]:
