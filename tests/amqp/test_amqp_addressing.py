@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +14,9 @@ from repid.connections.amqp.addressing import (
     build_message,
     default_address_strategy,
     default_exchange_address_strategy,
+    encode_plain_message,
     headers_of,
+    new_message_id,
     payload_of,
 )
 from repid.connections.amqp.protocol.message import (
@@ -133,3 +138,49 @@ def test_bodies_from_other_clients() -> None:
     assert payload_of(Message(body=[b"a", b"b"])) == b"ab"
     odd = Message(application_properties={"n": 1, "b": True, "x": b"\xff", 5: "skip"})
     assert headers_of(odd) == {"n": "1", "b": "true", "x": "\ufffd"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=600),
+    st.none() | st.dictionaries(text, text, max_size=5),
+    content_types,
+    text,
+)
+def test_plain_encoding_is_byte_for_byte_the_generic_one(
+    payload: bytes, headers: dict[str, str] | None, content_type: str | None, channel: str
+) -> None:
+    built = build_message(
+        channel,
+        MessageData(payload, headers, content_type),
+        None,
+        default_address_strategy,
+        default_exchange_address_strategy,
+    )
+    assert built.properties is not None and built.properties.to is not None
+    fast = encode_plain_message(
+        built.properties.message_id, built.properties.to, payload, headers, content_type
+    )
+    assert fast == encode_message(built)
+
+
+@pytest.mark.parametrize(
+    ("headers", "content_type"),
+    [
+        ({"n": 1}, None),  # not a str value: the generic encoder decides
+        ({"bad": "\ud800"}, None),  # a lone surrogate cannot be UTF-8
+        (None, "text/plain; charset=\u00e9"),  # symbols are ASCII only
+    ],
+)
+def test_plain_encoding_leaves_other_input_to_the_generic_path(
+    headers: Any, content_type: str | None
+) -> None:
+    assert encode_plain_message("id", "/queues/q", b"x", headers, content_type) is None
+
+
+def test_new_message_ids_are_distinct_version_4_uuids() -> None:
+    ids = [new_message_id() for _ in range(200)]
+    assert len(set(ids)) == 200
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, value)

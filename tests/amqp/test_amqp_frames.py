@@ -12,6 +12,7 @@ from repid.connections.amqp.protocol import frames as fr
 from repid.connections.amqp.protocol import performatives as p
 from repid.connections.amqp.protocol import types as t
 from repid.connections.amqp.protocol.composite import decode_composite
+from repid.connections.amqp.protocol.connection import _MAX_FIRST_TRANSFER, _first_transfer
 from repid.connections.amqp.protocol.errors import AmqpProtocolError, Condition
 from repid.connections.amqp.protocol.message import (
     AmqpMessageHeader,
@@ -339,3 +340,85 @@ def test_arbitrary_bytes_as_lean_message_raise_only_the_protocol_error(data: byt
         decode_message(data, annotations=False)
     except AmqpProtocolError as exc:
         assert exc.condition == Condition.DECODE_ERROR
+
+
+def _generic_decode(frame: bytes) -> Any:
+    """The performative of `frame` through the generic decoder only (no shortcuts)."""
+    described, _ = t.decode_value(frame, 8, len(frame))
+    return decode_composite(described)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.booleans(),
+    uint,
+    opt(st.none(), uint),
+    st.booleans(),
+    opt(st.none(), outcome),
+    st.booleans(),
+)
+def test_publisher_confirm_shortcut_decodes_like_the_generic_decoder(
+    role: bool, first: int, last: int | None, settled: bool, state: Any, batchable: bool
+) -> None:
+    body = p.Disposition(role, first, last, settled, state, batchable)
+    frame = fr.encode_frame(body)
+    decoded, rest = fr.decode_frame_body(frame, 8, len(frame), fr.TYPE_AMQP)
+    assert decoded == body == _generic_decode(frame)
+    assert bytes(rest) == b""
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        b"\x41\x52\x07\x40\x41\x00\x53\x24\x45",  # accepted as list0
+        b"\x41\x52\x07\x40\x41\x00\x53\x24\xc0\x01\x00",  # accepted as an empty list8
+        b"\x41\x70\x00\x01\x00\x00\x70\x00\x01\x00\x05\x41",  # uint32 first and last
+        b"\x41\x43\x40\x40\x40",  # nulls for last, settled and state
+        b"\x56\x01\x52\x07\x40\x41",  # a boolean with a value byte: the generic path
+        b"\x41\x52\x07\x40\x41\x00\x53\x25\x45",  # rejected: the generic path
+    ],
+)
+def test_disposition_encodings_decode_like_the_generic_decoder(fields: bytes) -> None:
+    body = b"\x00\x53\x15\xc0" + bytes((len(fields) + 1, _count_fields(fields))) + fields
+    frame = fr.encode_frame_header(8 + len(body), fr.TYPE_AMQP, 0) + body
+    decoded, _ = fr.decode_frame_body(frame, 8, len(frame), fr.TYPE_AMQP)
+    assert decoded == _generic_decode(frame)
+
+
+def _count_fields(items: bytes) -> int:
+    count, pos = 0, 0
+    while pos < len(items):
+        pos = t.skip_value(items, pos, len(items), 0)
+        count += 1
+    return count
+
+
+@pytest.mark.parametrize(
+    ("fields", "count"),
+    [
+        (b"\x40\x52\x07", 2),  # null role (mandatory)
+        (b"\x41\x40", 2),  # null first (mandatory)
+        (b"\x41", 1),  # first missing
+        (b"\x41\x52\x07\x40\x41\x00\x53\x24\x45\x41", 5),  # more bytes than fields
+        (b"\x41\x52\x07\x40\x41", 5),  # fewer fields than the count
+    ],
+)
+def test_invalid_dispositions_are_still_decode_errors(fields: bytes, count: int) -> None:
+    body = b"\x00\x53\x15\xc0" + bytes((len(fields) + 1, count)) + fields
+    frame = fr.encode_frame_header(8 + len(body), fr.TYPE_AMQP, 0) + body
+    with pytest.raises(AmqpProtocolError):
+        fr.decode_frame_body(frame, 8, len(frame), fr.TYPE_AMQP)
+
+
+@settings(max_examples=200, deadline=None)
+@given(uint, uint, st.binary(max_size=255), st.booleans())
+def test_first_transfer_is_encoded_like_the_generic_encoder(
+    handle: int, delivery_id: int, tag: bytes, settled: bool
+) -> None:
+    generic = t.encode(
+        p.Transfer(
+            handle=handle, delivery_id=delivery_id, delivery_tag=tag, settled=settled
+        ).to_described()
+    )
+    assert _first_transfer(handle, delivery_id, tag, settled) == generic
+    assert len(generic) + 8 <= _MAX_FIRST_TRANSFER

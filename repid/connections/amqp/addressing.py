@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import uuid
+import os
+import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -16,7 +17,7 @@ from repid.connections.amqp.protocol.message import (
     AmqpValue,
     Message,
 )
-from repid.connections.amqp.protocol.types import Symbol
+from repid.connections.amqp.protocol.types import Symbol, encode
 from repid.data import MessageData
 
 __all__ = [
@@ -25,8 +26,10 @@ __all__ = [
     "PUBLISH_PARAMETERS",
     "build_message",
     "default_address_strategy",
+    "encode_plain_message",
     "default_exchange_address_strategy",
     "headers_of",
+    "new_message_id",
     "payload_of",
 ]
 
@@ -125,7 +128,7 @@ def build_message(
             to = address_strategy(channel)
     if properties is None:
         properties = AmqpMessageProperties(
-            message_id=uuid.uuid4().hex, to=to, content_type=message.content_type
+            message_id=new_message_id(), to=to, content_type=message.content_type
         )
     else:
         properties = dataclasses.replace(
@@ -133,7 +136,7 @@ def build_message(
             to=to,
             message_id=properties.message_id
             if properties.message_id is not None
-            else uuid.uuid4().hex,
+            else new_message_id(),
             content_type=properties.content_type
             if properties.content_type is not None
             else message.content_type,
@@ -147,6 +150,75 @@ def build_message(
         application_properties=dict(message.headers) if message.headers else None,
         footer=footer,
     )
+
+
+def new_message_id() -> str:
+    """A random version-4 UUID as 32 hex digits, like `uuid.uuid4().hex` but cheaper."""
+    value = int.from_bytes(os.urandom(16), "big")
+    value = (value & _UUID_CLEAR) | _UUID_SET  # version 4, RFC 4122 variant
+    return f"{value:032x}"
+
+
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID_SET = (0x4000 << 64) | (0x8000 << 48)
+
+# Constant sections of a plain message, encoded once: the default header, the descriptors of
+# properties (0x73), application-properties (0x74) and data (0x75).
+_HEADER_BYTES = encode(_DEFAULT_HEADER.to_described())
+_pack_size = struct.Struct(">I").pack
+_pack_list32 = struct.Struct(">BII").pack
+
+
+def _variable(code8: int, code32: int, raw: bytes) -> bytes:
+    n = len(raw)
+    if n <= 0xFF:
+        return bytes((code8, n)) + raw
+    return bytes((code32,)) + _pack_size(n) + raw
+
+
+def _compound(code8: int, code32: int, count: int, body: bytes) -> bytes:
+    size = len(body)
+    if count <= 0xFF and size + 1 <= 0xFF:
+        return bytes((code8, size + 1, count)) + body
+    return _pack_list32(code32, size + 4, count) + body
+
+
+def encode_plain_message(
+    message_id: str, to: str, payload: bytes, headers: Mapping[str, str] | None, ct: str | None
+) -> bytes | None:
+    """The encoded message `build_message` + `encode_message` give without parameters.
+
+    Byte for byte the same (default header, properties message-id/to/content-type, the headers
+    as application-properties, one data section), written directly since this runs for every
+    published message. Returns None for input it does not cover (non-str headers, a non-ASCII
+    content type, unencodable strings): the generic path then encodes it or reports the error.
+    """
+    try:
+        props = _variable(0xA1, 0xB1, message_id.encode()) + b"\x40"
+        props += _variable(0xA1, 0xB1, to.encode())
+        if ct is None:
+            sections = [_HEADER_BYTES, b"\x00\x53\x73", _compound(0xC0, 0xD0, 3, props)]
+        else:
+            props += b"\x40\x40\x40" + _variable(0xA3, 0xB3, ct.encode("ascii"))
+            sections = [_HEADER_BYTES, b"\x00\x53\x73", _compound(0xC0, 0xD0, 7, props)]
+        if headers:
+            parts = []
+            for key, value in headers.items():
+                if type(key) is not str or type(value) is not str:
+                    return None
+                parts.append(_variable(0xA1, 0xB1, key.encode()))
+                parts.append(_variable(0xA1, 0xB1, value.encode()))
+            sections.append(b"\x00\x53\x74")
+            sections.append(_compound(0xC1, 0xD1, len(parts), b"".join(parts)))
+    except UnicodeEncodeError:
+        return None
+    n = len(payload)
+    # The payload is joined once, not copied into a section first.
+    sections.append(
+        bytes((0, 0x53, 0x75, 0xA0, n)) if n <= 0xFF else b"\x00\x53\x75\xb0" + _pack_size(n)
+    )
+    sections.append(payload)
+    return b"".join(sections)
 
 
 def headers_of(message: Message) -> dict[str, str] | None:

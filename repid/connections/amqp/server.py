@@ -31,6 +31,8 @@ from repid.connections.amqp.addressing import (
     build_message,
     default_address_strategy,
     default_exchange_address_strategy,
+    encode_plain_message,
+    new_message_id,
 )
 from repid.connections.amqp.protocol.connection import SenderLink
 from repid.connections.amqp.protocol.message import encode_message
@@ -132,6 +134,7 @@ class AmqpServer(BaseServer):
         self._reconnecting: asyncio.Task[None] | None = None
         self._ready: asyncio.Event | None = None
         self._subscribers: set[AmqpSubscriber] = set()
+        self._addresses: dict[str, str] = {}
 
     # ------------------------------------------------------------------ connection
 
@@ -255,31 +258,61 @@ class AmqpServer(BaseServer):
         message: MessageData,
         server_specific_parameters: dict[str, Any] | None = None,
     ) -> None:
-        await self._publish_data(
-            channel,
-            message.payload,
-            message.headers,
-            message.content_type,
-            server_specific_parameters,
-        )
+        encoded: bytes | None = None
+        address: str | None = None
+        if not server_specific_parameters:
+            address = to = self._address_for(channel)
+            encoded = encode_plain_message(
+                new_message_id(), to, message.payload, message.headers, message.content_type
+            )
+        if encoded is None:
+            amqp_message = build_message(
+                channel,
+                message,
+                server_specific_parameters,
+                self.address_strategy,
+                self.exchange_address_strategy,
+            )
+            encoded = encode_message(amqp_message)
+            address = amqp_message.properties.to if amqp_message.properties else None
+        # Fast path: connected, with a live sender link. Anything else (not connected, a
+        # reconnect in progress, the link or connection failing under this message) goes the
+        # retrying way below, which sends the message again on the next connection.
+        client = self._client
+        sender = self._sender
+        if (
+            client is not None
+            and sender is not None
+            and self._wanted
+            and client.is_alive
+            and sender.session is client.session
+            and not sender.detached
+        ):
+            try:
+                outcome = await client.send(sender, encoded)
+            except (AmqpConnectionLost, AmqpLinkError) as exc:
+                if isinstance(exc, AmqpLinkError) and client.is_alive:
+                    self._sender = None
+            else:
+                if not isinstance(outcome, Accepted):
+                    raise AmqpPublishError(channel, address, outcome)
+                return
+        await self._publish_retrying(channel, address, encoded)
 
-    async def _publish_data(
-        self,
-        channel: str,
-        payload: bytes,
-        headers: dict[str, str] | None,
-        content_type: str | None,
-        params: Mapping[str, Any] | None,
-    ) -> None:
-        amqp_message = build_message(
-            channel,
-            MessageData(payload, headers, content_type),
-            params,
-            self.address_strategy,
-            self.exchange_address_strategy,
-        )
-        encoded = encode_message(amqp_message)
-        address = amqp_message.properties.to if amqp_message.properties else None
+    def _address_for(self, channel: str) -> str:
+        """The target address of `channel`; the default strategy's answers are cached."""
+        strategy = self.address_strategy
+        if strategy is not default_address_strategy:
+            return strategy(channel)
+        cache = self._addresses
+        address = cache.get(channel)
+        if address is None:
+            if len(cache) >= 4096:  # bounded: channel names may be generated
+                cache.clear()
+            address = cache[channel] = strategy(channel)
+        return address
+
+    async def _publish_retrying(self, channel: str, address: str | None, encoded: bytes) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._publish_timeout
         while True:

@@ -35,6 +35,7 @@ from repid.connections.amqp.transport import (
     backoff_delays,
 )
 from repid.connections.base import BaseReceivedMessage
+from repid.data import MessageData
 
 if TYPE_CHECKING:
     from repid.connections.amqp.server import AmqpServer
@@ -137,8 +138,10 @@ class AmqpReceivedMessage(BaseReceivedMessage):
         params = dict(server_specific_parameters or {})
         if channel.startswith(("/queues/", "/exchanges/")) and "to" not in params:
             params["to"] = channel  # reply-to already holds an AMQP address
-        await self._subscriber._server._publish_data(
-            channel, payload, headers, content_type, params
+        await self._subscriber._server.publish(
+            channel=channel,
+            message=MessageData(payload, headers, content_type),
+            server_specific_parameters=params,
         )
         self._settle(_ACCEPTED)
 

@@ -350,7 +350,14 @@ class AmqpClient:
 
     async def send(self, link: SenderLink, payload: bytes) -> DeliveryState | None:
         """Transfer one encoded message unsettled and wait for the broker's outcome."""
-        (future,) = await self.send_many(link, (payload,))
+        # send_many for one message, inlined: this is the per-message path of `publish`.
+        self._check()
+        future: asyncio.Future[DeliveryState | None] = self._loop.create_future()
+        self._outcomes[link.send(payload)] = future
+        self._flush()
+        protocol = self._protocol
+        if protocol._paused:
+            await protocol.drain()
         return await future
 
     async def send_many(

@@ -88,6 +88,43 @@ _HEADER = struct.Struct(">IBBH")
 _pack_tag = struct.Struct(">I").pack
 
 
+_pack_uint = struct.Struct(">I").pack
+#: Most bytes a single-frame first transfer takes: frame header, descriptor, list32 header,
+#: handle, delivery-id (uint 5 each), a 255-byte tag (257), null message-format, settled.
+_MAX_FIRST_TRANSFER = 8 + 3 + 9 + 5 + 5 + 257 + 1 + 1
+
+
+def _uint(value: int) -> bytes:
+    if value == 0:
+        return b"\x43"
+    if value <= 0xFF:
+        return bytes((0x52, value))
+    return b"\x70" + _pack_uint(value)
+
+
+def _first_transfer(handle: int, delivery_id: int | None, tag: bytes, settled: bool) -> bytes:
+    """The encoded first (and only) transfer of a delivery with the default message format.
+
+    Byte for byte what `Transfer(handle=, delivery_id=, delivery_tag=, settled=)` encodes to
+    (its trailing defaults are omitted), built without the generic encoder: this runs once
+    per published message.
+    """
+    assert delivery_id is not None
+    body = b"".join(
+        (
+            _uint(handle),
+            _uint(delivery_id),
+            bytes((0xA0, len(tag))),
+            tag,
+            b"\x40\x41" if settled else b"\x40\x42",
+        )
+    )
+    size = len(body) + 1
+    if size <= 0xFF:
+        return b"\x00\x53\x14\xc0" + bytes((size, 5)) + body
+    return b"\x00\x53\x14\xd0" + struct.pack(">II", size + 3, 5) + body
+
+
 class LocalStateError(RuntimeError):
     """The caller asked for something the current state does not allow (a caller bug)."""
 
@@ -193,7 +230,9 @@ class SenderLink(Link):
         self._next_tag = (self._next_tag + 1) & _U32
         delivery = OutgoingDelivery(self, tag, payload, settled, message_format)
         self.pending.append(delivery)
-        self.session._pump()
+        # Only this link can have become sendable: every other one is already blocked by its
+        # credit or by the session window (each pump runs until it is).
+        self.session._pump_link(self)
         return delivery
 
 
@@ -411,24 +450,34 @@ class Session:
         if not self.begun or connection.state is not ConnectionState.OPENED:
             return
         for link in list(self.links.values()):
-            if not isinstance(link, SenderLink) or not link.attached or link.detach_sent:
-                continue
-            while link.pending and self.remote_incoming_window > 0:
-                delivery = link.pending[0]
-                if delivery.delivery_id is None:
-                    if link.credit <= 0:
-                        break
-                    link.credit -= 1
-                    link.delivery_count = (link.delivery_count + 1) & _U32
-                    delivery.delivery_id = self.next_delivery_id
-                    self.next_delivery_id = (self.next_delivery_id + 1) & _U32
-                if self._transfer_frames(link, delivery):
-                    link.pending.popleft()
-                    delivery.sent = True
-                    if delivery.settled:
-                        delivery.remote_settled = True
-                    else:
-                        link.unsettled[delivery.delivery_id] = delivery
+            if isinstance(link, SenderLink):
+                self._pump_link(link)
+
+    def _pump_link(self, link: SenderLink) -> None:
+        """Transfer the deliveries queued on one link while its credit and the window allow."""
+        if (
+            not self.begun
+            or not link.attached
+            or link.detach_sent
+            or self.connection.state is not ConnectionState.OPENED
+        ):
+            return
+        while link.pending and self.remote_incoming_window > 0:
+            delivery = link.pending[0]
+            if delivery.delivery_id is None:
+                if link.credit <= 0:
+                    break
+                link.credit -= 1
+                link.delivery_count = (link.delivery_count + 1) & _U32
+                delivery.delivery_id = self.next_delivery_id
+                self.next_delivery_id = (self.next_delivery_id + 1) & _U32
+            if self._transfer_frames(link, delivery):
+                link.pending.popleft()
+                delivery.sent = True
+                if delivery.settled:
+                    delivery.remote_settled = True
+                else:
+                    link.unsettled[delivery.delivery_id] = delivery
 
     def _transfer_frames(self, link: SenderLink, delivery: OutgoingDelivery) -> bool:
         """Write frames of `delivery` while the window allows; True when all are written."""
@@ -436,6 +485,24 @@ class Session:
         max_frame = connection.remote_max_frame_size
         payload = delivery.payload
         total = len(payload)
+        if (
+            delivery.offset == 0
+            and not delivery.message_format
+            and total <= max_frame - _MAX_FIRST_TRANSFER
+            and self.remote_incoming_window > 0
+        ):
+            # The common case, a whole delivery in one frame: its transfer is encoded directly.
+            connection._write_frame(
+                self.channel,
+                _first_transfer(
+                    link.handle, delivery.delivery_id, delivery.delivery_tag, delivery.settled
+                ),
+                payload,
+            )
+            delivery.offset = total
+            self.next_outgoing_id = (self.next_outgoing_id + 1) & _U32
+            self.remote_incoming_window -= 1
+            return True
         while self.remote_incoming_window > 0:
             if delivery.offset == 0:
                 transfer = Transfer(

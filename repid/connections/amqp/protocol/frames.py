@@ -8,6 +8,8 @@ from typing import Any
 from repid.connections.amqp.protocol.composite import Composite, decode_composite
 from repid.connections.amqp.protocol.errors import AmqpProtocolError, Condition
 from repid.connections.amqp.protocol.performatives import (
+    Accepted,
+    Disposition,
     Performative,
     SaslChallenge,
     SaslInit,
@@ -98,6 +100,16 @@ def decode_frame_body(
 
     Only transfer frames may carry a payload after the performative.
     """
+    if (
+        frame_type == TYPE_AMQP
+        and end - start >= 8
+        and buf[start + 2] == 0x15
+        and buf[start] == 0x00
+        and buf[start + 1] == 0x53
+    ):
+        disposition = _plain_disposition(buf, start + 3, end)
+        if disposition is not None:
+            return disposition, b""
     described, pos = decode_value(buf, start, end)
     body = decode_composite(described)
     if frame_type == TYPE_SASL:
@@ -110,3 +122,76 @@ def decode_frame_body(
             Condition.DECODE_ERROR, f"{end - pos} unexpected bytes after {body._spec.name}"
         )
     return body, buf[pos:end]
+
+
+# The shapes of the fields of a disposition as brokers send it for a publisher confirm:
+# booleans as true/false constructors, uints as uint0 / smalluint / uint, the state as
+# accepted with an empty list (list0 or an empty list8).
+_BOOLS = {0x41: True, 0x42: False}
+_ACCEPTED_BODIES = (b"\x00\x53\x24\x45", b"\x00\x53\x24\xc0\x01\x00")
+_unpack_uint = struct.Struct(">I").unpack_from
+
+
+def _plain_uint(buf: _Buffer, pos: int, end: int) -> tuple[int | None, int]:
+    """(value, next position) of a uint at `pos`, or (None, pos) if it is not one."""
+    code = buf[pos] if pos < end else -1
+    if code == 0x43:
+        return 0, pos + 1
+    if code == 0x52 and pos + 2 <= end:
+        return buf[pos + 1], pos + 2
+    if code == 0x70 and pos + 5 <= end:
+        value: int = _unpack_uint(buf, pos + 1)[0]
+        return value, pos + 5
+    return None, pos
+
+
+def _plain_disposition(buf: _Buffer, pos: int, end: int) -> Disposition | None:
+    """Decode a disposition's field list in the common shape without the generic decoder.
+
+    Returns None for anything else (other encodings, other states, trailing bytes), which
+    then takes the generic, fully validating path: this only shortcuts a publisher confirm,
+    which arrives once per published message.
+    """
+    if buf[pos] != 0xC0:
+        return None
+    size, count = buf[pos + 1], buf[pos + 2]
+    stop = pos + 2 + size
+    if stop != end or not 2 <= count <= 5:
+        return None
+    pos += 3
+    role = _BOOLS.get(buf[pos])
+    if role is None:
+        return None
+    first, pos = _plain_uint(buf, pos + 1, stop)
+    if first is None:
+        return None
+    last: int | None = None
+    settled = False
+    state: Any = None
+    if count >= 3:
+        if pos < stop and buf[pos] == 0x40:
+            pos += 1
+        else:
+            last, pos = _plain_uint(buf, pos, stop)
+            if last is None:
+                return None
+    if count >= 4:
+        flag = _BOOLS.get(buf[pos]) if pos < stop else None
+        if flag is None:
+            if pos >= stop or buf[pos] != 0x40:
+                return None
+        else:
+            settled = flag
+        pos += 1
+    if count == 5:
+        if pos < stop and buf[pos] == 0x40:
+            pos += 1
+        elif bytes(buf[pos : pos + 4]) == _ACCEPTED_BODIES[0]:
+            state, pos = Accepted(), pos + 4
+        elif bytes(buf[pos : pos + 6]) == _ACCEPTED_BODIES[1]:
+            state, pos = Accepted(), pos + 6
+        else:
+            return None
+    if pos != stop:
+        return None
+    return Disposition(role=role, first=first, last=last, settled=settled, state=state)
