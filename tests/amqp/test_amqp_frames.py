@@ -371,6 +371,8 @@ def test_publisher_confirm_shortcut_decodes_like_the_generic_decoder(
     "fields",
     [
         b"\x41\x52\x07\x40\x41\x00\x53\x24\x45",  # accepted as list0
+        b"\x41\x52\x01\x40\x41\x00\x53\x24\x45\x40",  # RabbitMQ 4's publisher confirm
+        b"\x41\x43\x40\x41\x40\x41",  # batchable true
         b"\x41\x52\x07\x40\x41\x00\x53\x24\xc0\x01\x00",  # accepted as an empty list8
         b"\x41\x70\x00\x01\x00\x00\x70\x00\x01\x00\x05\x41",  # uint32 first and last
         b"\x41\x43\x40\x40\x40",  # nulls for last, settled and state
@@ -422,3 +424,48 @@ def test_first_transfer_is_encoded_like_the_generic_encoder(
     )
     assert _first_transfer(handle, delivery_id, tag, settled) == generic
     assert len(generic) + 8 <= _MAX_FIRST_TRANSFER
+
+
+# Pieces of disposition fields, well-formed and not, to build lists from.
+_DISPOSITION_TOKENS = [
+    b"\x40",
+    b"\x41",
+    b"\x42",
+    b"\x43",
+    b"\x52\x07",
+    b"\x70\x00\x01\x00\x00",
+    b"\x56\x01",
+    b"\x00\x53\x24\x45",
+    b"\x00\x53\x24\xc0\x01\x00",
+    b"\x00\x53\x25\x45",
+    b"\x00\x53\x24",
+    b"\x52",
+    b"\x70\x00",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.integers(0, 7),
+    st.one_of(
+        st.binary(max_size=14),
+        st.lists(st.sampled_from(_DISPOSITION_TOKENS), max_size=7).map(b"".join),
+    ),
+    st.binary(max_size=4),
+)
+def test_any_disposition_bytes_decode_like_the_generic_decoder(
+    count: int, fields: bytes, after: bytes
+) -> None:
+    # A list8 of `count` arbitrary field bytes, followed in the buffer by unrelated bytes
+    # (the next frame): the shortcut and the generic decoder agree, or both reject it.
+    body = b"\x00\x53\x15\xc0" + bytes((len(fields) + 1, count)) + fields
+    frame = fr.encode_frame_header(8 + len(body), fr.TYPE_AMQP, 0) + body
+    try:
+        expected: Any = _generic_decode(frame)
+    except AmqpProtocolError:
+        expected = AmqpProtocolError
+    try:
+        decoded, _ = fr.decode_frame_body(frame + after, 8, len(frame), fr.TYPE_AMQP)
+    except AmqpProtocolError:
+        decoded = AmqpProtocolError
+    assert decoded == expected

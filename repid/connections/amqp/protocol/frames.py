@@ -125,9 +125,9 @@ def decode_frame_body(
 
 
 # The shapes of the fields of a disposition as brokers send it for a publisher confirm:
-# booleans as true/false constructors, uints as uint0 / smalluint / uint, the state as
-# accepted with an empty list (list0 or an empty list8).
-_BOOLS = {0x41: True, 0x42: False}
+# booleans as true/false constructors (or null for the defaults), uints as uint0 / smalluint /
+# uint, the state as accepted with an empty list (list0 or an empty list8). RabbitMQ 4 sends
+# `c0 0b 06 41 52 01 40 41 00 53 24 45 40`: role, first, no last, settled, accepted, null.
 _ACCEPTED_BODIES = (b"\x00\x53\x24\x45", b"\x00\x53\x24\xc0\x01\x00")
 _unpack_uint = struct.Struct(">I").unpack_from
 
@@ -145,28 +145,39 @@ def _plain_uint(buf: _Buffer, pos: int, end: int) -> tuple[int | None, int]:
     return None, pos
 
 
+def _plain_flag(buf: _Buffer, pos: int, stop: int) -> int:
+    """1 / 0 for a true / false constructor at `pos`, 2 for null, -1 for anything else."""
+    if pos >= stop:
+        return -1
+    return _FLAGS.get(buf[pos], -1)
+
+
+_FLAGS = {0x41: 1, 0x42: 0, 0x40: 2}
+
+
 def _plain_disposition(buf: _Buffer, pos: int, end: int) -> Disposition | None:
     """Decode a disposition's field list in the common shape without the generic decoder.
 
     Returns None for anything else (other encodings, other states, trailing bytes), which
     then takes the generic, fully validating path: this only shortcuts a publisher confirm,
-    which arrives once per published message.
+    which arrives once per published message. `buf` may go on past `end` (the next frame):
+    nothing at or after `end` is read.
     """
     if buf[pos] != 0xC0:
         return None
     size, count = buf[pos + 1], buf[pos + 2]
     stop = pos + 2 + size
-    if stop != end or not 2 <= count <= 5:
+    if stop != end or not 2 <= count <= 6:
         return None
     pos += 3
-    role = _BOOLS.get(buf[pos])
-    if role is None:
-        return None
+    role = _plain_flag(buf, pos, stop)
+    if role > 1:
+        return None  # role is mandatory
     first, pos = _plain_uint(buf, pos + 1, stop)
     if first is None:
         return None
     last: int | None = None
-    settled = False
+    settled = batchable = 0
     state: Any = None
     if count >= 3:
         if pos < stop and buf[pos] == 0x40:
@@ -176,22 +187,25 @@ def _plain_disposition(buf: _Buffer, pos: int, end: int) -> Disposition | None:
             if last is None:
                 return None
     if count >= 4:
-        flag = _BOOLS.get(buf[pos]) if pos < stop else None
-        if flag is None:
-            if pos >= stop or buf[pos] != 0x40:
-                return None
-        else:
-            settled = flag
+        settled = _plain_flag(buf, pos, stop)
+        if settled < 0:
+            return None
         pos += 1
-    if count == 5:
+    if count >= 5:
         if pos < stop and buf[pos] == 0x40:
             pos += 1
-        elif bytes(buf[pos : pos + 4]) == _ACCEPTED_BODIES[0]:
+        elif bytes(buf[pos : min(pos + 4, stop)]) == _ACCEPTED_BODIES[0]:
             state, pos = Accepted(), pos + 4
-        elif bytes(buf[pos : pos + 6]) == _ACCEPTED_BODIES[1]:
+        elif bytes(buf[pos : min(pos + 6, stop)]) == _ACCEPTED_BODIES[1]:
             state, pos = Accepted(), pos + 6
         else:
             return None
+    if count == 6:  # RabbitMQ sends batchable, as null
+        batchable = _plain_flag(buf, pos, stop)
+        if batchable < 0:
+            return None
+        pos += 1
     if pos != stop:
         return None
-    return Disposition(role=role, first=first, last=last, settled=settled, state=state)
+    # null (2) means the field's default, false
+    return Disposition(role == 1, first, last, settled == 1, state, batchable == 1)
