@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -124,6 +125,20 @@ async def test_silent_peer_is_dropped_after_our_idle_timeout(local_peer) -> None
     assert lost and lost[0].error is not None
     assert lost[0].error.condition == Condition.RESOURCE_LIMIT_EXCEEDED
     await client.close()
+
+
+async def test_the_socket_does_not_delay_small_writes(local_peer) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await handshake(reader, writer, None)
+        await reader.read()
+
+    port = await local_peer(script)
+    client = await AmqpClient.connect(parse_amqp_url(f"amqp://u:p@127.0.0.1:{port}/"))
+    try:
+        sock = client._transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        await client.close(timeout=0.2)
 
 
 async def test_heartbeats_are_sent_for_the_peer_idle_timeout(local_peer) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import ssl
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -286,6 +287,7 @@ class AmqpClient:
                 ssl=context,
                 server_hostname=address.host if context else None,
             )
+            _no_delay(transport)
             client = cls(transport, protocol, connection, on_lost=on_lost)
             try:
                 await client._handshake()
@@ -600,6 +602,19 @@ class AmqpClient:
             self._lost = AmqpConnectionLost(None, "the connection is closed")
         if not self._closed.done():
             self._closed.set_result(None)
+
+
+def _no_delay(transport: asyncio.BaseTransport) -> None:
+    """Switch Nagle's algorithm off: every publish is one small write followed by a wait for
+    the broker's answer, which Nagle would hold back behind the previous unacknowledged one.
+
+    asyncio's own transports already do this; it is set here so that other event loops and
+    transports do it too.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 @contextlib.asynccontextmanager

@@ -750,11 +750,15 @@ class Session:
         events: list[Event] = []
         if disposition.role == ROLE_RECEIVER:
             # About deliveries we sent. Walk whichever is smaller: the range or our map.
-            for link in list(self.links.values()):
+            # (Nothing below adds or drops links, so the dict is walked without a copy.)
+            for link in self.links.values():
                 if not isinstance(link, SenderLink) or not link.unsettled:
                     continue
                 unsettled = link.unsettled
-                if span < len(unsettled):
+                ids: Any
+                if span == 0:  # a publisher confirm: one delivery
+                    ids = (first,) if first in unsettled else ()
+                elif span < len(unsettled):
                     ids = [(first + i) & _U32 for i in range(span + 1)]
                     ids = [i for i in ids if i in unsettled]
                 else:
