@@ -426,31 +426,38 @@ def test_first_transfer_is_encoded_like_the_generic_encoder(
     assert len(generic) + 8 <= _MAX_FIRST_TRANSFER
 
 
-# Pieces of disposition fields, well-formed and not, to build lists from.
-_DISPOSITION_TOKENS = [
+# Candidates for each disposition field in order (role, first, last, settled, state,
+# batchable), well-formed and not, so that generated lists come close to the real shape.
+_BOOL_TOKENS = [b"\x40", b"\x41", b"\x42", b"\x56\x01", b"\x00", b"\x43"]
+_UINT_TOKENS = [b"\x40", b"\x43", b"\x52\x07", b"\x70\x00\x01\x00\x00", b"\x52", b"\x41"]
+_STATE_TOKENS = [
     b"\x40",
-    b"\x41",
-    b"\x42",
-    b"\x43",
-    b"\x52\x07",
-    b"\x70\x00\x01\x00\x00",
-    b"\x56\x01",
     b"\x00\x53\x24\x45",
     b"\x00\x53\x24\xc0\x01\x00",
     b"\x00\x53\x25\x45",
     b"\x00\x53\x24",
-    b"\x52",
-    b"\x70\x00",
+    b"\x00\x53\x24\xc0\x02\x01\x40",
 ]
+_disposition_fields = st.tuples(
+    *(
+        st.sampled_from(tokens)
+        for tokens in (
+            _BOOL_TOKENS,
+            _UINT_TOKENS,
+            _UINT_TOKENS,
+            _BOOL_TOKENS,
+            _STATE_TOKENS,
+            _BOOL_TOKENS,
+        )
+    ),
+    st.integers(0, 6),
+).map(lambda parts: b"".join(parts[: parts[-1]]))
 
 
 @settings(max_examples=400, deadline=None)
 @given(
     st.integers(0, 7),
-    st.one_of(
-        st.binary(max_size=14),
-        st.lists(st.sampled_from(_DISPOSITION_TOKENS), max_size=7).map(b"".join),
-    ),
+    st.one_of(st.binary(max_size=14), _disposition_fields),
     st.binary(max_size=4),
 )
 def test_any_disposition_bytes_decode_like_the_generic_decoder(

@@ -171,8 +171,8 @@ def _plain_disposition(buf: _Buffer, pos: int, end: int) -> Disposition | None:
         return None
     pos += 3
     role = _plain_flag(buf, pos, stop)
-    if role > 1:
-        return None  # role is mandatory
+    if role != 0 and role != 1:
+        return None  # role is mandatory: not null
     first, pos = _plain_uint(buf, pos + 1, stop)
     if first is None:
         return None
