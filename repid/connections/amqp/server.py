@@ -349,17 +349,36 @@ class AmqpServer(BaseServer):
         the connection dropped are sent again after the reconnect (at-least-once); a message
         the broker refuses raises `AmqpPublishError` once the whole batch has been answered.
         """
-        built = [
-            build_message(
-                channel,
-                message,
-                server_specific_parameters,
-                self.address_strategy,
-                self.exchange_address_strategy,
+        ids: list[str] = []
+        addresses: list[str | None] = []
+        encoded: list[bytes] = []
+        plain = not server_specific_parameters
+        to = self._address_for(channel) if plain else ""
+        for message in messages:
+            message_id = new_message_id() if plain else ""
+            data = (
+                encode_plain_message(
+                    message_id, to, message.payload, message.headers, message.content_type
+                )
+                if plain
+                else None
             )
-            for message in messages
-        ]
-        encoded = [encode_message(message) for message in built]
+            if data is None:
+                built = build_message(
+                    channel,
+                    message,
+                    server_specific_parameters,
+                    self.address_strategy,
+                    self.exchange_address_strategy,
+                )
+                data = encode_message(built)
+                properties = built.properties
+                ids.append(str(properties.message_id) if properties else "")
+                addresses.append(properties.to if properties else None)
+            else:
+                ids.append(message_id)
+                addresses.append(to)
+            encoded.append(data)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._publish_timeout
         pending = list(range(len(encoded)))
@@ -394,11 +413,8 @@ class AmqpServer(BaseServer):
             pending = retry
         if refused:
             index, outcome = refused[0]
-            properties = built[index].properties
-            raise AmqpPublishError(channel, properties.to if properties else None, outcome)
-        return [
-            str(message.properties.message_id) if message.properties else "" for message in built
-        ]
+            raise AmqpPublishError(channel, addresses[index], outcome)
+        return ids
 
     async def _sender_for(self, client: AmqpClient) -> SenderLink:
         sender = self._sender
