@@ -161,6 +161,9 @@ def pack_add_batch(
     pieces.append(_bulk(b"%d" % len(options)))
     pieces.extend(_bulk(option) for option in options)
     count = 5 + len(options)
+    # Batches usually repeat the same headers (a topic): encode each distinct dict once.
+    last_headers: dict[str, str] | None = None
+    last_encoded = b""
     for message in messages:
         headers = message.headers
         content_type = message.content_type
@@ -168,7 +171,10 @@ def pack_add_batch(
         tail: list[bytes] = []
         if headers is not None:
             nargs += 2
-            tail += (_TOKEN_HEADERS, _bulk(_dumps(headers).encode()))
+            if headers != last_headers:
+                last_headers = headers
+                last_encoded = _bulk(_dumps(headers).encode())
+            tail += (_TOKEN_HEADERS, last_encoded)
         if content_type is not None:
             nargs += 2
             tail += (_TOKEN_CONTENT_TYPE, _bulk(content_type.encode()))
