@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from repid._lazy import load_lazy
 from repid.app import Repid
 from repid.asyncapi.models import Contact, ExternalDocs, License, Tag
 from repid.asyncapi.settings import AsyncAPIServerSettings
@@ -164,19 +165,6 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    # Broker servers import their client libraries (redis, grpc) only when first used, so
+    # Broker client libraries (redis, grpc) load only when their broker is first used, so
     # `import repid` works with nothing but the core installed.
-    if name in _LAZY:
-        module_name, extra = _LAZY[name]
-        import importlib
-
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ImportError(
-                f"repid.{name} needs the {extra!r} extra: pip install 'repid[{extra}]' ({exc})"
-            ) from exc
-        value = getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'repid' has no attribute {name!r}")
+    return load_lazy(globals(), "repid", name, _LAZY)

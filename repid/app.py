@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from repid.asyncapi.models import Contact, ExternalDocs, License, Tag
 from repid.data import MessageData
+from repid.dependencies.resolver import ExecutorPools
 from repid.errors import ServerNotConnectedError
 from repid.middlewares import (
     ActorMiddlewareT,
@@ -82,6 +83,7 @@ class Repid:
         self.servers = ServerRegistry()
         self.messages = MessageRegistry()
         self._router = Router()
+        self._pools: ExecutorPools | None = None
         self._producer_chains: dict[int, tuple[tuple[Any, ...], ServerT, Any]] = {}
 
     # Job layer: the bound connection ----------------------------------------------------
@@ -124,10 +126,11 @@ class Repid:
 
     def compile_actors(self, server_name: str | None) -> list[CompiledActor]:
         """Compile every actor for a worker on `server_name` (signatures, converters, chains)."""
-        from repid.dependencies.resolver import ExecutorPools
         from repid.worker.actor import CompiledActor
 
-        pools = self._pools = getattr(self, "_pools", None) or ExecutorPools()
+        if self._pools is None:
+            self._pools = ExecutorPools()
+        pools = self._pools
         return [
             CompiledActor(
                 data,
@@ -141,9 +144,8 @@ class Repid:
 
     def shutdown_executors(self) -> None:
         """Stop the thread and process pools that ran sync actors (made again when needed)."""
-        pools = getattr(self, "_pools", None)
-        if pools is not None:
-            pools.shutdown()
+        if self._pools is not None:
+            self._pools.shutdown()
             self._pools = None
 
     # Sending -------------------------------------------------------------------------------

@@ -71,8 +71,10 @@ class _RecordingServer(InMemoryServer):
         # Publish order of every stored message (kept when it is requeued).
         self.sequence: dict[int, int] = {}
 
-    def _put(self, channel: str, message: MessageData, message_id: str | None) -> StoredMessage:
-        stored = super()._put(channel, message, message_id)
+    def _put(
+        self, channel: str, message: MessageData, message_id: str | None, priority: int = 0
+    ) -> StoredMessage:
+        stored = super()._put(channel, message, message_id, priority)
         self.sequence[id(stored)] = next(_PUBLISH_ORDER)
         self.sent.append(
             TestMessage(

@@ -150,7 +150,7 @@ class InMemoryReceivedMessage(BaseReceivedMessage):
     ) -> None:
         # Publishing and acking happen without an await in between: atomic in one event loop.
         message_id, priority = _parse_parameters(server_specific_parameters)
-        self._server._put_with_priority(
+        self._server._put(
             channel, MessageData(payload, headers, content_type), message_id, priority
         )
         self._settled()
@@ -283,30 +283,20 @@ class InMemoryServer(BaseServer):
             queue = self._queues[channel] = _Queue()
         return queue
 
-    def _put(self, channel: str, message: MessageData, message_id: str | None) -> StoredMessage:
+    def _put(
+        self, channel: str, message: MessageData, message_id: str | None, priority: int = 0
+    ) -> StoredMessage:
         stored = StoredMessage(
             channel,
             message.payload,
             dict(message.headers) if message.headers is not None else None,
             message.content_type,
             message_id or uuid.uuid4().hex,
+            priority,
         )
         queue = self._queue(channel)
         queue.append(stored)
         queue.wake()
-        return stored
-
-    def _put_with_priority(
-        self, channel: str, message: MessageData, message_id: str | None, priority: int
-    ) -> StoredMessage:
-        stored = self._put(channel, message, message_id)
-        if priority:
-            # `_put` (which subclasses such as TestClient's server extend) queued it at
-            # priority 0, with no await since: move it to its own level.
-            queue = self._queue(channel)
-            queue.messages.remove(stored)
-            stored.priority = priority
-            queue.append(stored)
         return stored
 
     def _requeue(self, stored: StoredMessage) -> None:
@@ -327,7 +317,7 @@ class InMemoryServer(BaseServer):
                 "`async with server.connection():` (or after `await server.connect()`)"
             )
         message_id, priority = _parse_parameters(server_specific_parameters)
-        self._put_with_priority(channel, message, message_id, priority)
+        self._put(channel, message, message_id, priority)
 
     async def subscribe(
         self,

@@ -205,12 +205,6 @@ class CallPlan:
     def is_async(self) -> bool:
         return self.mode == _ASYNC
 
-    def build_kwargs_sync(self, ctx: ResolveContext) -> dict[str, Any] | None:
-        """The arguments if no dependency has to run, else None."""
-        if self.dependencies:
-            return None
-        return self._base_kwargs(ctx)
-
     def _base_kwargs(self, ctx: ResolveContext) -> dict[str, Any]:
         payload = ctx.payload
         if self.simple:
@@ -429,11 +423,13 @@ def _plan_for_override(depends: Depends, fn: Callable[..., Any]) -> CallPlan:
     return plan
 
 
-def finalize_simple(plan: CallPlan, spec: InputSpec, *, converter_fills_defaults: bool) -> None:
-    """Let `plan` pass the parsed payload dict straight through when that is exactly right."""
+def finalize_simple(plan: CallPlan, spec: InputSpec) -> None:
+    """Let `plan` pass the parsed payload dict straight through when that is exactly right.
+
+    Only for converters known to return exactly the declared fields (the built-in ones).
+    """
     plan.simple = (
-        converter_fills_defaults
-        and not plan.dependencies
+        not plan.dependencies
         and not plan.header_params
         and not plan.message_params
         and not plan.full_payload_params

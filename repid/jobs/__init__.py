@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from repid._lazy import load_lazy
 from repid.jobs.brokers.base import MessageBrokerT
 from repid.jobs.brokers.in_memory import InMemoryBucketBroker, InMemoryMessageBroker
 from repid.jobs.buckets import ArgsBucket, BucketBrokerT, ResultBucket
@@ -73,18 +74,6 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    # Broker client libraries load only when their broker is first used.
-    if name in _LAZY:
-        import importlib
-
-        module_name, extra = _LAZY[name]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ImportError(
-                f"repid.{name} needs the {extra!r} extra: pip install 'repid[{extra}]' ({exc})"
-            ) from exc
-        value = getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'repid.jobs' has no attribute {name!r}")
+    # Broker client libraries (redis, grpc) load only when their broker is first used, so
+    # `import repid.jobs` works with nothing but the core installed.
+    return load_lazy(globals(), "repid.jobs", name, _LAZY)

@@ -97,7 +97,6 @@ class CompiledActor:
         self._plan: CallPlan = compile_call_plan(
             data.fn, spec, run_in_process=data.run_in_process, executor=data.pool_executor
         )
-        finalize_simple(self._plan, spec, converter_fills_defaults=True)
         self._converter: ConverterT = data.converter(spec)
         self.matches: Callable[[Any], bool] = _guarded_strategy(data)
         self._mode = data.confirmation_mode
@@ -106,9 +105,8 @@ class CompiledActor:
         # The common case - an async actor whose arguments are exactly the payload fields -
         # skips the generic resolver entirely.
         # Only the built-in converters are known to return exactly the declared fields.
-        builtin = isinstance(self._converter, BasicConverter | PydanticConverter)
-        if not builtin:
-            self._plan.simple = False
+        if isinstance(self._converter, BasicConverter | PydanticConverter):
+            finalize_simple(self._plan, spec)
         self._fast_fn = data.fn if (self._plan.simple and self._plan.is_async) else None
         endpoint = self._run if self._timeout is None else self._run_with_timeout
         middlewares = [*app_middlewares, *data.middlewares]
@@ -128,10 +126,7 @@ class CompiledActor:
             return await fast_fn(**payload)
         ctx = ResolveContext(payload, headers, lambda: self._make_message(received), self._pools)
         plan = self._plan
-        kwargs = plan.build_kwargs_sync(ctx)
-        if kwargs is None:
-            kwargs = await plan.build_kwargs(ctx)
-        return await plan.invoke(kwargs, self._pools)
+        return await plan.invoke(await plan.build_kwargs(ctx), self._pools)
 
     async def _run_with_timeout(self, received: ReceivedMessageT, actor: ActorData) -> Any:
         timeout = self._timeout

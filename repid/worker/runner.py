@@ -97,7 +97,6 @@ class Runner:
     def _make_callback(
         self, channel: str
     ) -> Callable[[ReceivedMessageT], Coroutine[Any, Any, None]]:
-        actors = self.dispatcher.routes.get(channel, ())
         capacity = self.capacity
         in_flight = self.in_flight
         create_task = asyncio.get_running_loop().create_task
@@ -106,25 +105,27 @@ class Runner:
         async def on_message(message: ReceivedMessageT) -> None:
             # Synchronous up to here: the slot is taken before the subscriber looks again.
             capacity.acquire()
-            in_flight[create_task(handle(message, actors))] = message
+            in_flight[create_task(handle(message))] = message
 
         return on_message
 
-    async def _handle(self, message: ReceivedMessageT, actors: tuple[CompiledActor, ...]) -> None:
+    async def _handle(self, message: ReceivedMessageT) -> None:
         # Bookkeeping runs in this task's `finally` rather than a done callback: one less
         # event-loop callback per message.
         try:
-            for actor in actors:
-                if actor.matches(message):
-                    await actor.process(message)
-                    info = self.info
-                    info.processed += 1
-                    limit = self.messages_limit
-                    if limit is not None and info.processed >= limit:
-                        self.stop()
-                    return
-            self.capacity.refund()
-            await self.dispatcher.unrouted(message)
+            dispatcher = self.dispatcher
+            actor = dispatcher.route(message)
+            if actor is None:
+                # Unrouted messages do not count towards messages_limit.
+                self.capacity.refund()
+                await dispatcher.unrouted(message)
+                return
+            await actor.process(message)
+            info = self.info
+            info.processed += 1
+            limit = self.messages_limit
+            if limit is not None and info.processed >= limit:
+                self.stop()
         except Exception:
             logger.exception("worker.task_failed: unexpected error while handling a message")
         except (KeyboardInterrupt, SystemExit) as exc:

@@ -66,7 +66,7 @@ class InMemoryMessageBroker(InMemoryServer):
 
             def due() -> None:
                 self._timers.discard(handle)
-                self._put_with_priority(queue, message, message_id, level)
+                self._put(queue, message, message_id, level)
 
             handle = asyncio.get_running_loop().call_later(delay, due)
             self._timers.add(handle)
