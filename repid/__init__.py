@@ -27,6 +27,7 @@ from repid.data import ActorData, MessageData
 from repid.dependencies import Depends, FullPayload, Header
 from repid.errors import (
     ActorDeclarationError,
+    ConfigurationError,
     InvalidConfirmationError,
     NoServerRegisteredError,
     OperationNotFoundError,
@@ -91,6 +92,7 @@ __all__ = [
     "BasicConverter",
     "BucketBrokerT",
     "Channel",
+    "ConfigurationError",
     "Connection",
     "ConnectionNotBoundError",
     "Contact",

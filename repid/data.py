@@ -20,12 +20,15 @@ __all__ = ["ActorData", "MessageData"]
 class MessageData:
     """A message on its way to a broker: the payload bytes and their metadata.
 
-    Producer middlewares receive and may replace it before it is published.
+    Producer middlewares receive and may replace it before it is published. `reply_to` names
+    the channel a reply should go to (the broker's own reply-to field; repid 2.x's
+    `MessageData.reply_to`); a `reply_to` header does the same on every broker.
     """
 
     payload: bytes
     headers: dict[str, str] | None = None
     content_type: str | None = None
+    reply_to: str | None = None
 
 
 @dataclass(slots=True, eq=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ActorDeclarationError",
+    "ConfigurationError",
     "InvalidConfirmationError",
     "NoServerRegisteredError",
     "OperationNotFoundError",
@@ -20,6 +21,11 @@ class RepidError(Exception):
 
 class ActorDeclarationError(RepidError, ValueError):
     """An actor was declared with options that contradict each other or its function."""
+
+
+class ConfigurationError(RepidError, TypeError):
+    """A constructor got options that contradict each other, or a repid 2.x option that has no
+    equivalent here (the message says what to use instead)."""
 
 
 class PayloadValidationError(RepidError, ValueError):

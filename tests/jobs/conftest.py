@@ -25,13 +25,17 @@ async def reset_redis(url: str, *queues: str) -> None:
     """Delete the given queues (and their dead letters, delayed sets) and every bucket."""
     import redis.asyncio as aioredis
 
+    from repid.connections.redis.keys import BUCKET_PREFIX, KeyLayout
+
     client = aioredis.Redis.from_url(url)
     try:
+        layout = KeyLayout()
         keys: list[bytes | str] = []
         for queue in queues:
-            keys += [queue, f"{queue}:dead", f"repid:delayed:{queue}"]
-            keys += [k async for k in client.scan_iter(match=f"repid:delayed:{queue}:*")]
-        keys += [k async for k in client.scan_iter(match="repid:bucket:*")]
+            keys += [layout.stream(queue), layout.dead_letters(queue) or "", layout.delayed(queue)]
+            prefix = layout.delayed_entry_prefix(queue).replace("{", "\\{").replace("}", "\\}")
+            keys += [k async for k in client.scan_iter(match=prefix + "*")]
+        keys += [k async for k in client.scan_iter(match=BUCKET_PREFIX + "*")]
         if keys:
             await client.delete(*keys)
     finally:

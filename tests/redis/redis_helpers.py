@@ -15,6 +15,26 @@ from typing import Any
 import pytest
 
 from repid.connections.abc import DeliveryCapacity, ReceivedMessageT
+from repid.connections.redis.keys import KeyLayout
+
+_KEYS = KeyLayout()
+
+
+def stream(channel: str) -> str:
+    """The default stream key of `channel` (`repid:{channel}`)."""
+    return _KEYS.stream(channel)
+
+
+def group(channel: str) -> str:
+    """The default consumer group of `channel` (`repid:{channel}:group`)."""
+    return _KEYS.group(channel)
+
+
+def dlq(channel: str) -> str:
+    """The default dead-letter stream of `channel` (`repid:{channel}:dlq`)."""
+    dead = _KEYS.dead_letters(channel)
+    assert dead is not None
+    return dead
 
 
 def redis_url_or_skip() -> str:

@@ -17,6 +17,7 @@ from repid.connections.redis._codec import (
     parse_packed,
 )
 from repid.connections.redis._params import XAddOptions, parse_xadd_options
+from repid.connections.redis.keys import KeyLayout, hash_tag, same_slot
 from repid.connections.redis.subscriber import backoff_delay, next_entry_id
 from repid.data import MessageData
 
@@ -33,10 +34,32 @@ def as_redis_returns(fields: dict[bytes, object]) -> dict[bytes, bytes]:
     payload=st.binary(),
     headers=st.none() | st.dictionaries(st.text(), st.text()),
     content_type=st.none() | st.text(),
+    reply_to=st.none() | st.text(),
 )
-def test_round_trip(payload: bytes, headers: dict[str, str] | None, content_type: str | None):
-    decoded = decode_entry(as_redis_returns(encode_fields(payload, headers, content_type)))
-    assert decoded == (payload, headers, content_type, 0)
+def test_round_trip(
+    payload: bytes, headers: dict[str, str] | None, content_type: str | None, reply_to: str | None
+):
+    fields = encode_fields(payload, headers, content_type, reply_to)
+    decoded = decode_entry(as_redis_returns(fields))
+    assert decoded == (payload, headers, content_type, 0, reply_to)
+
+
+def test_decodes_what_repid_2_writes():
+    # An entry exactly as repid 2.1.4 XADDs it (observed with XRANGE): its headers JSON has
+    # spaces after the separators, and the reply channel is a field of its own.
+    fields = {
+        b"payload": b'{"a":1}',
+        b"headers": b'{"topic": "t3", "x-custom": "v"}',
+        b"content_type": b"application/json",
+        b"reply_to": b"replies",
+    }
+    assert decode_entry(fields) == (
+        b'{"a":1}',
+        {"topic": "t3", "x-custom": "v"},
+        "application/json",
+        0,
+        "replies",
+    )
 
 
 @given(count=st.integers(min_value=0, max_value=10**9))
@@ -56,6 +79,7 @@ def test_delivery_count_field(count: int):
         ({b"payload": b"x", b"headers": b"\xff"}, "not JSON"),
         ({b"payload": b"x", b"content_type": b"\xff"}, "UTF-8"),
         ({b"payload": b"x", b"delivery_count": b"many"}, "integer"),
+        ({b"payload": b"x", b"reply_to": b"\xff"}, "UTF-8"),
     ],
 )
 def test_malformed_entries(fields: dict[bytes, bytes], why: str):
@@ -136,7 +160,12 @@ def reference_pack(*args: bytes) -> bytes:
     return out
 
 
-def field_args(payload: bytes, headers: dict[str, str] | None, content_type: str | None):
+def field_args(
+    payload: bytes,
+    headers: dict[str, str] | None,
+    content_type: str | None,
+    reply_to: str | None = None,
+):
     args = [b"payload", payload]
     if headers is not None:
         args += [
@@ -145,6 +174,8 @@ def field_args(payload: bytes, headers: dict[str, str] | None, content_type: str
         ]
     if content_type is not None:
         args += [b"content_type", content_type.encode()]
+    if reply_to is not None:
+        args += [b"reply_to", reply_to.encode()]
     return args
 
 
@@ -153,6 +184,7 @@ messages_strategy = st.builds(
     payload=st.binary(max_size=50),
     headers=st.none() | st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),
     content_type=st.none() | st.text(max_size=10),
+    reply_to=st.none() | st.text(max_size=10),
 )
 options_strategy = st.none() | st.lists(st.binary(min_size=1, max_size=6), max_size=4)
 
@@ -160,12 +192,13 @@ options_strategy = st.none() | st.lists(st.binary(min_size=1, max_size=6), max_s
 @given(key=st.binary(min_size=1, max_size=20), options=options_strategy, message=messages_strategy)
 def test_pack_xadd_matches_reference(key: bytes, options, message: MessageData):
     packed = b"".join(
-        pack_xadd(key, options, message.payload, message.headers, message.content_type)
+        pack_xadd(
+            key, options, message.payload, message.headers, message.content_type, message.reply_to
+        )
     )
     head = [b"*"] if options is None else options
-    expected = reference_pack(
-        b"XADD", key, *head, *field_args(message.payload, message.headers, message.content_type)
-    )
+    fields = field_args(message.payload, message.headers, message.content_type, message.reply_to)
+    expected = reference_pack(b"XADD", key, *head, *fields)
     assert packed == expected
 
 
@@ -178,7 +211,9 @@ def test_pack_add_batch_matches_reference(key: bytes, options, messages):
     packed = b"".join(pack_add_batch(b"f" * 40, key, options, messages))
     args = [b"EVALSHA", b"f" * 40, b"1", key, b"%d" % len(options), *options]
     for message in messages:
-        fields = field_args(message.payload, message.headers, message.content_type)
+        fields = field_args(
+            message.payload, message.headers, message.content_type, message.reply_to
+        )
         args += [b"%d" % len(fields), *fields]
     assert packed == reference_pack(*args)
 
@@ -192,3 +227,33 @@ def test_next_entry_id_is_the_successor(ms: int, seq: int):
 @given(failures=st.integers(min_value=1, max_value=10_000))
 def test_backoff_is_bounded(failures: int):
     assert 0 <= backoff_delay(failures) <= 5.0
+
+
+def test_key_layout_defaults_are_repid_2s():
+    layout = KeyLayout()
+    assert layout.stream("orders") == "repid:orders"
+    assert layout.group("orders") == "repid:orders:group"
+    assert layout.dead_letters("orders") == "repid:orders:dlq"
+    assert layout.delayed("orders") == "{repid:orders}:delayed"
+    assert layout.delayed_entry_prefix("orders") == "{repid:orders}:delayed:"
+    assert KeyLayout(dead_letter_stream=None).dead_letters("orders") is None
+
+
+@given(channel=st.text(max_size=30))
+def test_every_key_of_a_channel_is_in_its_streams_slot(channel: str):
+    layout = KeyLayout()
+    stream = layout.stream(channel)
+    stream_slot = hash_tag(stream) or stream
+    for key in (layout.delayed(channel), layout.delayed_entry_prefix(channel) + "abc"):
+        if "}" in stream and hash_tag(stream) is None:
+            continue  # a stray `}` without a tag: documented as not Cluster-safe
+        assert (hash_tag(key) or key) == stream_slot
+
+
+def test_hash_tag():
+    assert hash_tag("repid:orders") is None
+    assert hash_tag("{repid:orders}:delayed") == "repid:orders"
+    assert hash_tag("a{}b{c}") is None  # an empty first tag: the whole key is hashed
+    assert hash_tag("a{b") is None
+    assert same_slot("a{x}b", ":s") == "a{x}b:s"
+    assert same_slot("a{b", ":s") == "{a{b}:s"

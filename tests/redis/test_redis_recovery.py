@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from redis_helpers import Collector, OwnRedis, OwnTlsRedis, free_port, wait_until
+from redis_helpers import (
+    Collector,
+    OwnRedis,
+    OwnTlsRedis,
+    dlq,
+    free_port,
+    group,
+    stream,
+    wait_until,
+)
 
 from repid.connections.abc import DeliveryCapacity, ReceivedMessageT
 from repid.connections.redis import RedisConnectionError, RedisServer
@@ -28,11 +37,13 @@ DRIVER = Path(__file__).with_name("redis_worker_driver.py")
 async def test_dead_consumer_messages_are_claimed(
     redis_url: str, raw: aioredis.Redis, channel: str, xautoclaim: bool
 ):
-    await raw.xgroup_create(channel, "repid", id="0", mkstream=True)
+    await raw.xgroup_create(stream(channel), group(channel), id="0", mkstream=True)
     for i in range(5):
-        await raw.xadd(channel, {"payload": b"%d" % i})
+        await raw.xadd(stream(channel), {"payload": b"%d" % i})
     # A consumer reads everything and dies without settling anything.
-    taken = await raw.xreadgroup("repid", "dead-host-1-abc", {channel: ">"}, count=10)
+    taken = await raw.xreadgroup(
+        group(channel), "dead-host-1-abc", {stream(channel): ">"}, count=10
+    )
     assert len(taken[0][1]) == 5
 
     server = RedisServer(redis_url, block=0.1, claim_idle=0.3, claim_interval=0.1)
@@ -49,8 +60,8 @@ async def test_dead_consumer_messages_are_claimed(
         assert collector.max_in_use <= 2
         await wait_until(lambda: not collector.tasks, what="acks")
         await sub.close()
-        assert await raw.xlen(channel) == 0
-        assert (await raw.xpending(channel, "repid"))["pending"] == 0
+        assert await raw.xlen(stream(channel)) == 0
+        assert (await raw.xpending(stream(channel), group(channel)))["pending"] == 0
     finally:
         await server.disconnect()
 
@@ -86,14 +97,14 @@ async def test_keepalive_prevents_stealing(
             await asyncio.sleep(2.4)
             assert other.messages == []
             await slow.finish(slow.messages[0], "ack")
-            assert await raw.xlen(channel) == 0
+            assert await raw.xlen(stream(channel)) == 0
         else:
             await other.wait_for(1)
             assert other.messages[0].payload == b"long job"
             assert other.messages[0].delivery_count == 1
             await other.finish(other.messages[0], "ack")
             await slow.finish(slow.messages[0], "ack")  # late ack of a stolen message: harmless
-        assert (await raw.xpending(channel, "repid"))["pending"] == 0
+        assert (await raw.xpending(stream(channel), group(channel)))["pending"] == 0
         await sub_h.close()
         await sub_t.close()
     finally:
@@ -120,14 +131,14 @@ async def test_kill_9_worker_loses_nothing(redis_url: str, raw: aioredis.Redis, 
         done_key = f"{channel}:done"
 
         async def busy() -> bool:
-            pending = (await raw.xpending(channel, "repid"))["pending"]
+            pending = (await raw.xpending(stream(channel), group(channel)))["pending"]
             return await _at_least(raw, done_key, 20) and pending > 0
 
         await wait_until(busy, what="the worker to be busy")
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
         assert int(await raw.scard(done_key)) < total
-        in_flight = (await raw.xpending(channel, "repid"))["pending"]
+        in_flight = (await raw.xpending(stream(channel), group(channel)))["pending"]
         assert in_flight > 0  # it died holding messages (it was killed while holding some)
 
         collector_done: set[bytes] = set()
@@ -159,8 +170,8 @@ async def test_kill_9_worker_loses_nothing(redis_url: str, raw: aioredis.Redis, 
         await sub.close()
         done = await raw.smembers(done_key)
         assert done == {b"%d" % i for i in range(total)}
-        assert await raw.xlen(channel) == 0
-        assert (await raw.xpending(channel, "repid"))["pending"] == 0
+        assert await raw.xlen(stream(channel)) == 0
+        assert (await raw.xpending(stream(channel), group(channel)))["pending"] == 0
         await raw.delete(done_key)
     finally:
         if worker.poll() is None:
@@ -238,8 +249,8 @@ async def test_redis_restart_loses_nothing(own_redis: OwnRedis, caplog: pytest.L
 
 
 async def _stream_empty(client: aioredis.Redis, channel: str) -> bool:
-    return int(await client.xlen(channel)) == 0 and (
-        (await client.xpending(channel, "repid"))["pending"] == 0
+    return int(await client.xlen(stream(channel))) == 0 and (
+        (await client.xpending(stream(channel), group(channel)))["pending"] == 0
     )
 
 
@@ -366,9 +377,9 @@ async def test_app_workers_kill_9_then_sigterm(redis_url: str, raw: aioredis.Red
         second.send_signal(signal.SIGTERM)
         assert second.wait(20) == 0
         assert await raw.smembers(done_key) == {b"%d" % i for i in range(total)}
-        assert await raw.xlen(f"{channel}:dead") == 0
+        assert await raw.xlen(dlq(channel)) == 0
         # The graceful worker removed its consumer; only the killed one's is left in the group.
-        consumers = await raw.xinfo_consumers(channel, "repid")
+        consumers = await raw.xinfo_consumers(stream(channel), group(channel))
         assert len(consumers) == 1
         assert consumers[0]["pending"] == 0
     finally:
@@ -383,10 +394,10 @@ async def test_app_workers_kill_9_then_sigterm(redis_url: str, raw: aioredis.Red
 async def test_idle_consumers_with_nothing_pending_are_pruned(
     redis_url: str, raw: aioredis.Redis, channel: str
 ):
-    await raw.xgroup_create(channel, "repid", id="0", mkstream=True)
-    await raw.xadd(channel, {"payload": b"held"})
-    await raw.xreadgroup("repid", "dead-holding", {channel: ">"}, count=1)
-    await raw.xgroup_createconsumer(channel, "repid", "dead-empty")
+    await raw.xgroup_create(stream(channel), group(channel), id="0", mkstream=True)
+    await raw.xadd(stream(channel), {"payload": b"held"})
+    await raw.xreadgroup(group(channel), "dead-holding", {stream(channel): ">"}, count=1)
+    await raw.xgroup_createconsumer(stream(channel), group(channel), "dead-empty")
     await asyncio.sleep(0.3)
     server = RedisServer(redis_url, block=0.1, claim_idle=60.0, prune_idle=0.2)
     await server.connect()
@@ -397,12 +408,12 @@ async def test_idle_consumers_with_nothing_pending_are_pruned(
         )
 
         async def names() -> set[bytes]:
-            return {c["name"] for c in await raw.xinfo_consumers(channel, "repid")}
+            return {c["name"] for c in await raw.xinfo_consumers(stream(channel), group(channel))}
 
         await wait_until(lambda: _lacks(names, b"dead-empty"), what="the empty consumer to go")
         # The one still holding a message stays: deleting it would drop its pending entry.
         assert b"dead-holding" in await names()
-        assert (await raw.xpending(channel, "repid"))["pending"] == 1
+        assert (await raw.xpending(stream(channel), group(channel)))["pending"] == 1
         await sub.close()
     finally:
         await server.disconnect()
@@ -465,7 +476,7 @@ async def test_two_worker_processes_process_each_message_exactly_once(
         assert set(counts.values()) == {b"1"}  # nobody processed a message twice
         shares = await raw.hgetall(f"{channel}:by")
         assert len(shares) == 2  # both processes took part
-        consumers = await raw.xinfo_consumers(channel, "repid")
+        consumers = await raw.xinfo_consumers(stream(channel), group(channel))
         assert len(consumers) == 2
         assert all(c["pending"] == 0 for c in consumers)
     finally:

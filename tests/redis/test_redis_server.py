@@ -8,7 +8,7 @@ import logging
 
 import pytest
 import redis.asyncio as aioredis
-from redis_helpers import Collector, wait_until
+from redis_helpers import Collector, dlq, group, stream, wait_until
 
 from repid.connections.abc import DeliveryCapacity, MessageAction, ServerT, SubscriberT
 from repid.connections.redis import RedisConnectionError, RedisServer, RedisServerError
@@ -17,12 +17,12 @@ from repid.data import MessageData
 pytestmark = pytest.mark.redis
 
 
-async def entries(raw: aioredis.Redis, key: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    return list(await raw.xrange(key))
+async def entries(raw: aioredis.Redis, channel: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    return list(await raw.xrange(stream(channel)))
 
 
-async def pending_count(raw: aioredis.Redis, key: str, group: str = "repid") -> int:
-    info = await raw.xpending(key, group)
+async def pending_count(raw: aioredis.Redis, channel: str) -> int:
+    info = await raw.xpending(stream(channel), group(channel))
     return int(info["pending"])
 
 
@@ -75,7 +75,7 @@ async def test_round_trip_with_headers_and_content_type(
     assert (second.payload, second.headers, second.content_type) == (b"bare", None, None)
     await wait_until(lambda: not collector.tasks, what="acks")
     await sub.close()
-    assert await raw.xlen(channel) == 0
+    assert await raw.xlen(stream(channel)) == 0
     assert await pending_count(raw, channel) == 0
 
 
@@ -97,8 +97,8 @@ async def test_maxlen_exact_and_approximate(server: RedisServer, raw: aioredis.R
             message=MessageData(payload=str(i).encode()),
             server_specific_parameters={"maxlen": 3},
         )
-    assert await raw.xlen(approx) == 10
-    await raw.delete(approx)
+    assert await raw.xlen(stream(approx)) == 10
+    await raw.delete(stream(approx))
 
 
 async def test_nomkstream(server: RedisServer, raw: aioredis.Redis, channel: str):
@@ -108,14 +108,14 @@ async def test_nomkstream(server: RedisServer, raw: aioredis.Redis, channel: str
             message=MessageData(payload=b"x"),
             server_specific_parameters={"nomkstream": True},
         )
-    assert not await raw.exists(channel)
+    assert not await raw.exists(stream(channel))
     await server.publish(channel=channel, message=MessageData(payload=b"first"))
     await server.publish(
         channel=channel,
         message=MessageData(payload=b"second"),
         server_specific_parameters={"nomkstream": True},
     )
-    assert await raw.xlen(channel) == 2
+    assert await raw.xlen(stream(channel)) == 2
 
 
 async def test_stream_id(server: RedisServer, raw: aioredis.Redis, channel: str):
@@ -154,7 +154,7 @@ async def test_publish_batch(server: RedisServer, raw: aioredis.Redis, channel: 
         messages=messages[:5],
         server_specific_parameters={"maxlen": 2, "approximate": False},
     )
-    assert await raw.xlen(channel) == 2
+    assert await raw.xlen(stream(channel)) == 2
 
 
 async def subscribe_one(server: RedisServer, channel: str, payload: bytes = b"job", **kwargs):
@@ -172,12 +172,12 @@ async def test_ack_removes_for_good(server: RedisServer, raw: aioredis.Redis, ch
     assert await pending_count(raw, channel) == 1
     await collector.finish(message, "ack")
     assert message.action is MessageAction.ACKED
-    assert await raw.xlen(channel) == 0
+    assert await raw.xlen(stream(channel)) == 0
     assert await pending_count(raw, channel) == 0
     await message.ack()  # a second action is ignored
     await message.nack()
     assert message.action is MessageAction.ACKED
-    assert await raw.xlen(f"{channel}:dead") == 0
+    assert await raw.xlen(dlq(channel)) == 0
     await sub.close()
 
 
@@ -200,7 +200,7 @@ async def test_reject_puts_back_for_redelivery(
     assert collector.messages[2].delivery_count == 2
     await collector.finish(collector.messages[2], "ack")
     await sub.close()
-    assert await raw.xlen(channel) == 0
+    assert await raw.xlen(stream(channel)) == 0
     assert await pending_count(raw, channel) == 0
 
 
@@ -211,7 +211,7 @@ async def test_nack_dead_letters_and_replay(server: RedisServer, raw: aioredis.R
     await sub.pause()
     await collector.finish(message, "nack")
     assert message.action is MessageAction.NACKED
-    assert await raw.xlen(channel) == 0
+    assert await raw.xlen(stream(channel)) == 0
     assert await pending_count(raw, channel) == 0
     letters = await server.read_dead_letters(channel)
     assert len(letters) == 1
@@ -222,7 +222,7 @@ async def test_nack_dead_letters_and_replay(server: RedisServer, raw: aioredis.R
     assert letter.delivery_count == 1
 
     assert await server.replay_dead_letters(channel) == 1
-    assert await raw.xlen(f"{channel}:dead") == 0
+    assert await raw.xlen(dlq(channel)) == 0
     await sub.resume()
     await collector.wait_for(2)
     replayed = collector.messages[1]
@@ -238,7 +238,8 @@ async def test_nack_dead_letters_and_replay(server: RedisServer, raw: aioredis.R
 
 
 async def test_replay_count(server: RedisServer, raw: aioredis.Redis, channel: str):
-    dead = server.dead_letter_channel(channel)
+    dead = dlq(channel)
+    assert server.dead_letter_stream(channel) == dead
     for i in range(250):
         await raw.xadd(dead, {"payload": b"%d" % i, "dead_reason": "nack", "delivery_count": "3"})
     assert await server.replay_dead_letters(channel, count=120) == 120
@@ -255,7 +256,7 @@ async def test_reply_publishes_and_acks(server: RedisServer, raw: aioredis.Redis
     await message.reply(payload=b"answer", headers={"re": "1"}, content_type="text/plain")
     collector.capacity.release()
     assert message.action is MessageAction.REPLIED
-    assert await raw.xlen(channel) == 0
+    assert await raw.xlen(stream(channel)) == 0
     assert await pending_count(raw, channel) == 0
     (reply,) = await entries(raw, answers)
     assert reply[1] == {
@@ -264,7 +265,7 @@ async def test_reply_publishes_and_acks(server: RedisServer, raw: aioredis.Redis
         b"content_type": b"text/plain",
     }
     await sub.close()
-    await raw.delete(answers)
+    await raw.delete(stream(answers))
 
 
 async def test_reply_with_parameters_and_failure(
@@ -279,22 +280,22 @@ async def test_reply_with_parameters_and_failure(
     # Nothing happened: the request is still pending and may be settled again.
     assert message.action is None
     assert await pending_count(raw, channel) == 1
-    assert not await raw.exists(other)
+    assert not await raw.exists(stream(other))
     await message.reply(
         payload=b"r", channel=other, server_specific_parameters={"stream_id": "77-1"}
     )
     collector.capacity.release()
     assert (await entries(raw, other))[0][0] == b"77-1"
-    assert await raw.xlen(channel) == 0
+    assert await raw.xlen(stream(channel)) == 0
     await sub.close()
-    await raw.delete(other)
+    await raw.delete(stream(other))
 
 
 async def test_malformed_entry_goes_to_dead_letters(
     server: RedisServer, raw: aioredis.Redis, channel: str, caplog: pytest.LogCaptureFixture
 ):
-    await raw.xadd(channel, {"junk": "1"})
-    await raw.xadd(channel, {"payload": "x", "headers": "{broken"})
+    await raw.xadd(stream(channel), {"junk": "1"})
+    await raw.xadd(stream(channel), {"payload": "x", "headers": "{broken"})
     await server.publish(channel=channel, message=MessageData(payload=b"good"))
     collector = Collector(DeliveryCapacity(5), settle="ack")
     with caplog.at_level(logging.ERROR, logger="repid.connections.redis"):
@@ -315,7 +316,7 @@ async def test_malformed_entry_goes_to_dead_letters(
     assert sum("redis.malformed_entry" in r.getMessage() for r in caplog.records) == 2
     assert sub.is_active
     await sub.close()
-    assert await raw.xlen(channel) == 0
+    assert await raw.xlen(stream(channel)) == 0
 
 
 @pytest.mark.parametrize("limit", [1, 3])
@@ -344,9 +345,9 @@ async def test_never_more_in_flight_than_capacity(
     assert collector.max_in_use <= limit
     assert sorted(m.payload for m in collector.messages) == [b"a"] * 8 + [b"b"] * 8
     await sub.close()
-    assert await raw.xlen(channel) == 0
-    assert await raw.xlen(second) == 0
-    await raw.delete(second)
+    assert await raw.xlen(stream(channel)) == 0
+    assert await raw.xlen(stream(second)) == 0
+    await raw.delete(stream(second))
 
 
 async def test_unbounded_capacity_reads_in_batches(server: RedisServer, channel: str):
@@ -363,12 +364,12 @@ async def test_message_published_before_group_exists_is_delivered(
     server: RedisServer, raw: aioredis.Redis, channel: str
 ):
     await server.publish(channel=channel, message=MessageData(payload=b"early"))
-    assert await raw.xinfo_groups(channel) == []
+    assert await raw.xinfo_groups(stream(channel)) == []
     collector, sub, message = await subscribe_one(server, channel, payload=b"later")
     await collector.wait_for(2)
     assert [m.payload for m in collector.messages] == [b"early", b"later"]
-    groups = await raw.xinfo_groups(channel)
-    assert [g["name"] for g in groups] == [b"repid"]
+    groups = await raw.xinfo_groups(stream(channel))
+    assert [g["name"] for g in groups] == [group(channel).encode()]
     await sub.close()
 
 
@@ -423,7 +424,7 @@ async def test_close_releases_undelivered(server: RedisServer, raw: aioredis.Red
     assert len(left) == 1
     assert left[0][1][b"payload"] != delivered.payload
     assert b"delivery_count" not in left[0][1]
-    await raw.delete(second)
+    await raw.delete(stream(second))
 
 
 async def _sum_pending(raw: aioredis.Redis, keys: list[str], expected: int) -> bool:
@@ -459,7 +460,7 @@ async def test_publish_batch_chunks_and_mixed_fields(
     assert got == [(m.payload, m.headers, m.content_type) for m in messages]
     await wait_until(lambda: not collector.tasks, what="acks")
     await sub.close()
-    assert await raw.xlen(channel) == 0
+    assert await raw.xlen(stream(channel)) == 0
 
 
 async def test_publish_batch_after_script_flush(
@@ -468,7 +469,7 @@ async def test_publish_batch_after_script_flush(
     await raw.script_flush()  # what a broker restart does to the script cache
     ids = await server.publish_batch(channel=channel, messages=[MessageData(payload=b"x")] * 3)
     assert len(ids) == 3
-    assert await raw.xlen(channel) == 3
+    assert await raw.xlen(stream(channel)) == 3
 
 
 async def test_publish_batch_refusals(server: RedisServer, raw: aioredis.Redis, channel: str):
@@ -478,7 +479,7 @@ async def test_publish_batch_refusals(server: RedisServer, raw: aioredis.Redis, 
             messages=[MessageData(payload=b"x")] * 3,
             server_specific_parameters={"nomkstream": True},
         )
-    assert not await raw.exists(channel)
+    assert not await raw.exists(stream(channel))
     with pytest.raises(ValueError, match="stream_id"):
         await server.publish_batch(
             channel=channel,
@@ -524,7 +525,7 @@ async def test_concurrent_publishes_are_pipelined(
     )
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], RedisServerError)
-    assert await raw.xlen(channel) == 502
+    assert await raw.xlen(stream(channel)) == 502
 
 
 async def test_settling_after_disconnect_fails_cleanly(redis_url: str, channel: str):
@@ -547,12 +548,13 @@ async def test_settlement_scripts_are_idempotent(
     """A settlement retried after a lost reply (the script ran) does nothing the second time."""
     collector, sub, message = await subscribe_one(server, channel)
     entry = message.entry_id.encode()
-    key, dead = channel.encode(), f"{channel}:dead".encode()
-    assert await server._move_entries(key, dead, [entry], extra_deliveries=1, reason="nack") == 1
-    assert await server._move_entries(key, dead, [entry], extra_deliveries=1, reason="nack") == 0
-    assert await server._move_entries(key, key, [entry], extra_deliveries=1, reason="") == 0
-    assert await raw.xlen(f"{channel}:dead") == 1
-    assert await raw.xlen(channel) == 0
+    key, dead, grp = stream(channel).encode(), dlq(channel).encode(), group(channel)
+    move = server._move_entries
+    assert await move(key, grp, dead, [entry], extra_deliveries=1, reason="nack") == 1
+    assert await move(key, grp, dead, [entry], extra_deliveries=1, reason="nack") == 0
+    assert await move(key, grp, key, [entry], extra_deliveries=1, reason="") == 0
+    assert await raw.xlen(dlq(channel)) == 1
+    assert await raw.xlen(stream(channel)) == 0
 
     await server.publish(channel=channel, message=MessageData(payload=b"second"))
     await collector.wait_for(2)
@@ -561,6 +563,7 @@ async def test_settlement_scripts_are_idempotent(
     for _ in range(2):
         await server._reply_entry(
             key,
+            grp,
             second.entry_id.encode(),
             channel=answers,
             payload=b"r",
@@ -568,10 +571,10 @@ async def test_settlement_scripts_are_idempotent(
             content_type=None,
             server_specific_parameters=None,
         )
-    assert await raw.xlen(answers) == 1  # one reply, not two
-    assert await raw.xlen(channel) == 0
+    assert await raw.xlen(stream(answers)) == 1  # one reply, not two
+    assert await raw.xlen(stream(channel)) == 0
     await sub.close()
-    await raw.delete(answers)
+    await raw.delete(stream(answers))
 
 
 async def test_many_concurrent_settlements_share_the_pool(
@@ -590,8 +593,8 @@ async def test_many_concurrent_settlements_share_the_pool(
         await collector.wait_for(300)
         await wait_until(lambda: not collector.tasks, what="nacks")
         assert all(m.action is MessageAction.NACKED for m in collector.messages)
-        assert await raw.xlen(f"{channel}:dead") == 300
-        assert await raw.xlen(channel) == 0
+        assert await raw.xlen(dlq(channel)) == 300
+        assert await raw.xlen(stream(channel)) == 0
         await sub.close()
     finally:
         await server.disconnect()
@@ -606,6 +609,6 @@ async def test_settlements_after_script_flush(
     await collector.wait_for(2)
     await raw.script_flush()
     await collector.finish(collector.messages[1], "nack")
-    assert await raw.xlen(f"{channel}:dead") == 1
-    assert await raw.xlen(channel) == 0
+    assert await raw.xlen(dlq(channel)) == 1
+    assert await raw.xlen(stream(channel)) == 0
     await sub.close()

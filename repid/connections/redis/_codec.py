@@ -1,4 +1,4 @@
-"""How a message is laid out in a stream entry.
+"""How a message is laid out in a stream entry (repid 2.x's layout, plus two fields).
 
 Every entry has the field `payload` (raw bytes) and optionally:
 
@@ -6,13 +6,17 @@ Every entry has the field `payload` (raw bytes) and optionally:
   header keeps header names out of the field namespace, so a header can never collide with
   `payload`);
 * `content_type` - UTF-8 text;
+* `reply_to` - the channel a reply should go to (UTF-8 text);
 * `delivery_count` - deliveries that happened to earlier copies of this message (a rejected
   message is re-added as a new entry, see `_scripts`), as decimal text;
 * `origin_id` - on such a copy, the entry id the message had when first published (it is the
   message's `message_id` for good).
 
-Dead-letter entries (`{channel}:dead`) carry the same fields plus `dead_reason` and `dead_from`
-(the entry id it had in its channel).
+repid 2.x writes and reads the first four fields the same way (its headers JSON has spaces
+after the separators; both forms are the same JSON) and ignores the last two.
+
+Dead-letter entries carry the same fields plus `original_stream` and `original_id` (the stream
+and entry id it had; 2.x's names) and `dead_reason` (ours: `nack` or why it was malformed).
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ __all__ = [
     "CONTENT_TYPE",
     "DEAD_FROM",
     "DEAD_REASON",
+    "DEAD_STREAM",
     "DELIVERY_COUNT",
     "HEADERS",
     "ORIGIN_ID",
     "PAYLOAD",
+    "REPLY_TO",
     "MalformedEntryError",
     "decode_entry",
     "encode_fields",
@@ -43,8 +49,10 @@ PAYLOAD = b"payload"
 HEADERS = b"headers"
 CONTENT_TYPE = b"content_type"
 DELIVERY_COUNT = b"delivery_count"
+REPLY_TO = b"reply_to"
 DEAD_REASON = b"dead_reason"
-DEAD_FROM = b"dead_from"
+DEAD_FROM = b"original_id"
+DEAD_STREAM = b"original_stream"
 ORIGIN_ID = b"origin_id"
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -56,7 +64,10 @@ class MalformedEntryError(ValueError):
 
 
 def encode_fields(
-    payload: bytes, headers: dict[str, str] | None, content_type: str | None
+    payload: bytes,
+    headers: dict[str, str] | None,
+    content_type: str | None,
+    reply_to: str | None = None,
 ) -> dict[bytes, Any]:
     """The XADD field map for one message."""
     fields: dict[bytes, Any] = {PAYLOAD: payload}
@@ -64,13 +75,18 @@ def encode_fields(
         fields[HEADERS] = _dumps(headers)
     if content_type is not None:
         fields[CONTENT_TYPE] = content_type
+    if reply_to is not None:
+        fields[REPLY_TO] = reply_to
     return fields
 
 
 def decode_entry(
     fields: dict[bytes, bytes],
-) -> tuple[bytes, dict[str, str] | None, str | None, int]:
-    """Return (payload, headers, content_type, earlier deliveries) or raise MalformedEntryError."""
+) -> tuple[bytes, dict[str, str] | None, str | None, int, str | None]:
+    """Return (payload, headers, content_type, earlier deliveries, reply_to).
+
+    Raises MalformedEntryError for an entry that is not a message.
+    """
     payload = fields.get(PAYLOAD)
     if payload is None:
         raise MalformedEntryError("the entry has no 'payload' field")
@@ -100,7 +116,14 @@ def decode_entry(
             earlier = int(raw_count)
         except ValueError:
             raise MalformedEntryError("the 'delivery_count' field is not an integer") from None
-    return payload, headers, content_type, earlier
+    raw_reply_to = fields.get(REPLY_TO)
+    reply_to: str | None = None
+    if raw_reply_to is not None:
+        try:
+            reply_to = raw_reply_to.decode()
+        except UnicodeDecodeError:
+            raise MalformedEntryError("the 'reply_to' field is not UTF-8") from None
+    return payload, headers, content_type, earlier, reply_to
 
 
 def parse_packed(buf: bytes) -> list[tuple[bytes, bytes, dict[bytes, bytes]]]:
@@ -142,7 +165,8 @@ def parse_packed(buf: bytes) -> list[tuple[bytes, bytes, dict[bytes, bytes]]]:
 _TOKEN_PAYLOAD = b"$7\r\npayload\r\n"
 _TOKEN_HEADERS = b"$7\r\nheaders\r\n"
 _TOKEN_CONTENT_TYPE = b"$12\r\ncontent_type\r\n"
-_TOKEN_FIELD_ARGS = {2: b"$1\r\n2\r\n", 4: b"$1\r\n4\r\n", 6: b"$1\r\n6\r\n"}
+_TOKEN_REPLY_TO = b"$8\r\nreply_to\r\n"
+_TOKEN_FIELD_ARGS = {n: b"$1\r\n%d\r\n" % n for n in (2, 4, 6, 8)}
 
 
 def _bulk(value: bytes) -> bytes:
@@ -178,6 +202,10 @@ def pack_add_batch(
         if content_type is not None:
             nargs += 2
             tail += (_TOKEN_CONTENT_TYPE, _bulk(content_type.encode()))
+        reply_to = message.reply_to
+        if reply_to is not None:
+            nargs += 2
+            tail += (_TOKEN_REPLY_TO, _bulk(reply_to.encode()))
         pieces += (_TOKEN_FIELD_ARGS[nargs], _TOKEN_PAYLOAD, _bulk(message.payload), *tail)
         count += 1 + nargs
     pieces[0] = b"*%d\r\n" % count
@@ -194,6 +222,7 @@ def pack_xadd(
     payload: bytes,
     headers: dict[str, str] | None,
     content_type: str | None,
+    reply_to: str | None = None,
 ) -> list[bytes]:
     """One `XADD key [options] id fields...` command as RESP byte pieces.
 
@@ -213,6 +242,9 @@ def pack_xadd(
         count += 2
     if content_type is not None:
         pieces += (_TOKEN_CONTENT_TYPE, _bulk(content_type.encode()))
+        count += 2
+    if reply_to is not None:
+        pieces += (_TOKEN_REPLY_TO, _bulk(reply_to.encode()))
         count += 2
     pieces[0] = b"*%d\r\n" % count
     return pieces

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 __all__ = ["ADD_BATCH", "FETCH", "MOVE", "PRUNE", "REPLAY", "REPLY"]
 
-# Copy entries to KEYS[2] (the same stream for reject/release, `{channel}:dead` for nack), then
-# XACK + XDEL them in KEYS[1].
+# Copy entries to KEYS[2] (the same stream for reject/release, the dead-letter stream for nack),
+# then XACK + XDEL them in KEYS[1].
 # ARGV: group, consumer ('' = any owner), extra deliveries to count (0 or 1), dead reason
-# ('' = not a dead letter), then the entry ids.
+# ('' = not a dead letter), MAXLEN for the copy's XADD ('' = none), '1' to drop the entries
+# instead of copying them (a nack without a dead-letter stream), then the entry ids.
 # The copy keeps (or gets) `origin_id`, the id of the first entry of this message.
 # The copy's delivery_count = earlier copies' count + times this entry was delivered - 1 + extra:
 # a reject or nack counts the current delivery (extra 1); a release does not (extra 0), because
-# the message never reached an actor.
+# the message never reached an actor. A dead letter gets `dead_reason` and repid 2.x's
+# `original_stream` / `original_id` (where it was).
 MOVE = """
 local moved = 0
-for i = 5, #ARGV do
+for i = 7, #ARGV do
   local id = ARGV[i]
   local pending
   if ARGV[2] == '' then
@@ -33,7 +35,7 @@ for i = 5, #ARGV do
     pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1, ARGV[2])
   end
   if #pending == 1 then
-    local entry = redis.call('XRANGE', KEYS[1], id, id)
+    local entry = ARGV[6] == '1' and {} or redis.call('XRANGE', KEYS[1], id, id)
     if #entry == 1 then
       local src = entry[1][2]
       local out = {}
@@ -45,7 +47,7 @@ for i = 5, #ARGV do
           count = tonumber(src[j + 1]) or 0
         elseif f == 'origin_id' then
           origin = src[j + 1]
-        elseif f ~= 'dead_reason' and f ~= 'dead_from' then
+        elseif f ~= 'dead_reason' and f ~= 'original_stream' and f ~= 'original_id' then
           out[#out + 1] = f
           out[#out + 1] = src[j + 1]
         end
@@ -60,10 +62,16 @@ for i = 5, #ARGV do
       if ARGV[4] ~= '' then
         out[#out + 1] = 'dead_reason'
         out[#out + 1] = ARGV[4]
-        out[#out + 1] = 'dead_from'
+        out[#out + 1] = 'original_stream'
+        out[#out + 1] = KEYS[1]
+        out[#out + 1] = 'original_id'
         out[#out + 1] = id
       end
-      redis.call('XADD', KEYS[2], '*', unpack(out))
+      if ARGV[5] == '' then
+        redis.call('XADD', KEYS[2], '*', unpack(out))
+      else
+        redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(out))
+      end
       moved = moved + 1
     end
     redis.call('XACK', KEYS[1], ARGV[1], id)
@@ -92,18 +100,30 @@ return 1
 """
 
 # Move up to ARGV[1] dead letters from KEYS[1] back to the channel KEYS[2], oldest first, with a
-# fresh delivery count (origin_id stays: it is the same message). Returns how many were moved.
+# fresh delivery count (origin_id stays: it is the same message; a dead letter written by
+# repid 2.x gets its `original_id` as origin_id). Returns how many were moved.
 REPLAY = """
 local entries = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', tonumber(ARGV[1]))
 for i = 1, #entries do
   local src = entries[i][2]
   local out = {}
+  local origin = nil
+  local original = nil
   for j = 1, #src, 2 do
     local f = src[j]
-    if f ~= 'dead_reason' and f ~= 'dead_from' and f ~= 'delivery_count' then
+    if f == 'origin_id' then
+      origin = src[j + 1]
+    elseif f == 'original_id' then
+      original = src[j + 1]
+    elseif f ~= 'dead_reason' and f ~= 'original_stream' and f ~= 'delivery_count' then
       out[#out + 1] = f
       out[#out + 1] = src[j + 1]
     end
+  end
+  origin = origin or original
+  if #out > 0 and origin then
+    out[#out + 1] = 'origin_id'
+    out[#out + 1] = origin
   end
   if #out > 0 then
     redis.call('XADD', KEYS[2], '*', unpack(out))
@@ -113,39 +133,51 @@ end
 return #entries
 """
 
-# Read new entries of all KEYS for the group (a non-blocking XREADGROUP ... COUNT ARGV[3]) and
-# return them packed in one bulk string instead of nested arrays: the client then parses one
-# string in memory (`_codec.parse_packed`) instead of several protocol elements per entry, which
-# is most of the cost of consuming with redis-py's pure-Python parser.
-# ARGV: group, consumer, count. Format: per entry the tokens stream, id, field count, then the
-# field names and values; each token is `<length>:<bytes>`.
+# Read new entries of all KEYS, each through its own consumer group (a non-blocking XREADGROUP
+# ... COUNT ARGV[2] per stream), and return them packed in one bulk string instead of nested
+# arrays: the client then parses one string in memory (`_codec.parse_packed`) instead of several
+# protocol elements per entry, which is most of the cost of consuming with redis-py's
+# pure-Python parser.
+# ARGV: consumer, count, want_ids ('1' or '0'), then the group of each key, in KEYS order.
+# Format: per entry the tokens stream, id, field count, then the field names and values; each
+# token is `<length>:<bytes>`. With nothing to read and want_ids = '1', the reply is instead
+# '!' followed by each stream's last generated id, comma-separated: the caller then blocks in
+# XREAD until any stream grows past them (channels read through different groups cannot share
+# one blocking XREADGROUP).
 FETCH = """
 local n = #KEYS
-local args = {'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS'}
-for i = 1, n do
-  args[7 + i] = KEYS[i]
-  args[7 + n + i] = '>'
-end
-local res = redis.call(unpack(args))
-if not res then
-  return ''
-end
 local out = {}
-for i = 1, #res do
-  local key = res[i][1]
-  local head = #key .. ':' .. key
-  local entries = res[i][2]
-  for j = 1, #entries do
-    local id = entries[j][1]
-    local fields = entries[j][2]
-    local count = tostring(#fields)
-    out[#out + 1] = head
-    out[#out + 1] = #id .. ':' .. id
-    out[#out + 1] = #count .. ':' .. count
-    for k = 1, #fields do
-      out[#out + 1] = #fields[k] .. ':' .. fields[k]
+for i = 1, n do
+  local res = redis.call(
+    'XREADGROUP', 'GROUP', ARGV[3 + i], ARGV[1], 'COUNT', ARGV[2], 'STREAMS', KEYS[i], '>')
+  if res then
+    local key = res[1][1]
+    local head = #key .. ':' .. key
+    local entries = res[1][2]
+    for j = 1, #entries do
+      local id = entries[j][1]
+      local fields = entries[j][2]
+      local count = tostring(#fields)
+      out[#out + 1] = head
+      out[#out + 1] = #id .. ':' .. id
+      out[#out + 1] = #count .. ':' .. count
+      for k = 1, #fields do
+        out[#out + 1] = #fields[k] .. ':' .. fields[k]
+      end
     end
   end
+end
+if #out == 0 and ARGV[3] == '1' then
+  local ids = {}
+  for i = 1, n do
+    local info = redis.call('XINFO', 'STREAM', KEYS[i])
+    for j = 1, #info, 2 do
+      if info[j] == 'last-generated-id' then
+        ids[i] = info[j + 1]
+      end
+    end
+  end
+  return '!' .. table.concat(ids, ',')
 end
 return table.concat(out)
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from repid.connections.base import BaseReceivedMessage
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisReceivedMessage"]
 
+logger = logging.getLogger("repid.connections.redis")
+
 
 class RedisReceivedMessage(BaseReceivedMessage):
     """A message read from a channel's stream through the consumer group.
@@ -21,12 +24,13 @@ class RedisReceivedMessage(BaseReceivedMessage):
     * `ack` - XACK + XDEL in one MULTI/EXEC: the entry is gone for good.
     * `reject` - a copy is XADDed to the end of the same stream (delivery count + 1) and the
       original is XACKed + XDELed, in one Lua script; any worker reads the copy next.
-    * `nack` - the same move, to the dead-letter stream `{channel}:dead`
-      (see `RedisServer.read_dead_letters` and `RedisServer.replay_dead_letters`).
+    * `nack` - the same move, to the dead-letter stream `repid:{channel}:dlq`
+      (see `RedisServer.read_dead_letters` and `RedisServer.replay_dead_letters`); without a
+      dead-letter stream (`dlq_stream_strategy=None`) just XACK + XDEL.
     * `reply` - XADD to the reply channel + XACK + XDEL of this entry in one Lua script.
     """
 
-    __slots__ = ("_delivery_count", "_entry_id", "_origin_id", "_server", "_state")
+    __slots__ = ("_delivery_count", "_entry_id", "_origin_id", "_reply_to", "_server", "_state")
 
     def __init__(
         self,
@@ -39,6 +43,7 @@ class RedisReceivedMessage(BaseReceivedMessage):
         content_type: str | None,
         delivery_count: int,
         origin_id: bytes | None = None,
+        reply_to: str | None = None,
     ) -> None:
         super().__init__(
             payload=payload, headers=headers, content_type=content_type, channel=state.name
@@ -48,6 +53,14 @@ class RedisReceivedMessage(BaseReceivedMessage):
         self._entry_id = entry_id
         self._delivery_count = delivery_count
         self._origin_id = origin_id
+        self._reply_to = reply_to
+
+    @property
+    def reply_to(self) -> str | None:
+        """The entry's `reply_to` field (repid 2.x's), else a `reply_to` header."""
+        if self._reply_to is not None:
+            return self._reply_to
+        return super().reply_to
 
     @property
     def message_id(self) -> str:
@@ -67,7 +80,7 @@ class RedisReceivedMessage(BaseReceivedMessage):
     async def _ack(self) -> None:
         state = self._state
         try:
-            await self._server._ack_entry(state.key, self._entry_id)
+            await self._server._ack_entry(state.key, state.group, self._entry_id)
         finally:
             # Settled, or failed and left pending: either way stop keeping it alive, so that a
             # failed ack ends with the entry being reclaimed (at-least-once) rather than stuck.
@@ -75,9 +88,22 @@ class RedisReceivedMessage(BaseReceivedMessage):
 
     async def _nack(self) -> None:
         state = self._state
+        if state.dead_key is None:
+            logger.warning(
+                "redis.nack_dropped: message %s on channel %r was nacked and dropped: the "
+                "server has no dead-letter stream (dlq_stream_strategy=None)",
+                self.message_id,
+                state.name,
+                extra={"channel": state.name, "message_id": self.message_id},
+            )
         try:
             await self._server._move_entry(
-                state.key, state.dead_key, self._entry_id, extra_deliveries=1, reason="nack"
+                state.key,
+                state.group,
+                state.dead_key,
+                self._entry_id,
+                extra_deliveries=1,
+                reason="nack",
             )
         finally:
             state.in_flight.discard(self._entry_id)
@@ -86,7 +112,7 @@ class RedisReceivedMessage(BaseReceivedMessage):
         state = self._state
         try:
             await self._server._move_entry(
-                state.key, state.key, self._entry_id, extra_deliveries=1, reason=""
+                state.key, state.group, state.key, self._entry_id, extra_deliveries=1, reason=""
             )
         finally:
             state.in_flight.discard(self._entry_id)
@@ -104,6 +130,7 @@ class RedisReceivedMessage(BaseReceivedMessage):
         try:
             await self._server._reply_entry(
                 state.key,
+                state.group,
                 self._entry_id,
                 channel=channel,
                 payload=payload,

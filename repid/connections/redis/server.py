@@ -1,24 +1,29 @@
 """`RedisServer`: Repid on Redis Streams with consumer groups (Redis >= 5.0, redis-py >= 7).
 
-Layout in Redis:
+Layout in Redis (repid 2.x's, so that 2.x and Repid producers and workers share channels; every
+name is built in `repid.connections.redis.keys`):
 
-* a channel is a stream with the channel's name; each message is one entry (see `_codec`:
-  fields `payload`, `headers` as one JSON object, `content_type`);
-* every worker reads a channel through one consumer group (`group`, default `"repid"`), so each
+* a channel is the stream `repid:{channel}`; each message is one entry (see `_codec`: fields
+  `payload`, `headers` as one JSON object, `content_type`, `reply_to`);
+* every worker reads a channel through its consumer group `repid:{channel}:group`, so each
   message goes to one worker; each subscription is its own consumer, named
   `hostname-pid-random`;
-* nacked and malformed messages go to the stream `{channel}:dead`; `read_dead_letters` shows
-  them and `replay_dead_letters` moves them back.
+* nacked and malformed messages go to the stream `repid:{channel}:dlq`; `read_dead_letters`
+  shows them and `replay_dead_letters` moves them back.
+
+`stream_name_strategy`, `consumer_group_strategy` and `dlq_stream_strategy` (repid 2.x's names)
+change these names; `group` names one consumer group for every channel.
 
 Who creates what: `publish` creates the stream on first XADD (unless `nomkstream`). `subscribe`
-creates the consumer group with `XGROUP CREATE <channel> <group> 0 MKSTREAM` when it is missing
-(and again if the stream is deleted while subscribed). The group starts at id 0, so messages
-published before the first worker ever started are delivered too. A channel's stream belongs to
-Repid: ack deletes entries (XDEL), so other consumer groups on it would miss messages.
+creates the consumer group with `XGROUP CREATE <stream> <group> 0 MKSTREAM` when it is missing
+(and again if the stream is deleted while subscribed). The group starts at id 0
+(`consumer_group_start_id`), so messages published before the first worker ever started are
+delivered too. Acked entries are deleted (XDEL; repid 2.x only acknowledged them, so its
+streams grow until trimmed), so other consumer groups on a channel's stream would miss messages.
 
 Outcomes (atomic; see `RedisReceivedMessage`): ack = XACK + XDEL; reject = re-add a copy at the
-end of the stream + XACK + XDEL; nack = the same into `{channel}:dead`; reply = XADD to the reply
-channel + XACK + XDEL.
+end of the stream + XACK + XDEL; nack = the same into the dead-letter stream (or just XACK +
+XDEL with `dlq_stream_strategy=None`); reply = XADD to the reply channel + XACK + XDEL.
 
 Redelivery: an entry read by a worker stays in the group's pending list until it is settled.
 Subscribers run `XAUTOCLAIM` (XPENDING + XCLAIM before Redis 6.2) every `claim_interval`
@@ -33,8 +38,8 @@ then keeps retrying with exponential backoff and jitter, sets `is_connected` fro
 and re-creates groups that vanished. Use `appendonly yes` on the server so that a restart keeps
 the streams and pending lists.
 
-Not supported: Redis Cluster (the Lua scripts touch two keys, which may live on different
-nodes). `nomkstream` needs Redis >= 6.2.
+Not supported: Redis Cluster (the Lua scripts touch the stream and its dead-letter stream, which
+may live on different nodes; see `keys`). `nomkstream` needs Redis >= 6.2.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from redis.exceptions import ConnectionError as RedisPyConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisPyTimeoutError
 
+from repid._compat import UNSET, renamed
 from repid.connections.abc import DeliveryCapacity, MessageCallbackT, ServerCapabilities
 from repid.connections.base import BaseServer
 from repid.connections.redis import _scripts
@@ -73,8 +79,16 @@ from repid.connections.redis._codec import (
 from repid.connections.redis._errors import RedisConnectionError, RedisServerError, scrub
 from repid.connections.redis._params import DEFAULT_XADD, parse_xadd_options
 from repid.connections.redis._publisher import CoalescingWriter
+from repid.connections.redis.keys import (
+    ChannelNameStrategyT,
+    KeyLayout,
+    default_consumer_group,
+    default_dead_letter_stream,
+    default_stream_name,
+)
 from repid.connections.redis.subscriber import RedisSubscriber
 from repid.data import MessageData
+from repid.errors import ConfigurationError
 
 __all__ = ["DeadLetter", "RedisServer"]
 
@@ -109,14 +123,30 @@ class RedisServer(BaseServer):
     (they override the URL). The password is kept out of `repr`, logs, exceptions and the
     AsyncAPI fields (`host` is `host:port`, `pathname` is `/db`).
 
+    Names in Redis (see `repid.connections.redis.keys`; the defaults are repid 2.x's):
+    `stream_name_strategy(channel)` - the stream (default `repid:{channel}`);
+    `consumer_group_strategy(channel)` - the consumer group (default `repid:{channel}:group`),
+    or `group` - one group name for every channel; `dlq_stream_strategy(channel)` - the
+    dead-letter stream (default `repid:{channel}:dlq`; None drops nacked messages);
+    `dlq_maxlen` trims dead-letter streams to about that many entries;
+    `consumer_group_start_id` - where a new group starts reading (`"0"`: every message already
+    in the stream, `"$"`: only new ones).
+
     Recovery settings (seconds): `claim_idle` - how long a delivered, unsettled message may go
     untouched before another worker takes it over; `claim_interval` - how often a subscriber
-    looks for such messages (default `claim_idle / 6`); `keepalive_interval` - how often a worker
-    refreshes the messages it is still processing (default `claim_idle / 3`); `block` - the
-    longest a single XREADGROUP waits. `max_connections` bounds the connection pool (commands
-    beyond it wait for a free connection). `prune_idle`: consumers (dead workers) that hold no
-    messages and were idle this long are removed from the group, so it does not collect one
-    consumer per process ever started (None keeps them).
+    looks for such messages (default `claim_idle / 6`; 0 turns reclaiming off, as in 2.x);
+    `keepalive_interval` - how often a worker refreshes the messages it is still processing
+    (default `claim_idle / 3`); `block` - the longest a single XREADGROUP waits; `batch_size` -
+    the most entries one read takes per channel (default: as many as the worker has free
+    slots). `max_connections` bounds the connection pool (commands beyond it wait for a free
+    connection). `retry_attempts` - how often a command is retried on a connection error
+    (with exponential backoff) before the error reaches the caller; `retry_delay` - the longest
+    the read loop waits between attempts after an error. `prune_idle`: consumers (dead
+    workers) that hold no messages and were idle this long are removed from the group, so it
+    does not collect one consumer per process ever started (None keeps them).
+
+    repid 2.x keyword names are accepted with their 2.x meaning: `dsn` (= `url`),
+    `min_idle_ms` (= `claim_idle` in milliseconds), `block_ms` (= `block` in milliseconds).
     """
 
     protocol = "redis"
@@ -127,16 +157,24 @@ class RedisServer(BaseServer):
 
     def __init__(
         self,
-        url: str = "redis://localhost:6379/0",
+        url: str = UNSET,
         *,
         username: str | None = None,
         password: str | None = None,
-        group: str = "repid",
-        claim_idle: float = 30.0,
+        group: str | None = None,
+        stream_name_strategy: ChannelNameStrategyT | None = None,
+        consumer_group_strategy: ChannelNameStrategyT | None = None,
+        dlq_stream_strategy: ChannelNameStrategyT | None = default_dead_letter_stream,
+        dlq_maxlen: int | None = None,
+        consumer_group_start_id: str = "0",
+        claim_idle: float = UNSET,
         claim_interval: float | None = None,
         keepalive_interval: float | None = None,
-        block: float = 2.0,
+        block: float = UNSET,
+        batch_size: int | None = None,
         max_connections: int = 50,
+        retry_attempts: int = 6,
+        retry_delay: float = 5.0,
         prune_idle: float | None = 3600.0,
         title: str | None = None,
         summary: str | None = None,
@@ -146,7 +184,23 @@ class RedisServer(BaseServer):
         tags: list[Any] | None = None,
         external_docs: Any | None = None,
         bindings: Mapping[str, Any] | None = None,
+        # repid 2.x names (see the class docstring)
+        dsn: str = UNSET,
+        min_idle_ms: int = UNSET,
+        block_ms: int = UNSET,
     ) -> None:
+        url = renamed("RedisServer", "url", url, "dsn", dsn)
+        url = "redis://localhost:6379/0" if url is UNSET else url
+        claim_idle = renamed(
+            "RedisServer", "claim_idle", claim_idle, "min_idle_ms", min_idle_ms, _ms_to_s
+        )
+        claim_idle = 30.0 if claim_idle is UNSET else claim_idle
+        block = renamed("RedisServer", "block", block, "block_ms", block_ms, _ms_to_s)
+        block = 2.0 if block is UNSET else block
+        if group is not None and consumer_group_strategy is not None:
+            raise ConfigurationError(
+                "RedisServer got both group= and consumer_group_strategy=; pass only one"
+            )
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss"):
             raise ValueError(
@@ -162,6 +216,14 @@ class RedisServer(BaseServer):
             raise ValueError(f"the Redis URL path must be a database number, got {db_text!r}")
         if claim_idle <= 0 or block <= 0:
             raise ValueError("claim_idle and block must be positive")
+        if claim_interval is not None and claim_interval < 0:
+            raise ValueError("claim_interval must be positive, or 0 to turn reclaiming off")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if retry_attempts < 0 or retry_delay <= 0:
+            raise ValueError("retry_attempts must be >= 0 and retry_delay positive")
+        if dlq_maxlen is not None and dlq_maxlen < 0:
+            raise ValueError("dlq_maxlen must be >= 0")
         super().__init__(
             host=_host_of(hostname, port),
             pathname=f"/{db_text}",
@@ -179,20 +241,37 @@ class RedisServer(BaseServer):
         # The client gets a URL without credentials; they are passed as arguments instead.
         netloc = f"[{hostname}]:{port}" if ":" in hostname else f"{hostname}:{port}"
         self._client_url = urlunsplit((parts.scheme, netloc, f"/{db_text}", parts.query, ""))
-        self.group = group
+        self.keys = KeyLayout(
+            stream_name=stream_name_strategy or default_stream_name,
+            consumer_group=(
+                consumer_group_strategy
+                or (default_consumer_group if group is None else _fixed(group))
+            ),
+            dead_letter_stream=dlq_stream_strategy,
+        )
+        """How channels map to Redis names (`repid.connections.redis.keys.KeyLayout`)."""
+        self.dlq_maxlen = dlq_maxlen
+        self.consumer_group_start_id = consumer_group_start_id
         self.claim_idle = claim_idle
-        self.claim_interval = claim_interval if claim_interval is not None else claim_idle / 6
+        self.claims_enabled = claim_interval != 0
+        self.claim_interval = claim_interval or claim_idle / 6
         self.keepalive_interval = (
             keepalive_interval if keepalive_interval is not None else claim_idle / 3
         )
         self.block = block
+        self.batch_size = batch_size
         self.max_connections = max_connections
+        self.retry_attempts = retry_attempts
+        self.retry_delay = retry_delay
         self.prune_idle = prune_idle
+        self._stream_keys: dict[str, bytes] = {}
         self._client: Redis | None = None
         self._connected = False
         self._subscribers: set[RedisSubscriber] = set()
-        self._acks: Coalescer[bytes] = Coalescer(self._send_acks)
-        self._moves: Coalescer[tuple[bytes, bytes, int, str]] = Coalescer(self._send_moves)
+        self._acks: Coalescer[tuple[bytes, str]] = Coalescer(self._send_acks)
+        self._moves: Coalescer[tuple[bytes, str, bytes | None, int, str]] = Coalescer(
+            self._send_moves
+        )
         self._move_script: Any = None
         self._reply_script: Any = None
         self._replay_script: Any = None
@@ -201,6 +280,18 @@ class RedisServer(BaseServer):
         self._add_batch_script: Any = None
         self._prune_script: Any = None
         self._writer: CoalescingWriter | None = None
+
+    def stream_key(self, channel: str) -> bytes:
+        """The stream key of `channel` (cached: strategies run once per channel)."""
+        key = self._stream_keys.get(channel)
+        if key is None:
+            key = self.keys.stream(channel).encode()
+            self._stream_keys[channel] = key
+        return key
+
+    def stream_name_for(self, channel: str) -> str:
+        """The stream name of `channel` (repid 2.x's name for `keys.stream`)."""
+        return self.keys.stream(channel)
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -227,7 +318,9 @@ class RedisServer(BaseServer):
                 socket_keepalive=True,
                 health_check_interval=30,
                 # A broker restart takes about a second; ride it out inside one command.
-                retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=6),
+                retry=Retry(
+                    ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=self.retry_attempts
+                ),
             )
             self._client = Redis(connection_pool=pool)
             client = self._client
@@ -296,7 +389,7 @@ class RedisServer(BaseServer):
         message: MessageData,
         server_specific_parameters: dict[str, Any] | None = None,
     ) -> None:
-        """XADD the message to the stream `channel`.
+        """XADD the message to `channel`'s stream (`repid:{channel}` by default).
 
         `server_specific_parameters`: `maxlen` (int), `approximate` (bool, default True: `~`),
         `nomkstream` (bool: raise RedisServerError instead of creating the stream) and
@@ -306,7 +399,12 @@ class RedisServer(BaseServer):
         options = parse_xadd_options(server_specific_parameters)
         head = None if options is DEFAULT_XADD else options.command_bytes()
         pieces = pack_xadd(
-            channel.encode(), head, message.payload, message.headers, message.content_type
+            self.stream_key(channel),
+            head,
+            message.payload,
+            message.headers,
+            message.content_type,
+            message.reply_to,
         )
         writer = self._writer
         assert writer is not None
@@ -348,7 +446,7 @@ class RedisServer(BaseServer):
         if not messages:
             return []
         head = options.command_bytes()
-        key = channel.encode()
+        key = self.stream_key(channel)
         script = self._add_batch_script
         chunks = [messages[i : i + _BATCH_CHUNK] for i in range(0, len(messages), _BATCH_CHUNK)]
         try:
@@ -434,10 +532,10 @@ class RedisServer(BaseServer):
         self._subscribers.add(subscriber)
         return subscriber
 
-    async def _ensure_group(self, key: bytes) -> None:
+    async def _ensure_group(self, key: bytes, group: str) -> None:
         client = self._require_client()
         try:
-            await client.xgroup_create(key, self.group, id="0", mkstream=True)
+            await client.xgroup_create(key, group, id=self.consumer_group_start_id, mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise self._error(exc, f"creating consumer group on {key.decode()!r}") from None
@@ -446,15 +544,15 @@ class RedisServer(BaseServer):
 
     # -- settlement (called by RedisReceivedMessage) --------------------------------------------
 
-    async def _ack_entry(self, key: bytes, entry_id: bytes) -> None:
+    async def _ack_entry(self, key: bytes, group: str, entry_id: bytes) -> None:
         """XACK + XDEL, coalesced with other acks (see `_coalesce`)."""
-        await self._acks.add(key, entry_id)
+        await self._acks.add((key, group), entry_id)
 
-    async def _send_acks(self, batch: dict[bytes, list[bytes]]) -> None:
+    async def _send_acks(self, batch: dict[tuple[bytes, str], list[bytes]]) -> None:
         try:
             pipe = self._require_client().pipeline(transaction=True)
-            for key, ids in batch.items():
-                pipe.xack(key, self.group, *ids)
+            for (key, group), ids in batch.items():
+                pipe.xack(key, group, *ids)
                 pipe.xdel(key, *ids)
             await pipe.execute()
         except RedisError as exc:
@@ -462,19 +560,52 @@ class RedisServer(BaseServer):
         self._connected = True
 
     async def _move_entry(
-        self, source: bytes, target: bytes, entry_id: bytes, *, extra_deliveries: int, reason: str
+        self,
+        source: bytes,
+        group: str,
+        target: bytes | None,
+        entry_id: bytes,
+        *,
+        extra_deliveries: int,
+        reason: str,
     ) -> None:
-        """One entry through the MOVE script (reject, nack), coalesced with others."""
-        await self._moves.add((source, target, extra_deliveries, reason), entry_id)
+        """One entry through the MOVE script (reject, nack), coalesced with others.
 
-    async def _send_moves(self, batch: dict[tuple[bytes, bytes, int, str], list[bytes]]) -> None:
+        `target=None` drops the entry (XACK + XDEL: a nack without a dead-letter stream).
+        """
+        await self._moves.add((source, group, target, extra_deliveries, reason), entry_id)
+
+    def _move_args(self, target: bytes | None, reason: str) -> tuple[str | int, str]:
+        """The MAXLEN and drop arguments of MOVE for a copy to `target` (see `_scripts`)."""
+        if target is None:
+            return "", "1"
+        if reason and self.dlq_maxlen is not None:
+            return self.dlq_maxlen, ""
+        return "", ""
+
+    async def _send_moves(
+        self, batch: dict[tuple[bytes, str, bytes | None, int, str], list[bytes]]
+    ) -> None:
         client = self._require_client()
         sha = self._move_script.sha
         try:
             for attempt in (1, 2):
                 pipe = client.pipeline(transaction=False)
-                for (source, target, extra, reason), ids in batch.items():
-                    pipe.evalsha(sha, 2, source, target, self.group, "", extra, reason, *ids)
+                for (source, group, target, extra, reason), ids in batch.items():
+                    maxlen, drop = self._move_args(target, reason)
+                    pipe.evalsha(
+                        sha,
+                        2,
+                        source,
+                        source if target is None else target,
+                        group,
+                        "",
+                        extra,
+                        reason,
+                        maxlen,
+                        drop,
+                        *ids,
+                    )
                 try:
                     await pipe.execute()
                     break
@@ -491,19 +622,24 @@ class RedisServer(BaseServer):
     async def _move_entries(
         self,
         source: bytes,
-        target: bytes,
+        group: str,
+        target: bytes | None,
         entry_ids: Sequence[bytes],
         *,
         extra_deliveries: int,
         reason: str,
         consumer: str = "",
     ) -> int:
-        """Copy entries to `target` and XACK + XDEL them in `source`, atomically (Lua MOVE)."""
+        """Copy entries to `target` and XACK + XDEL them in `source`, atomically (Lua MOVE).
+
+        `target=None` only XACKs + XDELs them (nothing is copied).
+        """
         self._require_client()
+        maxlen, drop = self._move_args(target, reason)
         try:
             moved = await self._move_script(
-                keys=[source, target],
-                args=[self.group, consumer, extra_deliveries, reason, *entry_ids],
+                keys=[source, source if target is None else target],
+                args=[group, consumer, extra_deliveries, reason, maxlen, drop, *entry_ids],
             )
         except RedisError as exc:
             raise self._error(exc, f"moving entries from {source.decode()!r}") from None
@@ -513,6 +649,7 @@ class RedisServer(BaseServer):
     async def _reply_entry(
         self,
         key: bytes,
+        group: str,
         entry_id: bytes,
         *,
         channel: str,
@@ -523,11 +660,11 @@ class RedisServer(BaseServer):
     ) -> None:
         self._require_client()
         options = parse_xadd_options(server_specific_parameters)
-        args: list[Any] = [self.group, entry_id, *options.command_args()]
+        args: list[Any] = [group, entry_id, *options.command_args()]
         for field, value in encode_fields(payload, headers, content_type).items():
             args += (field, value)
         try:
-            outcome = await self._reply_script(keys=[key, channel], args=args)
+            outcome = await self._reply_script(keys=[key, self.stream_key(channel)], args=args)
         except RedisError as exc:
             raise self._error(exc, f"reply to {channel!r}") from None
         self._connected = True
@@ -546,18 +683,22 @@ class RedisServer(BaseServer):
 
     # -- dead letters ---------------------------------------------------------------------------
 
-    @staticmethod
-    def dead_letter_channel(channel: str) -> str:
-        """The name of `channel`'s dead-letter stream."""
-        return f"{channel}:dead"
+    def dead_letter_stream(self, channel: str) -> str | None:
+        """The key of `channel`'s dead-letter stream (None: nacked messages are dropped)."""
+        return self.keys.dead_letters(channel)
 
     async def read_dead_letters(
         self, channel: str, *, count: int = 100, start: str = "-"
     ) -> list[DeadLetter]:
-        """Up to `count` dead letters of `channel`, oldest first, from entry id `start`."""
+        """Up to `count` dead letters of `channel`, oldest first, from entry id `start`.
+
+        Dead letters written by repid 2.x workers are read the same way.
+        """
         client = self._require_client()
+        dead = self.dead_letter_stream(channel)
+        if dead is None:
+            return []
         try:
-            dead = self.dead_letter_channel(channel)
             raw: Any = await client.xrange(dead, start, "+", count)
             entries: list[tuple[bytes, dict[bytes, bytes]]] = raw
         except RedisError as exc:
@@ -566,7 +707,7 @@ class RedisServer(BaseServer):
         for entry_id, fields in entries:
             payload: bytes | None
             try:
-                payload, headers, content_type, count_ = decode_entry(fields)
+                payload, headers, content_type, count_, _ = decode_entry(fields)
             except MalformedEntryError:
                 payload = fields.get(PAYLOAD)
                 headers = None
@@ -598,12 +739,15 @@ class RedisServer(BaseServer):
         delivery count 0 and keep their payload, headers and content type.
         """
         self._require_client()
-        dead = self.dead_letter_channel(channel)
+        dead = self.dead_letter_stream(channel)
+        if dead is None:
+            return 0
+        key = self.stream_key(channel)
         moved = 0
         while count is None or moved < count:
             step = 100 if count is None else min(100, count - moved)
             try:
-                done = int(await self._replay_script(keys=[dead, channel], args=[step]))
+                done = int(await self._replay_script(keys=[dead, key], args=[step]))
             except RedisError as exc:
                 raise self._error(exc, f"replaying dead letters of {channel!r}") from None
             moved += done
@@ -620,6 +764,17 @@ def _unpack_for_retry(pieces: list[bytes]) -> list[bytes]:
         start = piece.index(b"\r\n") + 2
         args.append(piece[start:-2])
     return args
+
+
+def _ms_to_s(milliseconds: float) -> float:
+    return milliseconds / 1000
+
+
+def _fixed(name: str) -> ChannelNameStrategyT:
+    def group_for(channel: str) -> str:
+        return name
+
+    return group_for
 
 
 def _unquote_or_none(text: str | None) -> str | None:

@@ -1,12 +1,17 @@
 """`RedisSubscriber`: the XREADGROUP loop, crash recovery (XAUTOCLAIM) and keep-alive (XCLAIM).
 
 One task reads every subscribed channel in one call and delivers the entries, in order, by
-awaiting the channel's callback. A read is the FETCH script (a non-blocking XREADGROUP whose
-reply comes packed in one string, cheap to parse) while entries are waiting, and a blocking
-XREADGROUP (up to `block` seconds) when there were none. Flow control: it never delivers while
-`capacity.free == 0` and asks for `COUNT = capacity.free // number_of_channels` (at least 1);
-when only a few slots are free while tasks run, it pauses 2 ms so that the next read fetches a
-batch rather than a message at a time.
+awaiting the channel's callback. A read is the FETCH script (a non-blocking XREADGROUP per
+channel, each through the channel's own consumer group, whose reply comes packed in one string,
+cheap to parse) while entries are waiting, and a blocking XREADGROUP (up to `block` seconds)
+when there were none. Channels read through different groups (the default: one group per
+channel) cannot share one blocking XREADGROUP, so then the wait is a blocking XREAD on every
+stream past the ids FETCH saw last, and the next FETCH takes what arrived.
+
+Flow control: it never delivers while `capacity.free == 0` and asks for
+`COUNT = capacity.free // number_of_channels` (at least 1, at most `batch_size`); when only a
+few slots are free while tasks run, it pauses 2 ms so that the next read fetches a batch rather
+than a message at a time.
 XREADGROUP applies COUNT per stream, so with several channels one read can return up to
 `number_of_channels - 1` entries more than the free slots; those wait in a small local buffer
 (kept alive like in-flight ones) and are delivered as slots free up.
@@ -49,7 +54,6 @@ __all__ = ["ChannelState", "RedisSubscriber"]
 logger = logging.getLogger("repid.connections.redis")
 
 _BACKOFF_BASE = 0.05
-_BACKOFF_CAP = 5.0
 _RELEASE_PAGE = 1000
 _REFILL_PAUSE = 0.002  # seconds; see the read loop
 
@@ -57,12 +61,33 @@ _REFILL_PAUSE = 0.002  # seconds; see the read loop
 class ChannelState:
     """Per-channel bookkeeping of one subscription."""
 
-    __slots__ = ("callback", "claim_cursor", "dead_key", "held", "in_flight", "key", "name")
+    __slots__ = (
+        "callback",
+        "claim_cursor",
+        "dead_key",
+        "group",
+        "held",
+        "in_flight",
+        "key",
+        "name",
+    )
 
-    def __init__(self, name: str, callback: MessageCallbackT) -> None:
+    def __init__(
+        self,
+        name: str,
+        callback: MessageCallbackT,
+        *,
+        key: bytes,
+        group: str,
+        dead_key: bytes | None,
+    ) -> None:
         self.name = name
-        self.key = name.encode()
-        self.dead_key = f"{name}:dead".encode()
+        self.key = key
+        """The channel's stream."""
+        self.group = group
+        """The consumer group it is read through."""
+        self.dead_key = dead_key
+        """Its dead-letter stream (None: nacked messages are dropped)."""
         self.callback = callback
         self.in_flight: set[bytes] = set()
         """Delivered to the worker and not settled yet."""
@@ -81,9 +106,9 @@ def next_entry_id(entry_id: bytes) -> bytes:
     return b"%b-%d" % (ms, int(seq or b"0") + 1)
 
 
-def backoff_delay(failures: int) -> float:
+def backoff_delay(failures: int, cap: float = 5.0) -> float:
     """Exponential backoff with full jitter: random in [0, min(cap, base * 2**failures)]."""
-    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * (2 ** min(failures, 16))))
+    return random.uniform(0, min(cap, _BACKOFF_BASE * (2 ** min(failures, 16))))
 
 
 class RedisSubscriber:
@@ -100,10 +125,28 @@ class RedisSubscriber:
         self._server = server
         self._capacity = capacity
         self.consumer = consumer
-        self._channels = [ChannelState(name, cb) for name, cb in channels_to_callbacks.items()]
+        keys = server.keys
+        self._channels = []
+        for name, callback in channels_to_callbacks.items():
+            dead = keys.dead_letters(name)
+            self._channels.append(
+                ChannelState(
+                    name,
+                    callback,
+                    key=server.stream_key(name),
+                    group=keys.group(name),
+                    dead_key=None if dead is None else dead.encode(),
+                )
+            )
         self._by_key = {state.key: state for state in self._channels}
+        if len(self._by_key) < len(self._channels):
+            raise ValueError("two of the subscribed channels map to the same Redis stream")
         self._streams: dict[Any, Any] = {state.key: b">" for state in self._channels}
         self._keys = [state.key for state in self._channels]
+        self._groups = [state.group for state in self._channels]
+        self._single_group = len(set(self._groups)) == 1
+        """All channels share one consumer group: one blocking XREADGROUP can wait on all."""
+        self._wake_ids: dict[Any, Any] = {state.key: b"$" for state in self._channels}
         self._fast_fetch = True
         self._buffer: deque[_Entry] = deque()
         self._active = asyncio.Event()
@@ -129,7 +172,7 @@ class RedisSubscriber:
     async def start(self) -> None:
         """Create missing consumer groups, then start the read loop and the keep-alive."""
         for state in self._channels:
-            await self._server._ensure_group(state.key)
+            await self._server._ensure_group(state.key, state.group)
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._run(), name=f"repid-redis-read-{self.consumer}")
         self._keepalive_task = loop.create_task(
@@ -205,42 +248,57 @@ class RedisSubscriber:
                 client = server._require_client()
                 if self._need_groups:
                     for state in self._channels:
-                        await server._ensure_group(state.key)
+                        await server._ensure_group(state.key, state.group)
                     self._need_groups = False
                 per_stream = max(1, free // len(self._channels))
-                if time.monotonic() >= self._claim_due:
+                if server.batch_size is not None and per_stream > server.batch_size:
+                    per_stream = server.batch_size
+                if server.claims_enabled and time.monotonic() >= self._claim_due:
                     more = await self._claim(per_stream)
                     if not more:
                         self._claim_due = time.monotonic() + server.claim_interval
-                        if server.prune_idle is not None and time.monotonic() >= self._prune_due:
-                            await self._prune(server.prune_idle)
                     if self._buffer:
                         continue
+                if server.prune_idle is not None and time.monotonic() >= self._prune_due:
+                    await self._prune(server.prune_idle)
                 if self._fast_fetch:
                     # Most reads find entries waiting: take them packed (see FETCH), and block
-                    # in a plain XREADGROUP only when there is nothing.
+                    # only when there is nothing.
                     packed = await self._fetch(per_stream)
-                    if packed:
+                    if packed[:1] == b"!":
+                        self._wake_ids = dict(zip(self._keys, packed[1:].split(b","), strict=True))
+                    elif packed:
                         self._buffer_packed(packed)
                         server._connected = True
                         failures = 0
                         continue
-                response = await client.xreadgroup(
-                    server.group,
-                    self.consumer,
-                    self._streams,
-                    count=per_stream,
-                    block=int(server.block * 1000),
-                )
+                elif not self._single_group:
+                    each = await self._read_each_group(client, per_stream)
+                    if each:
+                        self._buffer_response(each)
+                        server._connected = True
+                        failures = 0
+                        continue
+                if self._single_group:
+                    response: Any = await client.xreadgroup(
+                        self._groups[0],
+                        self.consumer,
+                        self._streams,
+                        count=per_stream,
+                        block=int(server.block * 1000),
+                    )
+                    if response:
+                        self._buffer_response(response)
+                else:
+                    # A wake-up only: what arrived is read through the groups by the next FETCH.
+                    await client.xread(self._wake_ids, count=1, block=int(server.block * 1000))
                 server._connected = True
                 failures = 0
-                if response:
-                    self._buffer_response(response)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the loop must survive anything; it logs and backs off
                 failures += 1
-                delay = backoff_delay(failures)
+                delay = backoff_delay(failures, server.retry_delay)
                 self._log_failure(exc, delay)
                 await asyncio.sleep(delay)
 
@@ -272,11 +330,37 @@ class RedisSubscriber:
                 delay,
             )
 
+    async def _read_each_group(self, client: Any, per_stream: int) -> list[Any]:
+        """Non-blocking XREADGROUP per channel (when the server refuses the FETCH script).
+
+        With nothing read, the wake-up ids become each group's last-delivered id: XREAD past
+        it returns at once if anything arrived meanwhile, so nothing waits for the timeout.
+        """
+        response: list[Any] = []
+        for state in self._channels:
+            part = await client.xreadgroup(
+                state.group, self.consumer, {state.key: b">"}, count=per_stream
+            )
+            if part:
+                response.extend(part.items() if isinstance(part, dict) else part)
+        if not response:
+            pipe = client.pipeline(transaction=False)
+            for state in self._channels:
+                pipe.xinfo_groups(state.key)
+            infos = await pipe.execute()
+            for state, groups in zip(self._channels, infos, strict=True):
+                for info in groups:
+                    name = info["name"]
+                    if (name.decode() if isinstance(name, bytes) else name) == state.group:
+                        self._wake_ids[state.key] = info["last-delivered-id"]
+        return response
+
     async def _fetch(self, per_stream: int) -> bytes:
         server = self._server
+        want_ids = "0" if self._single_group else "1"
         try:
             packed: bytes = await server._fetch_script(
-                keys=self._keys, args=[server.group, self.consumer, per_stream]
+                keys=self._keys, args=[self.consumer, per_stream, want_ids, *self._groups]
             )
         except ResponseError as exc:
             text = str(exc)
@@ -324,7 +408,7 @@ class RedisSubscriber:
             if fields is None:
                 continue  # deleted (trimmed) entry: nothing to deliver
             try:
-                payload, headers, content_type, earlier = decode_entry(fields)
+                payload, headers, content_type, earlier, reply_to = decode_entry(fields)
             except MalformedEntryError as exc:
                 await self._dead_letter_malformed(state, entry_id, str(exc))
                 continue
@@ -337,6 +421,7 @@ class RedisSubscriber:
                 content_type=content_type,
                 delivery_count=earlier + times - 1,
                 origin_id=fields.get(ORIGIN_ID),
+                reply_to=reply_to,
             )
             state.in_flight.add(entry_id)
             self._delivering = True
@@ -356,16 +441,18 @@ class RedisSubscriber:
 
     async def _dead_letter_malformed(self, state: ChannelState, entry_id: bytes, why: str) -> None:
         logger.error(
-            "redis.malformed_entry: entry %s on channel %r is not a Repid message (%s); moving "
-            "it to %r",
+            "redis.malformed_entry: entry %s on channel %r is not a Repid message (%s); %s",
             entry_id.decode(),
             state.name,
             why,
-            state.dead_key.decode(),
+            "dropping it (no dead-letter stream)"
+            if state.dead_key is None
+            else f"moving it to {state.dead_key.decode()!r}",
         )
         try:
             await self._server._move_entries(
                 state.key,
+                state.group,
                 state.dead_key,
                 [entry_id],
                 extra_deliveries=0,
@@ -408,7 +495,7 @@ class RedisSubscriber:
             pipe = client.pipeline(transaction=False)
             for entry_id, _ in claimed:
                 pipe.xpending_range(
-                    state.key, server.group, entry_id, entry_id, 1, consumername=self.consumer
+                    state.key, state.group, entry_id, entry_id, 1, consumername=self.consumer
                 )
             infos = await pipe.execute()
             for (entry_id, fields), info in zip(claimed, infos, strict=True):
@@ -428,7 +515,7 @@ class RedisSubscriber:
         for state in self._channels:
             try:
                 removed = await server._prune_script(
-                    keys=[state.key], args=[server.group, int(prune_idle * 1000), self.consumer]
+                    keys=[state.key], args=[state.group, int(prune_idle * 1000), self.consumer]
                 )
             except Exception as exc:
                 logger.warning(
@@ -454,7 +541,7 @@ class RedisSubscriber:
             try:
                 response = await client.xautoclaim(
                     state.key,
-                    server.group,
+                    state.group,
                     self.consumer,
                     idle_ms,
                     start_id=state.claim_cursor,
@@ -471,7 +558,7 @@ class RedisSubscriber:
                     server.host,
                 )
         pending = await client.xpending_range(
-            state.key, server.group, state.claim_cursor, "+", count
+            state.key, state.group, state.claim_cursor, "+", count
         )
         if not pending:
             return b"0-0", []
@@ -480,7 +567,7 @@ class RedisSubscriber:
         if not idle:
             return cursor, []
         # XCLAIM re-checks the idle time, so an entry refreshed meanwhile stays with its owner.
-        entries = await client.xclaim(state.key, server.group, self.consumer, idle_ms, idle)
+        entries = await client.xclaim(state.key, state.group, self.consumer, idle_ms, idle)
         return cursor, entries
 
     async def _keepalive(self) -> None:
@@ -503,7 +590,7 @@ class RedisSubscriber:
                     for state in busy:
                         pipe.xclaim(
                             state.key,
-                            server.group,
+                            state.group,
                             self.consumer,
                             0,
                             [*state.in_flight, *state.held],
@@ -537,7 +624,7 @@ class RedisSubscriber:
                 while True:
                     pending = await client.xpending_range(
                         state.key,
-                        server.group,
+                        state.group,
                         "-",
                         "+",
                         _RELEASE_PAGE + len(state.in_flight),
@@ -552,6 +639,7 @@ class RedisSubscriber:
                         break
                     released = await server._move_entries(
                         state.key,
+                        state.group,
                         state.key,
                         ids,
                         extra_deliveries=0,
@@ -565,7 +653,7 @@ class RedisSubscriber:
                     )
                 if not pending and not state.in_flight:
                     # Nothing of ours is pending: drop the consumer so the group stays tidy.
-                    await client.xgroup_delconsumer(state.key, server.group, self.consumer)
+                    await client.xgroup_delconsumer(state.key, state.group, self.consumer)
             except Exception as exc:
                 logger.warning(
                     "redis.release_failed: redis at %s: %s: %s; the messages stay pending and "

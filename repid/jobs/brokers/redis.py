@@ -7,20 +7,19 @@ group) plus:
   (`XGROUP CREATE ... MKSTREAM`), and `publish_job` publishes with `NOMKSTREAM`, so enqueueing
   to an undeclared queue fails with `QueueNotDeclaredError` at no extra round trip;
 * delayed delivery (retries): a delayed message is stored in a hash
-  `repid:delayed:{queue}:{id}` and its id in the sorted set `repid:delayed:{queue}` scored by
-  its due time (milliseconds, the publisher's clock). Once a worker subscribed to the queue
-  (and until the broker disconnects), a task of the broker runs a Lua script every
-  `delayed_poll_interval` seconds (default 0.5 s) that moves the due messages into the stream
-  (XADD + DEL + ZREM, atomically). Due messages of a queue nobody consumes wait in Redis until
-  a worker subscribes; nothing is lost in a crash. The
-  script touches keys it derives from the queue name, so it needs a standalone Redis (not
-  Cluster);
+  `{repid:QUEUE}:delayed:ID` and its id in the sorted set `{repid:QUEUE}:delayed` scored by
+  its due time (milliseconds, the publisher's clock); both are in the Redis Cluster slot of
+  the queue's stream `repid:QUEUE` (see `repid.connections.redis.keys`). Once a worker
+  subscribed to the queue (and until the broker disconnects), a task of the broker runs a Lua
+  script every `delayed_poll_interval` seconds (default 0.5 s) that moves the due messages into
+  the stream (XADD + DEL + ZREM, atomically). Due messages of a queue nobody consumes wait in
+  Redis until a worker subscribes; nothing is lost in a crash;
 * priorities are NOT honoured: a stream is first-in first-out. The job's priority travels in
   the `job-priority` header only;
 * unique jobs are not deduplicated: enqueueing `Job(id_=...)` twice adds two entries (both
   with that job id).
 
-`RedisBucketBroker` stores each bucket as a string `repid:bucket:{id}` written with
+`RedisBucketBroker` stores each bucket as a string `repid:bucket:ID` written with
 `SET ... PX ttl`, so Redis itself expires it.
 """
 
@@ -40,6 +39,7 @@ from repid.connections.abc import DeliveryCapacity, MessageCallbackT
 from repid.connections.base import redact_url
 from repid.connections.redis import RedisServer, RedisServerError
 from repid.connections.redis._codec import encode_fields
+from repid.connections.redis.keys import bucket_key
 from repid.connections.redis.subscriber import RedisSubscriber
 from repid.data import MessageData
 from repid.jobs.buckets import AnyBucketT, decode_bucket
@@ -49,9 +49,6 @@ from repid.jobs.priorities import PrioritiesT
 __all__ = ["RedisBucketBroker", "RedisMessageBroker"]
 
 logger = logging.getLogger("repid.jobs")
-
-DELAYED_PREFIX = "repid:delayed:"
-BUCKET_PREFIX = "repid:bucket:"
 
 # KEYS[1]: the sorted set of delayed ids, KEYS[2]: the stream.
 # ARGV[1]: now (ms), ARGV[2]: how many to move at most, ARGV[3]: the hash key prefix.
@@ -114,11 +111,11 @@ class RedisMessageBroker(RedisServer):
     # -- queues -------------------------------------------------------------------------------
 
     async def declare_queue(self, name: str) -> None:
-        await self._ensure_group(name.encode())
+        await self._ensure_group(self.stream_key(name), self.keys.group(name))
 
     async def is_declared(self, name: str) -> bool:
         try:
-            return bool(await self._require_client().exists(name))
+            return bool(await self._require_client().exists(self.stream_key(name)))
         except RedisError as exc:
             raise self._error(exc, f"checking queue {name!r}") from None
 
@@ -152,12 +149,14 @@ class RedisMessageBroker(RedisServer):
         if not await self.is_declared(queue):
             raise QueueNotDeclaredError(queue)
         entry = uuid.uuid4().hex
-        zset = DELAYED_PREFIX + queue
+        zset = self.keys.delayed(queue)
         due_ms = int((time.time() + delay) * 1000)
-        fields = encode_fields(message.payload, message.headers, message.content_type)
+        fields = encode_fields(
+            message.payload, message.headers, message.content_type, message.reply_to
+        )
         try:
             async with client.pipeline(transaction=True) as pipe:
-                pipe.hset(f"{zset}:{entry}", mapping=fields)  # type: ignore[arg-type]
+                pipe.hset(self.keys.delayed_entry_prefix(queue) + entry, mapping=fields)  # type: ignore[arg-type]
                 pipe.zadd(zset, {entry: due_ms})
                 await pipe.execute()
         except RedisError as exc:
@@ -166,14 +165,14 @@ class RedisMessageBroker(RedisServer):
     async def move_due(self, queue: str) -> int:
         """Move `queue`'s delayed messages that are due into its stream now; return how many."""
         self._require_client()
-        zset = DELAYED_PREFIX + queue
+        keys = [self.keys.delayed(queue), self.stream_key(queue)]
+        prefix = self.keys.delayed_entry_prefix(queue)
         moved = 0
         while True:
             try:
                 done = int(
                     await self._move_due_script(
-                        keys=[zset, queue],
-                        args=[int(time.time() * 1000), _MOVE_BATCH, f"{zset}:"],
+                        keys=keys, args=[int(time.time() * 1000), _MOVE_BATCH, prefix]
                     )
                 )
             except RedisError as exc:
@@ -210,7 +209,7 @@ class RedisMessageBroker(RedisServer):
 
 
 class RedisBucketBroker:
-    """Buckets in Redis strings `repid:bucket:{id}`, expiring by Redis TTL (`SET ... PX`).
+    """Buckets in Redis strings `repid:bucket:ID`, expiring by Redis TTL (`SET ... PX`).
 
     `use_result_bucket=True` marks the broker as the results store. Several instances on the
     same Redis database share the buckets, so a results broker and an arguments broker with
@@ -254,10 +253,10 @@ class RedisBucketBroker:
 
     async def store_raw(self, id_: str, raw: bytes, ttl: float | None) -> None:
         px = None if ttl is None else max(1, int(ttl * 1000))
-        await self._require().set(BUCKET_PREFIX + id_, raw, px=px)
+        await self._require().set(bucket_key(id_), raw, px=px)
 
     async def get_raw(self, id_: str) -> bytes | None:
-        raw = await self._require().get(BUCKET_PREFIX + id_)
+        raw = await self._require().get(bucket_key(id_))
         return raw.encode() if isinstance(raw, str) else raw
 
     async def get(self, id_: str) -> AnyBucketT | None:
@@ -265,4 +264,4 @@ class RedisBucketBroker:
         return None if raw is None else decode_bucket(raw)
 
     async def delete(self, id_: str) -> None:
-        await self._require().delete(BUCKET_PREFIX + id_)
+        await self._require().delete(bucket_key(id_))
