@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,17 +106,41 @@ def extract(tarball: Path, files: dict[str, str], destination: Path) -> list[Pat
     return written
 
 
-def fetch_react_component(destination: Path | None = None) -> list[Path]:
-    """Fetch the pinned React component bundle into `repid/asyncapi/static/`."""
-    sys.path.insert(0, str(ROOT))
-    from repid.asyncapi import assets
+def load_assets_module() -> Any:
+    """`repid/asyncapi/assets.py`, loaded by path (it imports nothing but the standard library,
+    so this works in a build environment where Repid's dependencies are not installed)."""
+    path = ROOT / "repid" / "asyncapi" / "assets.py"
+    spec = importlib.util.spec_from_file_location("_repid_asyncapi_assets", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
+
+def fetch_react_component(destination: Path | None = None) -> list[Path]:
+    """Put the pinned React component bundle into `destination` (default the package's
+    `static/` directory), checked file by file against the pinned SHA-256.
+
+    Files already there and intact are kept (no npm needed, as when building from an sdist);
+    otherwise the tarball is fetched with `npm pack` (sha512-checked) and the files extracted.
+    """
+    assets = load_assets_module()
+    target = destination or assets.STATIC_DIR
+    if not assets.unverified_assets(target):
+        return [target / name for name in assets.ASSET_FILES]
     tarball = npm_pack(
         assets.REACT_COMPONENT_PACKAGE,
         assets.REACT_COMPONENT_VERSION,
         assets.REACT_COMPONENT_INTEGRITY,
     )
-    return extract(tarball, assets.ASSET_FILES, destination or assets.STATIC_DIR)
+    written = extract(tarball, assets.ASSET_FILES, target)
+    bad = assets.unverified_assets(target)
+    if bad:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise RuntimeError(f"extracted files do not match their pinned SHA-256: {bad}")
+    return written
 
 
 def fetch_specs() -> Path:
@@ -137,7 +163,7 @@ def main() -> int:
     try:
         if not args.no_component:
             for path in fetch_react_component():
-                print(f"wrote {path}")
+                print(f"ready: {path}")
         if args.specs:
             print(f"wrote {fetch_specs()}")
     except (RuntimeError, OSError, subprocess.SubprocessError, KeyError) as exc:

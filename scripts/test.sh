@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine with Python 3.11, as root:
 #   1. installs the Debian packages the tests use (redis-server, debootstrap, chromium, npm),
-#   2. creates .venv and installs repid with every extra and the test tools,
+#   2. creates .venv and installs repid with every extra and the test tools (the `test`
+#      dependency group of pyproject.toml; test tools are not published as an extra),
 #   3. fetches the pinned AsyncAPI React bundle and JSON Schemas (npm pack, sha512-checked),
 #   4. starts Redis, RabbitMQ 4 (in a Debian 13 chroot) and the Pub/Sub emulator on loopback,
 #   5. runs ruff, mypy --strict and pytest (broker tests fail instead of skipping),
@@ -27,7 +28,7 @@ fi
 step "Python environment (.venv)"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v WARNING || true
-.venv/bin/python -m pip install -q -e '.[all,test]' 2>&1 | grep -v WARNING || true
+.venv/bin/python -m pip install -q -e '.[all]' --group test 2>&1 | grep -v WARNING || true
 
 step "AsyncAPI assets"
 .venv/bin/python scripts/fetch_asyncapi_assets.py --specs
@@ -40,8 +41,8 @@ source .brokers/env
 export REPID_REQUIRE_BROKERS=1
 
 step "ruff"
-.venv/bin/ruff check repid tests benchmarks examples scripts
-.venv/bin/ruff format --check repid tests benchmarks examples scripts
+.venv/bin/ruff check repid tests benchmarks examples scripts setup.py
+.venv/bin/ruff format --check repid tests benchmarks examples scripts setup.py
 
 step "mypy --strict"
 .venv/bin/mypy
