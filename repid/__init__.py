@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from repid._lazy import load_lazy
+from repid._version import __version__
 from repid.app import Repid
 from repid.asyncapi.models import Contact, ExternalDocs, License, Tag
 from repid.asyncapi.settings import AsyncAPIServerSettings
@@ -154,6 +155,7 @@ __all__ = [
     "default_retry_policy_factory",
     "default_serializer",
     "topic_routing_strategy",
+    "__version__",
 ]
 
 _LAZY = {

@@ -335,6 +335,26 @@ class Repid:
             messages_limit=messages_limit,
             tasks_limit=tasks_limit,
         )
+        return await self.serve_runner(
+            runner,
+            register_signals=register_signals,
+            health_check_server=health_check_server,
+            asyncapi_server=asyncapi_server,
+        )
+
+    async def serve_runner(
+        self,
+        runner: Runner,
+        *,
+        register_signals: Sequence[signal.Signals] | None = None,
+        health_check_server: HealthCheckServerSettings | None = None,
+        asyncapi_server: AsyncAPIServerSettings | None = None,
+    ) -> RunnerInfo:
+        """Run `runner` (from `create_runner`) the way `run_worker` does, then disconnect.
+
+        For programs that need the runner while it runs (progress, supervision): the options
+        mean what they mean for `run_worker`.
+        """
         signals = DEFAULT_SIGNALS if register_signals is None else tuple(register_signals)
         side_servers = await self._start_side_servers(runner, health_check_server, asyncapi_server)
         try:

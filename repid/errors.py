@@ -4,9 +4,14 @@ from __future__ import annotations
 
 __all__ = [
     "ActorDeclarationError",
+    "AppLoadError",
+    "BrokerAuthenticationError",
+    "BrokerConnectionError",
+    "ChannelNotFoundError",
     "ConfigurationError",
     "InvalidConfirmationError",
     "NoServerRegisteredError",
+    "NotSupportedByServerError",
     "OperationNotFoundError",
     "PayloadValidationError",
     "RepidError",
@@ -56,3 +61,33 @@ class OperationNotFoundError(RepidError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class BrokerConnectionError(RepidError, ConnectionError):
+    """The broker cannot be reached (down, wrong host or port, TLS or network failure).
+
+    The message names the broker's address, never its credentials.
+    """
+
+
+class BrokerAuthenticationError(BrokerConnectionError):
+    """The broker refused the connection's credentials (wrong or missing user or password)."""
+
+
+class ChannelNotFoundError(RepidError, LookupError):
+    """The queue, topic or subscription a channel maps to does not exist on the broker.
+
+    Repid does not create brokers' topology where it belongs to the user (RabbitMQ queues,
+    Pub/Sub topics and subscriptions): declare it first.
+    """
+
+    def __str__(self) -> str:  # LookupError subclasses may repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class NotSupportedByServerError(RepidError, NotImplementedError):
+    """The server does not offer this operation (dead-letter inspection, statistics...)."""
+
+
+class AppLoadError(RepidError):
+    """An app path (`package.module:app`) does not import or does not name a `Repid`."""

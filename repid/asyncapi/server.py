@@ -17,17 +17,23 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from repid.asyncapi import assets
 from repid.asyncapi.html import render_html
 from repid.http import HttpLimits, HttpServer, Request, Response
 
 if TYPE_CHECKING:
-    from repid.app import Repid
     from repid.asyncapi.settings import AsyncAPIServerSettings
 
-__all__ = ["AsyncAPIServer", "document_yaml"]
+__all__ = ["AsyncAPIServer", "AsyncAPISource", "document_yaml"]
+
+
+class AsyncAPISource(Protocol):
+    """Where the served document comes from: a `Repid` app, or anything that makes one."""
+
+    def generate_asyncapi_schema(self) -> dict[str, Any]: ...
+
 
 logger = logging.getLogger("repid.asyncapi")
 
@@ -58,7 +64,7 @@ def document_yaml(document: object) -> bytes:
 class AsyncAPIServer:
     """Serves an app's AsyncAPI page and document while the worker runs."""
 
-    def __init__(self, settings: AsyncAPIServerSettings, app: Repid) -> None:
+    def __init__(self, settings: AsyncAPIServerSettings, app: AsyncAPISource) -> None:
         self.settings = settings
         self.app = app
         endpoint = settings.endpoint_name or "/"
@@ -115,6 +121,10 @@ class AsyncAPIServer:
     async def close(self) -> None:
         """Stop serving."""
         await self._http.close()
+
+    def refresh(self) -> None:
+        """Generate the document again (from `self.app`) and serve the new one."""
+        self._build()
 
     async def _handle(self, request: Request) -> Response | None:
         response = self._routes.get(request.path)

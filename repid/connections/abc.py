@@ -314,3 +314,73 @@ class ServerT(Protocol):
         channels_to_callbacks: Mapping[str, MessageCallbackT],
         capacity: DeliveryCapacity,
     ) -> SubscriberT: ...
+
+
+# Optional admin protocols ----------------------------------------------------------------
+# A server MAY implement these; `repid dlq` and `repid stats` (and metrics) check them with
+# isinstance and say "not supported by this server" otherwise.
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One dead-lettered message, as a `DeadLetterStoreT` shows it."""
+
+    message_id: str | None
+    """The broker's id of the dead letter (what `replay` and the broker's own tools name)."""
+    payload: bytes
+    headers: dict[str, str] | None
+    content_type: str | None
+    reason: str | None
+    """Why it was dead-lettered, when the broker or Repid recorded it."""
+    channel: str
+    """The channel it was dead-lettered from (where `replay` puts it back)."""
+
+
+@runtime_checkable
+class DeadLetterStoreT(Protocol):
+    """A server whose dead letters can be listed, replayed onto their channel and purged.
+
+    `dead_letter_queue` names the dead-letter queue where the broker cannot derive it from the
+    channel (RabbitMQ: the topology is the user's); servers that know it ignore the argument.
+    """
+
+    async def read_dead_letters(
+        self, channel: str, *, limit: int = 100, dead_letter_queue: str | None = None
+    ) -> list[DeadLetter]:
+        """Up to `limit` dead letters of `channel`, oldest first, without removing them."""
+        ...
+
+    async def replay_dead_letters(
+        self, channel: str, *, limit: int | None = None, dead_letter_queue: str | None = None
+    ) -> int:
+        """Move dead letters (oldest first; all, or `limit`) back to `channel`; return how many."""
+        ...
+
+    async def purge_dead_letters(
+        self, channel: str, *, dead_letter_queue: str | None = None
+    ) -> int:
+        """Delete every dead letter of `channel`; return how many were deleted."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStats:
+    """What a broker can tell about one channel; None where it cannot."""
+
+    channel: str
+    depth: int | None
+    """Messages waiting to be delivered."""
+    in_flight: int | None
+    """Messages delivered to consumers and not settled yet (unacknowledged)."""
+    dead_letters: int | None
+    consumers: int | None
+
+
+@runtime_checkable
+class ChannelStatsT(Protocol):
+    """A server that can report queue depth, in-flight and dead-letter counts per channel."""
+
+    async def channel_stats(self, channel: str) -> ChannelStats: ...
+
+
+__all__ += ["ChannelStats", "ChannelStatsT", "DeadLetter", "DeadLetterStoreT"]

@@ -38,6 +38,8 @@ class RunnerInfo:
 
     processed: int = 0
     """Messages whose actor ran (successfully or not)."""
+    failed: int = 0
+    """Of those, the messages whose actor raised (or timed out)."""
 
 
 class Runner:
@@ -70,6 +72,8 @@ class Runner:
         self.last_iteration = time.monotonic()
         # Created here so that `stop()` before `run()` is remembered.
         self._stop = asyncio.Event()
+        self._force = asyncio.Event()
+        self._log_each = False
         self._started = False
         self._fatal: BaseException | None = None
         self._subscriber: SubscriberT | None = None
@@ -93,6 +97,12 @@ class Runner:
     def stop(self) -> None:
         """Begin the graceful shutdown (what SIGTERM does)."""
         self._stop.set()
+
+    def force_stop(self) -> None:
+        """Shut down now (what a second SIGINT does): running actors are cancelled without
+        waiting for the grace period and their messages rejected back to the queue."""
+        self._stop.set()
+        self._force.set()
 
     def _make_callback(
         self, channel: str
@@ -120,9 +130,16 @@ class Runner:
                 self.capacity.refund()
                 await dispatcher.unrouted(message)
                 return
-            await actor.process(message)
+            if self._log_each:
+                started = time.monotonic()
+                result = await actor.process(message)
+                _log_processed(message, result, time.monotonic() - started)
+            else:
+                result = await actor.process(message)
             info = self.info
             info.processed += 1
+            if result.exception is not None:
+                info.failed += 1
             limit = self.messages_limit
             if limit is not None and info.processed >= limit:
                 self.stop()
@@ -153,6 +170,8 @@ class Runner:
         self._started = True
         if self.messages_limit == 0 or self._stop.is_set():
             return self.info
+        # Decided once per run: the per-message debug line costs nothing when it is off.
+        self._log_each = logger.isEnabledFor(logging.DEBUG)
         installed = self._install_signals(loop, register_signals)
         heartbeat = loop.create_task(self._heartbeat(), name="repid-worker-heartbeat")
         try:
@@ -209,7 +228,20 @@ class Runner:
         return installed
 
     def _on_signal(self, sig: signal.Signals) -> None:
-        logger.info("worker.signal: received %s, shutting down gracefully", sig.name)
+        if self._stop.is_set() and sig == signal.SIGINT:
+            logger.warning(
+                "worker.force_stop: second SIGINT: cancelling %d running actor(s) now; their "
+                "messages go back to the queue",
+                len(self.in_flight),
+            )
+            self.force_stop()
+            return
+        logger.info(
+            "worker.signal: received %s, shutting down gracefully (up to %.1f s; "
+            "press Ctrl-C again to stop at once)",
+            sig.name,
+            self.graceful_shutdown_time,
+        )
         self.stop()
 
     async def _shutdown(self) -> None:
@@ -226,7 +258,7 @@ class Runner:
                 self.graceful_shutdown_time,
                 len(pending),
             )
-            _, pending = await asyncio.wait(pending, timeout=self.graceful_shutdown_time)
+            pending = await self._wait_graceful(pending)
         if pending:
             messages = [self.in_flight[t] for t in pending if t in self.in_flight]
             logger.warning(
@@ -246,6 +278,24 @@ class Runner:
                 logger.exception("worker.shutdown: closing the subscription failed")
             self._subscriber = None
 
+    async def _wait_graceful(self, pending: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+        """Wait for `pending` up to the grace period, or until `force_stop()`; return the rest."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.graceful_shutdown_time
+        forced = loop.create_task(self._force.wait())
+        try:
+            while pending and not self._force.is_set():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                done, _ = await asyncio.wait(
+                    {*pending, forced}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending -= done
+        finally:
+            forced.cancel()
+        return pending
+
     @staticmethod
     async def _reject(message: ReceivedMessageT) -> None:
         if message.is_acted_on:
@@ -257,3 +307,28 @@ class Runner:
                 "worker.shutdown: could not reject a message on %r; the broker will redeliver it",
                 message.channel,
             )
+
+
+def _log_processed(message: ReceivedMessageT, result: Any, seconds: float) -> None:
+    error = result.exception
+    action = message.action
+    outcome = action.value if action is not None else "unsettled"
+    duration_ms = round(seconds * 1000, 3)
+    actor = result.actor.name if result.actor is not None else None
+    logger.debug(
+        "message.processed: %s by %s on %r: %s in %.1f ms%s",
+        message.message_id,
+        actor,
+        message.channel,
+        outcome,
+        duration_ms,
+        f" ({type(error).__name__})" if error is not None else "",
+        extra={
+            "message_id": message.message_id,
+            "actor": actor,
+            "channel": message.channel,
+            "outcome": outcome,
+            "duration_ms": duration_ms,
+            "error": type(error).__name__ if error is not None else None,
+        },
+    )
