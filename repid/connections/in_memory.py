@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from repid.connections.abc import (
+    ChannelStats,
+    DeadLetter,
     DeliveryCapacity,
     MessageCallbackT,
     ServerCapabilities,
@@ -344,15 +346,61 @@ class InMemoryServer(BaseServer):
         """Nacked messages by channel."""
         return {name: list(q.dead) for name, q in self._queues.items() if q.dead}
 
-    def requeue_dead_letters(self, channel: str) -> int:
-        """Move `channel`'s dead letters back to its queue; returns how many."""
+    def requeue_dead_letters(self, channel: str, limit: int | None = None) -> int:
+        """Move `channel`'s dead letters (oldest first; all, or `limit`) back to its queue;
+        returns how many."""
         queue = self._queue(channel)
-        moved = queue.dead
-        queue.dead = []
+        count = len(queue.dead) if limit is None else min(limit, len(queue.dead))
+        moved, queue.dead = queue.dead[:count], queue.dead[count:]
         for stored in moved:
             queue.append(stored)
         queue.wake()
         return len(moved)
+
+    # Admin protocols (DeadLetterStoreT, ChannelStatsT) --------------------------------------
+
+    async def read_dead_letters(
+        self, channel: str, *, limit: int = 100, dead_letter_queue: str | None = None
+    ) -> list[DeadLetter]:
+        """Up to `limit` of `channel`'s dead letters, oldest first."""
+        return [
+            DeadLetter(
+                message_id=stored.message_id,
+                payload=stored.payload,
+                headers=stored.headers,
+                content_type=stored.content_type,
+                reason="nack",
+                channel=channel,
+            )
+            for stored in self._queue(channel).dead[:limit]
+        ]
+
+    async def replay_dead_letters(
+        self, channel: str, *, limit: int | None = None, dead_letter_queue: str | None = None
+    ) -> int:
+        """Like `requeue_dead_letters`."""
+        return self.requeue_dead_letters(channel, limit)
+
+    async def purge_dead_letters(
+        self, channel: str, *, dead_letter_queue: str | None = None
+    ) -> int:
+        queue = self._queue(channel)
+        count, queue.dead = len(queue.dead), []
+        return count
+
+    async def channel_stats(self, channel: str) -> ChannelStats:
+        queue = self._queue(channel)
+        subscribers = [s for s in self._subscribers if channel in s.callbacks]
+        in_flight = sum(
+            1 for s in subscribers for stored in s.unsettled.values() if stored.channel == channel
+        )
+        return ChannelStats(
+            channel=channel,
+            depth=len(queue.messages),
+            in_flight=in_flight,
+            dead_letters=len(queue.dead),
+            consumers=len(subscribers),
+        )
 
 
 def _parse_parameters(parameters: dict[str, Any] | None) -> tuple[str | None, int]:

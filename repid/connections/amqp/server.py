@@ -24,7 +24,14 @@ import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from repid.connections.abc import DeliveryCapacity, MessageCallbackT, ServerCapabilities
+from repid.connections.abc import (
+    ChannelStats,
+    DeadLetter,
+    DeliveryCapacity,
+    MessageCallbackT,
+    ServerCapabilities,
+)
+from repid.connections.amqp import admin
 from repid.connections.amqp.addressing import (
     AddressStrategyT,
     ExchangeAddressStrategyT,
@@ -34,6 +41,7 @@ from repid.connections.amqp.addressing import (
     encode_plain_message,
     new_message_id,
 )
+from repid.connections.amqp.management import AmqpManagement
 from repid.connections.amqp.protocol.connection import SenderLink
 from repid.connections.amqp.protocol.message import encode_message
 from repid.connections.amqp.protocol.performatives import Accepted, DeliveryState, Rejected
@@ -93,6 +101,7 @@ class AmqpServer(BaseServer):
         connect_timeout: float = 15.0,
         publish_timeout: float = 60.0,
         max_message_size: int = 128 * 1024 * 1024,
+        management_timeout: float = 15.0,
         title: str | None = None,
         summary: str | None = None,
         description: str | None = None,
@@ -135,6 +144,7 @@ class AmqpServer(BaseServer):
         self._ready: asyncio.Event | None = None
         self._subscribers: set[AmqpSubscriber] = set()
         self._addresses: dict[str, str] = {}
+        self.management = AmqpManagement(self._live_client, management_timeout)
 
     # ------------------------------------------------------------------ connection
 
@@ -219,6 +229,7 @@ class AmqpServer(BaseServer):
 
     async def disconnect(self) -> None:
         self._wanted = False
+        self.management.reset()
         if self._reconnecting is not None:
             self._reconnecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -445,6 +456,41 @@ class AmqpServer(BaseServer):
 
     def __repr__(self) -> str:
         return f"AmqpServer({self._safe_url!r})"
+
+    # ------------------------------------------------------------------ administration
+    # DeadLetterStoreT and ChannelStatsT through RabbitMQ 4's management node and plain links;
+    # see `repid.connections.amqp.admin`.
+
+    @property
+    def management_timeout(self) -> float:
+        """Seconds one management request (and an admin receive) may take."""
+        return self.management.timeout
+
+    async def management_request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """One request to RabbitMQ's management node (`GET /queues/q`, ...): (status, body)."""
+        return await self.management.request(method, path, body)
+
+    async def read_dead_letters(
+        self, channel: str, *, limit: int = 100, dead_letter_queue: str | None = None
+    ) -> list[DeadLetter]:
+        """Up to `limit` messages of the channel's dead-letter queue, left in place."""
+        return await admin.read_dead_letters(self, channel, limit, dead_letter_queue)
+
+    async def replay_dead_letters(
+        self, channel: str, *, limit: int | None = None, dead_letter_queue: str | None = None
+    ) -> int:
+        """Move dead letters back to `channel` (publish, then remove); return how many."""
+        return await admin.replay_dead_letters(self, channel, limit, dead_letter_queue)
+
+    async def purge_dead_letters(
+        self, channel: str, *, dead_letter_queue: str | None = None
+    ) -> int:
+        """Delete every message of the channel's dead-letter queue; return how many."""
+        return await admin.purge_dead_letters(self, channel, dead_letter_queue)
+
+    async def channel_stats(self, channel: str) -> ChannelStats:
+        """Message and consumer counts of the channel's queue (and of its dead-letter queue)."""
+        return await admin.channel_stats(self, channel)
 
 
 def _is_auth_error(exc: BaseException) -> bool:

@@ -6,12 +6,16 @@ letters map onto Redis, and `repid.connections.redis.message` for the message ou
 
 from repid.connections.redis._errors import RedisConnectionError, RedisServerError
 from repid.connections.redis.message import RedisReceivedMessage
-from repid.connections.redis.server import DeadLetter, RedisServer
+from repid.connections.redis.server import RedisDeadLetter, RedisServer
 from repid.connections.redis.subscriber import RedisSubscriber
+
+DeadLetter = RedisDeadLetter
+"""The former name of `RedisDeadLetter`."""
 
 __all__ = [
     "DeadLetter",
     "RedisConnectionError",
+    "RedisDeadLetter",
     "RedisReceivedMessage",
     "RedisServer",
     "RedisServerError",

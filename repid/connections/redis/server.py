@@ -50,6 +50,7 @@ import secrets
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -61,7 +62,13 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisPyTimeoutError
 
 from repid._compat import UNSET, renamed
-from repid.connections.abc import DeliveryCapacity, MessageCallbackT, ServerCapabilities
+from repid.connections.abc import (
+    ChannelStats,
+    DeadLetter,
+    DeliveryCapacity,
+    MessageCallbackT,
+    ServerCapabilities,
+)
 from repid.connections.base import BaseServer
 from repid.connections.redis import _scripts
 from repid.connections.redis._coalesce import Coalescer
@@ -90,7 +97,7 @@ from repid.connections.redis.subscriber import RedisSubscriber
 from repid.data import MessageData
 from repid.errors import ConfigurationError
 
-__all__ = ["DeadLetter", "RedisServer"]
+__all__ = ["RedisDeadLetter", "RedisServer"]
 
 logger = logging.getLogger("repid.connections.redis")
 
@@ -98,18 +105,23 @@ _BATCH_CHUNK = 1000  # XADDs per Lua call in publish_batch (bounds how long Redi
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """One entry of a dead-letter stream, as returned by `RedisServer.read_dead_letters`."""
+class RedisDeadLetter(DeadLetter):
+    """One entry of a dead-letter stream (`RedisServer.read_dead_letters`).
 
-    entry_id: str
-    payload: bytes | None
-    headers: dict[str, str] | None
-    content_type: str | None
-    reason: str | None
-    original_id: str | None
-    delivery_count: int
-    fields: Mapping[bytes, bytes]
-    """All raw fields of the entry (a malformed message keeps whatever it had)."""
+    `message_id` is the entry's id in the dead-letter stream; a malformed entry has an empty
+    `payload` and keeps whatever it had in `fields`.
+    """
+
+    original_id: str | None = None
+    """The id of the entry the message first had on its channel."""
+    delivery_count: int = 0
+    fields: Mapping[bytes, bytes] = dataclass_field(default_factory=dict)
+    """All raw fields of the entry."""
+
+    @property
+    def entry_id(self) -> str:
+        """The entry's id in the dead-letter stream (the same as `message_id`)."""
+        return self.message_id or ""
 
 
 def _host_of(hostname: str, port: int) -> str:
@@ -688,22 +700,28 @@ class RedisServer(BaseServer):
         return self.keys.dead_letters(channel)
 
     async def read_dead_letters(
-        self, channel: str, *, count: int = 100, start: str = "-"
+        self,
+        channel: str,
+        *,
+        limit: int = 100,
+        dead_letter_queue: str | None = None,
+        start: str = "-",
     ) -> list[DeadLetter]:
-        """Up to `count` dead letters of `channel`, oldest first, from entry id `start`.
+        """Up to `limit` dead letters of `channel`, oldest first, from entry id `start`.
 
-        Dead letters written by repid 2.x workers are read the same way.
+        Each is a `RedisDeadLetter`; dead letters written by repid 2.x workers are read the
+        same way. `dead_letter_queue` is ignored: the stream is `dead_letter_stream(channel)`.
         """
         client = self._require_client()
         dead = self.dead_letter_stream(channel)
         if dead is None:
             return []
         try:
-            raw: Any = await client.xrange(dead, start, "+", count)
+            raw: Any = await client.xrange(dead, start, "+", limit)
             entries: list[tuple[bytes, dict[bytes, bytes]]] = raw
         except RedisError as exc:
             raise self._error(exc, f"reading dead letters of {channel!r}") from None
-        letters = []
+        letters: list[DeadLetter] = []
         for entry_id, fields in entries:
             payload: bytes | None
             try:
@@ -719,12 +737,13 @@ class RedisServer(BaseServer):
             reason = fields.get(DEAD_REASON)
             origin = fields.get(DEAD_FROM)
             letters.append(
-                DeadLetter(
-                    entry_id=entry_id.decode(),
-                    payload=payload,
+                RedisDeadLetter(
+                    message_id=entry_id.decode(),
+                    payload=payload if payload is not None else b"",
                     headers=headers,
                     content_type=content_type,
                     reason=reason.decode(errors="replace") if reason is not None else None,
+                    channel=channel,
                     original_id=origin.decode() if origin is not None else None,
                     delivery_count=count_,
                     fields=dict(fields),
@@ -732,8 +751,10 @@ class RedisServer(BaseServer):
             )
         return letters
 
-    async def replay_dead_letters(self, channel: str, count: int | None = None) -> int:
-        """Move dead letters (oldest first; all, or `count`) back to `channel`; return how many.
+    async def replay_dead_letters(
+        self, channel: str, *, limit: int | None = None, dead_letter_queue: str | None = None
+    ) -> int:
+        """Move dead letters (oldest first; all, or `limit`) back to `channel`; return how many.
 
         Each batch of up to 100 moves atomically (Lua REPLAY); replayed messages start again with
         delivery count 0 and keep their payload, headers and content type.
@@ -744,8 +765,8 @@ class RedisServer(BaseServer):
             return 0
         key = self.stream_key(channel)
         moved = 0
-        while count is None or moved < count:
-            step = 100 if count is None else min(100, count - moved)
+        while limit is None or moved < limit:
+            step = 100 if limit is None else min(100, limit - moved)
             try:
                 done = int(await self._replay_script(keys=[dead, key], args=[step]))
             except RedisError as exc:
@@ -754,6 +775,81 @@ class RedisServer(BaseServer):
             if done < step:
                 break
         return moved
+
+    async def purge_dead_letters(
+        self, channel: str, *, dead_letter_queue: str | None = None
+    ) -> int:
+        """Delete `channel`'s dead-letter stream; return how many dead letters it held."""
+        client = self._require_client()
+        dead = self.dead_letter_stream(channel)
+        if dead is None:
+            return 0
+        try:
+            pipe = client.pipeline(transaction=True)
+            pipe.xlen(dead)
+            pipe.delete(dead)
+            count, _ = await pipe.execute()
+        except RedisError as exc:
+            raise self._error(exc, f"purging dead letters of {channel!r}") from None
+        return int(count)
+
+    async def channel_stats(self, channel: str) -> ChannelStats:
+        """Depth (entries not yet delivered to the group), in flight (delivered, not settled:
+        the group's pending entries), dead letters, and consumers that read in the last
+        `3 * block` seconds (at least 10 s; dead workers' consumers are not counted)."""
+        client = self._require_client()
+        key = self.stream_key(channel)
+        group_name = self.keys.group(channel)
+        dead_key = self.dead_letter_stream(channel)
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.xlen(key)
+            if dead_key is not None:
+                pipe.xlen(dead_key)
+            length, *dead_length = await pipe.execute()
+            dead: int | None = int(dead_length[0]) if dead_length else None
+            groups: list[dict[Any, Any]] = []
+            if length:
+                raw_groups: Any = await client.xinfo_groups(key)
+                groups = raw_groups
+        except ResponseError as exc:
+            if "no such key" not in str(exc).lower():
+                raise self._error(exc, f"reading statistics of {channel!r}") from None
+            groups = []
+        except RedisError as exc:
+            raise self._error(exc, f"reading statistics of {channel!r}") from None
+        group = next((g for g in groups if _text(g.get("name")) == group_name), None)
+        if group is None:
+            return ChannelStats(
+                channel=channel, depth=int(length), in_flight=0, dead_letters=dead, consumers=0
+            )
+        pending = int(group.get("pending") or 0)
+        # Every entry still in the stream is either waiting or pending: acks delete entries.
+        depth = max(0, int(length) - pending)
+        consumers = 0
+        if int(group.get("consumers") or 0):
+            active_ms = max(10.0, 3 * self.block) * 1000
+            try:
+                raw_consumers: Any = await client.xinfo_consumers(key, group_name)
+            except RedisError as exc:
+                raise self._error(exc, f"reading consumers of {channel!r}") from None
+            for consumer in raw_consumers:
+                idle = consumer.get("idle")  # since its last read attempt (a blocked read counts)
+                if idle is not None and 0 <= int(idle) < active_ms:
+                    consumers += 1
+        return ChannelStats(
+            channel=channel,
+            depth=depth,
+            in_flight=pending,
+            dead_letters=dead,
+            consumers=consumers,
+        )
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return value if isinstance(value, str) or value is None else str(value)
 
 
 def _unpack_for_retry(pieces: list[bytes]) -> list[bytes]:

@@ -24,38 +24,25 @@
   failed message unsettled for the delay, then publishes the retry and acks (see
   `repid.jobs.middleware`). `supports_delayed_publish` is False.
 
-The management link pair uses the AMQP client's session directly (internal API of
-`repid.connections.amqp.transport`); it is opened on first use and re-opened after a reconnect.
+Queues are declared through `AmqpServer.management_request` (RabbitMQ's management node, see
+`repid.connections.amqp.management`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import uuid
 from typing import Any
 from urllib.parse import quote
 
 from repid.connections.amqp import AmqpServer
-from repid.connections.amqp.protocol.connection import IncomingDelivery, ReceiverLink, SenderLink
 from repid.connections.amqp.protocol.message import (
     AmqpMessageHeader,
     AmqpMessageProperties,
-    AmqpValue,
-    Message,
-    decode_message,
-    encode_message,
 )
 from repid.connections.amqp.protocol.performatives import (
-    ReceiverSettleMode,
     Rejected,
-    SenderSettleMode,
-    Source,
-    Target,
 )
 from repid.connections.amqp.protocol.types import Symbol
 from repid.connections.amqp.server import AmqpPublishError
-from repid.connections.amqp.transport import AmqpClient
 from repid.data import MessageData
 from repid.jobs.errors import QueueNotDeclaredError
 from repid.jobs.priorities import PrioritiesT
@@ -71,35 +58,6 @@ _CREDIT = 100
 
 class RabbitDeclareError(RuntimeError):
     """RabbitMQ refused a queue declaration (e.g. 409: it exists with other arguments)."""
-
-
-class _ManagementLink:
-    """One request/response link pair on one AMQP connection."""
-
-    def __init__(self, client: AmqpClient, sender: SenderLink, receiver: ReceiverLink) -> None:
-        self.client = client
-        self.sender = sender
-        self.receiver = receiver
-        self.waiting: dict[str, asyncio.Future[Message]] = {}
-        self.received = 0
-
-    @property
-    def usable(self) -> bool:
-        return self.client.is_alive and not self.sender.detached and not self.receiver.detached
-
-    def on_message(self, link: ReceiverLink, delivery: IncomingDelivery) -> None:
-        try:
-            message = decode_message(delivery.payload)
-        except Exception:
-            return
-        self.received += 1
-        if self.received % (_CREDIT // 2) == 0:
-            self.client.flow(self.receiver, _CREDIT)
-        properties = message.properties
-        key = str(properties.correlation_id) if properties is not None else ""
-        future = self.waiting.pop(key, None)
-        if future is not None and not future.done():
-            future.set_result(message)
 
 
 class RabbitMessageBroker(AmqpServer):
@@ -121,88 +79,13 @@ class RabbitMessageBroker(AmqpServer):
         management_timeout: float = 15.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(dsn, **kwargs)
+        super().__init__(dsn, management_timeout=management_timeout, **kwargs)
         self.queue_arguments = queue_arguments
-        self.management_timeout = management_timeout
-        self._management: _ManagementLink | None = None
-        self._management_lock: asyncio.Lock | None = None
-        self._request_ids = itertools.count()
-
-    async def disconnect(self) -> None:
-        # The link pair lives on the connection being closed; a later connect() (perhaps on
-        # another event loop) opens a new one.
-        link, self._management = self._management, None
-        self._management_lock = None
-        if link is not None:
-            for future in link.waiting.values():
-                future.cancel()
-        await super().disconnect()
 
     @staticmethod
     def dead_letter_queue(name: str) -> str:
         """The queue that receives `name`'s dead letters (when declared by this broker)."""
         return f"{name}.dead"
-
-    # -- management ---------------------------------------------------------------------------
-
-    async def _management_link(self) -> _ManagementLink:
-        if self._management_lock is None:
-            self._management_lock = asyncio.Lock()
-        async with self._management_lock:
-            link = self._management
-            if link is not None and link.usable:
-                return link
-            loop = asyncio.get_running_loop()
-            client = await self._live_client(loop.time() + self.management_timeout)
-            session = client._session()
-            name = f"repid-management-{uuid.uuid4().hex[:12]}"
-            sender = session.attach_sender(
-                name,
-                Target(address=_MANAGEMENT),
-                snd_settle_mode=SenderSettleMode.SETTLED,
-                properties=dict(_PAIRED),
-            )
-            await client._await_attach(sender, _MANAGEMENT)
-            receiver = session.attach_receiver(
-                name,
-                Source(address=_MANAGEMENT),
-                target=Target(address=None),
-                snd_settle_mode=SenderSettleMode.SETTLED,
-                rcv_settle_mode=ReceiverSettleMode.FIRST,
-                properties=dict(_PAIRED),
-            )
-            link = _ManagementLink(client, sender, receiver)
-            client._on_message[receiver] = link.on_message
-            await client._await_attach(receiver, _MANAGEMENT)
-            client.flow(receiver, _CREDIT)
-            self._management = link
-            return link
-
-    async def management_request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """Send one request to RabbitMQ's management node; return (status code, body value)."""
-        link = await self._management_link()
-        request_id = f"repid-{next(self._request_ids)}-{uuid.uuid4().hex[:8]}"
-        request = Message(
-            body=AmqpValue(body),
-            properties=AmqpMessageProperties(
-                message_id=request_id, to=path, subject=method, reply_to="$me"
-            ),
-        )
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        link.waiting[request_id] = future
-        try:
-            link.sender.send(encode_message(request), settled=True)
-            link.client._flush()
-            response = await asyncio.wait_for(future, self.management_timeout)
-        finally:
-            link.waiting.pop(request_id, None)
-        subject = response.properties.subject if response.properties is not None else None
-        try:
-            status = int(subject or 0)
-        except ValueError:
-            status = 0
-        value = response.body.value if isinstance(response.body, AmqpValue) else None
-        return status, value
 
     async def _put_queue(self, name: str, arguments: dict[str, Any]) -> None:
         status, body = await self.management_request(
