@@ -15,6 +15,7 @@ from repid.middlewares import (
     ProducerMiddlewareT,
     compose_producer_middlewares,
 )
+from repid.observers import bind_to_server
 from repid.registry.messages import MessageRegistry
 from repid.registry.servers import ServerRegistry
 from repid.routing import Router
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from repid.connections.abc import ServerT
     from repid.data import ActorData
     from repid.health.settings import HealthCheckServerSettings
+    from repid.observers import MessageObserverT
     from repid.worker.actor import CompiledActor
     from repid.worker.runner import Runner
 
@@ -49,7 +51,9 @@ class Repid:
     `title` ... `external_docs` describe the application in its AsyncAPI document.
     `default_serializer` encodes `send_message_json` payloads (JSON by default).
     `actor_middlewares` wrap every actor (outside router and actor middlewares);
-    `producer_middlewares` wrap every publish.
+    `producer_middlewares` wrap every publish; `observers` see every message's outcome
+    (see `repid.observers`; `repid.opentelemetry.instrument` and `repid.prometheus.instrument`
+    add theirs).
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class Repid:
         default_serializer: SerializerT = default_serializer,
         actor_middlewares: Sequence[ActorMiddlewareT] | None = None,
         producer_middlewares: Sequence[ProducerMiddlewareT] | None = None,
+        observers: Sequence[MessageObserverT] | None = None,
     ) -> None:
         self.connection = connection
         self.title = title
@@ -80,6 +85,7 @@ class Repid:
         self.default_serializer = default_serializer
         self.actor_middlewares: list[ActorMiddlewareT] = list(actor_middlewares or ())
         self.producer_middlewares: list[ProducerMiddlewareT] = list(producer_middlewares or ())
+        self.observers: list[MessageObserverT] = list(observers or ())
         self.servers = ServerRegistry()
         self.messages = MessageRegistry()
         self._router = Router()
@@ -131,6 +137,7 @@ class Repid:
         if self._pools is None:
             self._pools = ExecutorPools()
         pools = self._pools
+        observers = self.observers_for(server_name)
         return [
             CompiledActor(
                 data,
@@ -138,9 +145,19 @@ class Repid:
                 server_name=server_name,
                 app_middlewares=self.actor_middlewares,
                 pools=pools,
+                observers=observers,
             )
             for data in self.actors
         ]
+
+    def observers_for(self, server_name: str | None) -> list[MessageObserverT]:
+        """`observers`, bound to the server `server_name` (see `repid.observers`)."""
+        server = (
+            self.servers[server_name]
+            if server_name is not None and server_name in self.servers
+            else None
+        )
+        return bind_to_server(self.observers, server)
 
     def shutdown_executors(self) -> None:
         """Stop the thread and process pools that ran sync actors (made again when needed)."""
@@ -212,7 +229,7 @@ class Repid:
         key = tuple(self.producer_middlewares)
         cached = self._producer_chains.get(id(server))
         if cached is None or cached[0] != key or cached[1] is not server:
-            chain = compose_producer_middlewares(key, _publisher(server))
+            chain = compose_producer_middlewares(bind_to_server(key, server), _publisher(server))
             cached = self._producer_chains[id(server)] = (key, server, chain)
         return cached[2]
 
@@ -298,6 +315,7 @@ class Repid:
             messages_limit=messages_limit,
             graceful_shutdown_time=graceful_shutdown_time,
             cancellation_timeout=cancellation_timeout,
+            observers=self.observers_for(name),
         )
 
     async def run_worker(

@@ -123,7 +123,8 @@ class TestClient:
         for server in self._servers.values():
             await server.connect()
         self._dispatchers = {
-            name: Dispatcher(self.app.compile_actors(name)) for name in self._servers
+            name: Dispatcher(self.app.compile_actors(name), self.app.observers_for(name))
+            for name in self._servers
         }
         return self
 

@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,11 +30,13 @@ from repid.dependencies.resolver import (
 from repid.errors import InvalidConfirmationError, RepidError
 from repid.message import Message
 from repid.middlewares import ActorMiddlewareT, compose_actor_middlewares
+from repid.observers import OUTCOME_NAMES
 from repid.routing import outcome_literal
 
 if TYPE_CHECKING:
     from repid.app import Repid
     from repid.converters.abc import ConverterT
+    from repid.observers import MessageObserverT
 
 __all__ = ["ActorTimeoutError", "CompiledActor", "ExecutionResult"]
 
@@ -71,6 +74,7 @@ class CompiledActor:
         "_endpoint",
         "_fast_fn",
         "_mode",
+        "_observers",
         "_on_error",
         "_plan",
         "_pools",
@@ -88,6 +92,7 @@ class CompiledActor:
         server_name: str | None,
         app_middlewares: Sequence[ActorMiddlewareT],
         pools: ExecutorPools,
+        observers: Sequence[MessageObserverT] = (),
     ) -> None:
         self.data = data
         self._app = app
@@ -112,6 +117,7 @@ class CompiledActor:
         middlewares = [*app_middlewares, *data.middlewares]
         self._call = compose_actor_middlewares(middlewares, endpoint) if middlewares else None
         self._endpoint = endpoint
+        self._observers: tuple[MessageObserverT, ...] = tuple(observers)
 
     @property
     def converter(self) -> ConverterT:
@@ -172,6 +178,46 @@ class CompiledActor:
 
     async def process(self, received: ReceivedMessageT) -> ExecutionResult:
         """Run the actor on `received` and settle the message per the confirmation mode."""
+        if self._observers:
+            return await self._process_observed(received)
+        return await self._process(received)
+
+    async def _process_observed(self, received: ReceivedMessageT) -> ExecutionResult:
+        # See repid.observers: started before the middlewares, finished after settlement.
+        observers = self._observers
+        data = self.data
+        states: list[tuple[MessageObserverT, Any]] = []
+        for observer in observers:
+            try:
+                states.append((observer, observer.process_started(received, data)))
+            except Exception:
+                logger.exception(
+                    "observer.failed: %r raised in process_started", observer, extra=_fields(data)
+                )
+        started = time.perf_counter()
+        result: ExecutionResult | None = None
+        error: BaseException | None = None
+        try:
+            result = await self._process(received)
+            return result
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            duration = time.perf_counter() - started
+            outcome = OUTCOME_NAMES.get(received.action, "no_action")
+            exception = result.exception if result is not None else error
+            for observer, state in reversed(states):
+                try:
+                    observer.process_finished(state, received, data, outcome, exception, duration)
+                except Exception:
+                    logger.exception(
+                        "observer.failed: %r raised in process_finished",
+                        observer,
+                        extra=_fields(data),
+                    )
+
+    async def _process(self, received: ReceivedMessageT) -> ExecutionResult:
         mode = self._mode
         if mode == "ack_first":
             await _settle(received, "ack", self.data.name)
@@ -265,6 +311,10 @@ class CompiledActor:
                 return "reject"
             return outcome
         return on_error
+
+
+def _fields(actor: ActorData) -> dict[str, Any]:
+    return {"actor": actor.name, "channel": actor.channel}
 
 
 async def _settle(received: ReceivedMessageT, outcome: str, actor_name: str) -> None:

@@ -9,9 +9,13 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from repid.connections.abc import ReceivedMessageT
 from repid.worker.actor import CompiledActor, ExecutionResult
+
+if TYPE_CHECKING:
+    from repid.observers import MessageObserverT
 
 __all__ = ["Dispatcher", "PoisonCounter"]
 
@@ -56,9 +60,11 @@ class PoisonCounter:
 class Dispatcher:
     """Actors grouped by channel, in registration order."""
 
-    __slots__ = ("poison", "routes")
+    __slots__ = ("observers", "poison", "routes")
 
-    def __init__(self, actors: Sequence[CompiledActor]) -> None:
+    def __init__(
+        self, actors: Sequence[CompiledActor], observers: Sequence[MessageObserverT] = ()
+    ) -> None:
         routes: dict[str, list[CompiledActor]] = {}
         for actor in actors:
             routes.setdefault(actor.data.channel, []).append(actor)
@@ -66,6 +72,7 @@ class Dispatcher:
             channel: tuple(found) for channel, found in routes.items()
         }
         self.poison = PoisonCounter()
+        self.observers = tuple(observers)
 
     @property
     def channels(self) -> list[str]:
@@ -93,8 +100,18 @@ class Dispatcher:
         if delivered_before is not None and delivered_before + 1 > sightings:
             sightings = delivered_before + 1
         topic = (message.headers or {}).get("topic")
+        poison = sightings >= POISON_THRESHOLD
+        for observer in self.observers:
+            try:
+                observer.message_unrouted(message, poison)
+            except Exception:
+                logger.exception(
+                    "observer.failed: %r raised in message_unrouted",
+                    observer,
+                    extra={"channel": message.channel},
+                )
         try:
-            if sightings >= POISON_THRESHOLD:
+            if poison:
                 logger.error(
                     "actor.route.poison_message: no actor on channel %r takes the message "
                     "(topic=%r, message_id=%r) after %d deliveries; nacking it",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from repid.connections.abc import DeliveryCapacity, ReceivedMessageT, ServerT, SubscriberT
+from repid.observers import MessageObserverT
 from repid.worker.actor import CompiledActor
 from repid.worker.dispatcher import Dispatcher
 
@@ -55,6 +56,7 @@ class Runner:
         messages_limit: int | None,
         graceful_shutdown_time: float,
         cancellation_timeout: float = 1.0,
+        observers: Sequence[MessageObserverT] = (),
     ) -> None:
         if messages_limit is not None and messages_limit < 0:
             raise ValueError("messages_limit must be None or at least 0")
@@ -62,7 +64,7 @@ class Runner:
             raise ValueError("graceful_shutdown_time must be at least 0")
         self.server = server
         self.server_name = server_name
-        self.dispatcher = Dispatcher(actors)
+        self.dispatcher = Dispatcher(actors, observers)
         self.capacity = DeliveryCapacity(tasks_limit, budget=messages_limit)
         self.messages_limit = messages_limit
         self.graceful_shutdown_time = graceful_shutdown_time
