@@ -399,9 +399,11 @@ class Repid:
         started: list[Any] = []
         try:
             if health_check_server is not None:
-                from repid.health.server import HealthCheckServer
+                from repid.health.server import HealthCheckServer, MetricsSourceT
 
-                started.append(await HealthCheckServer(health_check_server, runner).start())
+                metrics = next((o for o in self.observers if isinstance(o, MetricsSourceT)), None)
+                health = HealthCheckServer(health_check_server, runner, metrics)
+                started.append(await health.start())
             if asyncapi_server is not None:
                 from repid.asyncapi.server import AsyncAPIServer
 

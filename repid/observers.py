@@ -36,7 +36,14 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from repid.connections.abc import MessageAction, ReceivedMessageT, ServerT
 from repid.data import ActorData
 
-__all__ = ["OUTCOME_NAMES", "MessageObserverT", "ServerBoundT", "bind_to_server", "outcome_of"]
+__all__ = [
+    "OUTCOME_NAMES",
+    "MessageObserverT",
+    "ServerBoundT",
+    "WorkerLifecycleT",
+    "bind_to_server",
+    "outcome_of",
+]
 
 _T = TypeVar("_T")
 
@@ -71,6 +78,19 @@ class MessageObserverT(Protocol):
     ) -> None: ...
 
     def message_unrouted(self, message: ReceivedMessageT, poison: bool) -> None: ...
+
+
+@runtime_checkable
+class WorkerLifecycleT(Protocol):
+    """Optional: an observer that wants to know when a worker starts and stops consuming.
+
+    `worker_started` runs in the worker's event loop once its subscription is open (a good
+    place to start a background task); `worker_stopped` when it has shut down.
+    """
+
+    def worker_started(self, server: ServerT, channels: list[str]) -> None: ...
+
+    async def worker_stopped(self, server: ServerT) -> None: ...
 
 
 @runtime_checkable

@@ -8,7 +8,9 @@ checks, e.g. `{"status": "unavailable", "reasons": ["broker disconnected"], ...}
 * `livez` beside it (`/livez` for `/healthz`): the event loop iterates. Use it as the liveness
   probe: it stays 200 while the worker starts or drains, so a graceful shutdown is not cut short;
 * `readyz` beside it (`/readyz`): the loop iterates, the worker runs and the broker is
-  connected. Use it as the readiness probe.
+  connected. Use it as the readiness probe;
+* `metrics_endpoint` (default `/metrics`), when the app is instrumented with
+  `repid.prometheus.instrument`: the Prometheus metrics (text exposition format).
 
 The server runs on the worker's own event loop: if the loop is blocked it cannot answer at all,
 which a probe with a timeout also reports as a failure. Defaults (see
@@ -20,14 +22,23 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from repid.http import HttpLimits, HttpServer, Request, Response
 
 if TYPE_CHECKING:
     from repid.health.settings import HealthCheckServerSettings
 
-__all__ = ["HealthCheckServer", "HealthSource"]
+__all__ = ["HealthCheckServer", "HealthSource", "MetricsSourceT"]
+
+
+@runtime_checkable
+class MetricsSourceT(Protocol):
+    """What serves `/metrics` (`repid.prometheus.PrometheusObserver` has it)."""
+
+    def metrics_exposition(self, accept: str | None = None) -> tuple[bytes, str]:
+        """(body, content type) of one scrape; `accept` is the scraper's Accept header."""
+        ...
 
 
 class HealthSource(Protocol):
@@ -46,9 +57,15 @@ class HealthSource(Protocol):
 class HealthCheckServer:
     """Answers probes about `runner` on `settings.address:settings.port`."""
 
-    def __init__(self, settings: HealthCheckServerSettings, runner: HealthSource) -> None:
+    def __init__(
+        self,
+        settings: HealthCheckServerSettings,
+        runner: HealthSource,
+        metrics: MetricsSourceT | None = None,
+    ) -> None:
         self.settings = settings
         self.runner = runner
+        self.metrics = metrics
         endpoint = settings.endpoint_name or "/healthz"
         if not endpoint.startswith("/"):
             endpoint = "/" + endpoint
@@ -59,6 +76,7 @@ class HealthCheckServer:
             parent + "readyz": self._ready,
             endpoint: self._healthy,  # last: the configured endpoint wins a name clash
         }
+        self.metrics_path = settings.metrics_endpoint if metrics is not None else None
         self._http = HttpServer(
             self._handle,
             address=settings.address,
@@ -132,6 +150,8 @@ class HealthCheckServer:
     async def _handle(self, request: Request) -> Response | None:
         check = self.paths.get(request.path)
         if check is None:
+            if self.metrics is not None and request.path == self.metrics_path:
+                return metrics_response(self.metrics, request)
             return None
         ok, reasons = check()
         body: dict[str, Any] = {
@@ -145,3 +165,10 @@ class HealthCheckServer:
             json.dumps(body, separators=(",", ":")).encode() + b"\n",
             "application/json",
         )
+
+
+def metrics_response(source: MetricsSourceT, request: Request) -> Response:
+    """One scrape of `source` as a response (shared with `repid run --metrics`)."""
+    accept = next((value for name, value in request.headers if name == "accept"), None)
+    body, content_type = source.metrics_exposition(accept)
+    return Response(200, body, content_type)

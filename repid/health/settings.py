@@ -18,7 +18,9 @@ class HealthCheckServerSettings:
       connection is alive;
     - `livez` next to it ("/livez"): the event loop iterates (restart the pod if not);
     - `readyz` next to it ("/readyz"): the loop iterates, the worker runs (not starting or
-      stopping) and the broker is connected.
+      stopping) and the broker is connected;
+    - `metrics_endpoint` ("/metrics"): Prometheus metrics, when the app is instrumented with
+      `repid.prometheus.instrument` (None: not served here).
 
     The loop counts as stalled after `max_silence` seconds (5) without a worker heartbeat.
     `read_timeout` (10 s) bounds how long a client may take to send its request;
@@ -31,3 +33,4 @@ class HealthCheckServerSettings:
     max_silence: float = 5.0
     read_timeout: float = 10.0
     max_connections: int = 100
+    metrics_endpoint: str | None = "/metrics"

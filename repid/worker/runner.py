@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from repid.connections.abc import DeliveryCapacity, ReceivedMessageT, ServerT, SubscriberT
-from repid.observers import MessageObserverT
+from repid.observers import MessageObserverT, WorkerLifecycleT
 from repid.worker.actor import CompiledActor
 from repid.worker.dispatcher import Dispatcher
 
@@ -79,6 +79,7 @@ class Runner:
         self._started = False
         self._fatal: BaseException | None = None
         self._subscriber: SubscriberT | None = None
+        self._started_observers: list[WorkerLifecycleT] = []
 
     # Health --------------------------------------------------------------------------------
 
@@ -188,6 +189,7 @@ class Runner:
                     ", ".join(repr(c) for c in channels),
                     self.server_name,
                 )
+                self._lifecycle_started(channels)
             else:
                 logger.warning("worker.no_actors: no actors registered; waiting for a stop signal")
             await self._stop.wait()
@@ -197,6 +199,7 @@ class Runner:
                 await self._shutdown()
             finally:
                 heartbeat.cancel()
+                await self._lifecycle_stopped()
                 for sig, previous in installed:
                     loop.remove_signal_handler(sig)
                     # remove_signal_handler leaves the default action: put back the
@@ -206,6 +209,24 @@ class Runner:
         if self._fatal is not None:
             raise self._fatal
         return self.info
+
+    def _lifecycle_started(self, channels: list[str]) -> None:
+        for observer in self.dispatcher.observers:
+            if isinstance(observer, WorkerLifecycleT):
+                try:
+                    observer.worker_started(self.server, channels)
+                except Exception:
+                    logger.exception("observer.failed: %r raised in worker_started", observer)
+                else:
+                    self._started_observers.append(observer)
+
+    async def _lifecycle_stopped(self) -> None:
+        while self._started_observers:
+            observer = self._started_observers.pop()
+            try:
+                await observer.worker_stopped(self.server)
+            except Exception:
+                logger.exception("observer.failed: %r raised in worker_stopped", observer)
 
     def _install_signals(
         self, loop: asyncio.AbstractEventLoop, signals: Sequence[signal.Signals]
