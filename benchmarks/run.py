@@ -100,6 +100,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--amqp-queue-type", default="classic", choices=("classic", "quorum"), help="AMQP queue"
     )
+    parser.add_argument(
+        "--instrument",
+        default="",
+        help=(
+            "comma-separated observability modes to measure beside plain ours, in the same "
+            "run: otel-api, otel-sdk, prometheus, otel-sdk+prometheus (see workload.py)"
+        ),
+    )
     parser.add_argument("--no-save", action="store_true", help="do not write results JSON")
     args = parser.parse_args(argv)
     args.brokers = [b.strip() for b in args.broker.split(",") if b.strip()]
@@ -419,12 +427,12 @@ def ratio(a: float | None, b: float | None) -> str:
 def report(broker: str, summaries: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
     lines = [
         f"broker={broker} n={args.n} reps={args.reps} (medians)",
-        f"{'impl':<12} {'version':<8} {'mode':<7} {'publish/s':>11} {'consume/s':>11} "
+        f"{'impl':<26} {'version':<8} {'mode':<7} {'publish/s':>11} {'consume/s':>11} "
         f"{'peak RSS MB':>12} {'publish/cpu-s':>14} {'consume/cpu-s':>14} ok",
     ]
     for s in summaries:
         lines.append(
-            f"{s['label']:<12} {s['repid_version'] or '?':<8} {s['publish_mode'] or '-':<7} "
+            f"{s['label']:<26} {s['repid_version'] or '?':<8} {s['publish_mode'] or '-':<7} "
             f"{fmt(s['publish_per_s']):>11} "
             f"{fmt(s['consume_per_s']):>11} {fmt(s['peak_rss_mb']):>12} "
             f"{fmt(s['publish_per_cpu_s']):>14} {fmt(s['consume_per_cpu_s']):>14} "
@@ -443,6 +451,15 @@ def report(broker: str, summaries: list[dict[str, Any]], args: argparse.Namespac
             "ours/baseline consume per CPU-second: "
             f"{ratio(ours['consume_per_cpu_s'], base['consume_per_cpu_s'])}"
         )
+    plain = by_label.get("ours")
+    for label, summary in by_label.items():
+        if label.startswith("ours+") and plain:
+            lines.append(
+                f"{label}/ours consume: {ratio(summary['consume_per_s'], plain['consume_per_s'])}"
+                f" (per CPU-second "
+                f"{ratio(summary['consume_per_cpu_s'], plain['consume_per_cpu_s'])}), publish: "
+                f"{ratio(summary['publish_per_s'], plain['publish_per_s'])}"
+            )
     batch = by_label.get("ours-batch")
     # Only when the batch path really ran (a server without publish_batch falls back).
     if batch and base and batch["publish_mode"] == "batch":
@@ -484,6 +501,11 @@ def variants_for(args: argparse.Namespace) -> list[Variant]:
         variants.append(Variant("baseline", args.baseline_python, None))
     if args.batch and args.only != "baseline":
         variants.append(Variant("ours-batch", args.ours_python, str(ROOT), ["--batch"]))
+    if args.only != "baseline":
+        for mode in filter(None, (m.strip() for m in args.instrument.split(","))):
+            variants.append(
+                Variant(f"ours+{mode}", args.ours_python, str(ROOT), ["--instrument", mode])
+            )
     return variants
 
 

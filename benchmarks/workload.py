@@ -44,6 +44,52 @@ import repid
 # Counted by the actor; checked against N after the consume phase.
 _calls = 0
 
+INSTRUMENT_MODES = ("none", "otel-api", "otel-sdk", "prometheus", "otel-sdk+prometheus")
+
+
+def _instrument(app: Any, mode: str) -> None:
+    """Switch observability on (ours only; the baseline has none of it).
+
+    - `otel-api`: `repid.opentelemetry.instrument(app)` with the OpenTelemetry API alone: the
+      SDK is made unimportable first, as if it were not installed;
+    - `otel-sdk`: the SDK's TracerProvider with a BatchSpanProcessor (its exporter drops the
+      batches, so exporting costs nothing) and a MeterProvider with an in-memory reader;
+    - `prometheus`: `repid.prometheus.instrument(app)` on the default registry.
+    """
+    if mode == "none":
+        return
+    if "otel-api" in mode:
+        sys.modules["opentelemetry.sdk"] = None  # type: ignore[assignment]
+        import repid.opentelemetry
+
+        repid.opentelemetry.instrument(app)
+    if "otel-sdk" in mode:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+
+        class Drop(SpanExporter):
+            def export(self, spans: Any) -> SpanExportResult:
+                return SpanExportResult.SUCCESS
+
+        import repid.opentelemetry
+
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(BatchSpanProcessor(Drop()))
+        meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        repid.opentelemetry.instrument(
+            app, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
+    if "prometheus" in mode:
+        import repid.prometheus
+
+        repid.prometheus.instrument(app)
+
 
 def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -62,6 +108,12 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--impl", default=None, help="label for the output (default: detected)")
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds allowed for each phase"
+    )
+    parser.add_argument(
+        "--instrument",
+        default="none",
+        choices=INSTRUMENT_MODES,
+        help="ours only: observability switched on (see _instrument)",
     )
     args = parser.parse_args(argv)
     if args.n < 1:
@@ -169,6 +221,7 @@ async def _run(args: argparse.Namespace, impl: str) -> dict[str, Any]:
         _calls += 1
 
     app.include_router(router)
+    _instrument(app, args.instrument)
 
     use_batch = args.batch and hasattr(server, "publish_batch")
     publish_mode = "batch" if use_batch else "single"
@@ -218,6 +271,7 @@ async def _run(args: argparse.Namespace, impl: str) -> dict[str, Any]:
         "consume_cpu_s": round(consume_cpu_s, 4),
         "processed": processed,
         "channel": channel,
+        "instrument": args.instrument,
     }
 
 
