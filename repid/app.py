@@ -74,6 +74,8 @@ class Repid:
         observers: Sequence[MessageObserverT] | None = None,
     ) -> None:
         self.connection = connection
+        if connection is not None and getattr(connection, "app", False) is None:
+            connection.app = self  # the job layer publishes through this app's middlewares
         self.title = title
         self.version = version
         self.description = description

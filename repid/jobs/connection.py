@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from repid.data import MessageData
 from repid.jobs.brokers.base import MessageBrokerT
 from repid.jobs.buckets import BucketBrokerT
+from repid.jobs.priorities import PrioritiesT
+from repid.middlewares import compose_producer_middlewares
+from repid.observers import bind_to_server
 
 __all__ = ["Connection"]
 
@@ -39,6 +43,52 @@ class Connection:
         self.args_bucket_broker = args_bucket_broker
         self.results_bucket_broker = results_bucket_broker
         self.is_open = False
+        self.app: Any = None
+        """The `Repid(connection)` app made with it, if any: jobs are published through its
+        producer middlewares and workers run its observers (e.g. OpenTelemetry, Prometheus)."""
+        self._chain: tuple[tuple[Any, ...], Any] | None = None
+
+    async def publish_job(
+        self,
+        *,
+        queue: str,
+        message: MessageData,
+        priority: PrioritiesT,
+        message_id: str,
+        unique: bool = False,
+        delay: float | None = None,
+    ) -> None:
+        """`message_broker.publish_job(...)` through the app's producer middlewares."""
+        broker = self.message_broker
+        middlewares = tuple(getattr(self.app, "producer_middlewares", None) or ())
+        if not middlewares:
+            await broker.publish_job(
+                queue=queue,
+                message=message,
+                priority=priority,
+                message_id=message_id,
+                unique=unique,
+                delay=delay,
+            )
+            return
+        job = {"priority": priority, "message_id": message_id, "unique": unique}
+        if delay is not None:
+            job["delay"] = delay
+        await self._producer_chain(middlewares)(queue, message, job)
+
+    def _producer_chain(self, middlewares: tuple[Any, ...]) -> Any:
+        # Composed once per middleware list, not per job.
+        if self._chain is None or self._chain[0] != middlewares:
+            broker = self.message_broker
+
+            async def publish(
+                queue: str, message: MessageData, job: dict[str, Any] | None
+            ) -> None:
+                await broker.publish_job(queue=queue, message=message, **(job or {}))
+
+            chain = compose_producer_middlewares(bind_to_server(middlewares, broker), publish)
+            self._chain = (middlewares, chain)
+        return self._chain[1]
 
     def _brokers(self) -> list[Any]:
         brokers: list[Any] = [self.message_broker]

@@ -153,7 +153,7 @@ class Job:
             result_id=self.result_id if self._stores_result(connection) else None,
             result_ttl=self._result_ttl_s,
         ).to_headers(self.name)
-        await connection.message_broker.publish_job(
+        await connection.publish_job(
             queue=self.queue.name,
             message=MessageData(payload, headers, _JSON),
             priority=self.priority,

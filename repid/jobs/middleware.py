@@ -257,7 +257,7 @@ class JobMiddleware:
             delay,
         )
         if self._delayed:
-            await self._broker.publish_job(
+            await self.connection.publish_job(
                 queue=message.channel,
                 message=retry,
                 priority=job.priority,
@@ -268,7 +268,7 @@ class JobMiddleware:
         # The broker cannot delay: hold this (unsettled) message for the delay, then publish.
         if delay > 0:
             await asyncio.sleep(delay)
-        await self._broker.publish_job(
+        await self.connection.publish_job(
             queue=message.channel,
             message=retry,
             priority=job.priority,

@@ -109,7 +109,11 @@ class Worker(Router):
         if not self.actors:
             logger.warning("worker.no_actors: the worker has no actors; nothing to run")
             return RunnerInfo()
-        app = Repid(actor_middlewares=[JobMiddleware(connection)])
+        owner = connection.app  # the Repid(connection) app: its observers watch the jobs
+        app = Repid(
+            actor_middlewares=[JobMiddleware(connection)],
+            observers=list(owner.observers) if owner is not None else None,
+        )
         app.servers.register_server(_SERVER_NAME, broker, is_default=True)
         app.include_router(self)
         runner = app.create_runner(

@@ -238,3 +238,54 @@ async def test_tracing_only_and_instrument_twice(telemetry: Telemetry) -> None:
         await client.send_message_json(channel="c", payload={}, headers={"topic": "job"})
     names = sorted(s.name for s in telemetry.spans())
     assert names == ["process c", "send c"]
+
+
+async def test_job_retries_are_new_spans_linked_to_the_first_attempt(
+    telemetry: Telemetry,
+) -> None:
+    from repid import Connection, InMemoryMessageBroker, Job, Queue, Worker
+
+    connection = Connection(InMemoryMessageBroker())
+    app = Repid(connection)
+    telemetry.instrument(app)
+    runs: list[int] = []
+    async with app.magic(auto_disconnect=True):
+        worker = Worker(messages_limit=3, handle_signals=[])
+
+        @worker.actor(queue="jobs", retry_policy=lambda retry_number=1: 0.0)
+        async def flaky() -> None:
+            runs.append(trace.get_current_span().get_span_context().span_id)
+            if len(runs) < 3:
+                raise RuntimeError(f"failure {len(runs)}")
+
+        await Queue("jobs").declare()
+        await Job("flaky", "jobs", retries=2).enqueue()
+        await worker.run()
+
+    assert len(runs) == 3
+    sends = sorted(telemetry.spans("send jobs"), key=lambda s: s.start_time or 0)
+    processes = sorted(telemetry.spans("process jobs"), key=lambda s: s.start_time or 0)
+    assert len(sends) == 3 and len(processes) == 3  # the enqueue and two retries
+    enqueue, first = sends[0], processes[0]
+    assert {s.context.trace_id for s in sends + processes} == {enqueue.context.trace_id}
+    assert [p.context.span_id for p in processes] == runs  # each attempt its own span
+    assert first.parent is not None and first.parent.span_id == enqueue.context.span_id
+    assert first.attributes is not None and "repid.job.attempt" not in first.attributes
+    for attempt, process in enumerate(processes[1:], start=2):
+        assert process.attributes is not None
+        assert process.attributes["repid.job.attempt"] == attempt
+        # The retry keeps its job's creation context, and links to the first attempt.
+        assert process.parent is not None and process.parent.span_id == enqueue.context.span_id
+        assert [link.context.span_id for link in process.links] == [first.context.span_id]
+    for retry in sends[1:]:
+        # Published from inside the failed attempt; linked to the job's creation context.
+        assert retry.parent is not None
+        assert retry.parent.span_id in {p.context.span_id for p in processes[:2]}
+        assert [link.context.span_id for link in retry.links] == [enqueue.context.span_id]
+    # A failed attempt that the job layer retried is acked (its failure is in the result
+    # bucket and the job.failed log), so its span carries no error.
+    assert [p.attributes.get("repid.message.outcome") for p in processes if p.attributes] == [
+        "ack",
+        "ack",
+        "ack",
+    ]
