@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine with Python 3.11, as root:
-#   1. installs the Debian packages the tests use (redis-server, debootstrap, chromium, npm),
+#   1. installs the Debian packages the tests use (redis-server, debootstrap, chromium, npm,
+#      prometheus: a real Prometheus server scrapes a worker in tests/observability),
 #   2. creates .venv and installs repid with every extra and the test tools (the `test`
 #      dependency group of pyproject.toml; test tools are not published as an extra),
 #   3. fetches the pinned AsyncAPI React bundle and JSON Schemas (npm pack, sha512-checked),
@@ -19,6 +20,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v npm >/dev/null || missing+=(npm)
+command -v prometheus >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

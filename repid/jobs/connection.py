@@ -81,9 +81,7 @@ class Connection:
         if self._chain is None or self._chain[0] != middlewares:
             broker = self.message_broker
 
-            async def publish(
-                queue: str, message: MessageData, job: dict[str, Any] | None
-            ) -> None:
+            async def publish(queue: str, message: MessageData, job: dict[str, Any] | None) -> None:
                 await broker.publish_job(queue=queue, message=message, **(job or {}))
 
             chain = compose_producer_middlewares(bind_to_server(middlewares, broker), publish)

@@ -23,7 +23,12 @@ from repid import InMemoryServer, Message, Repid, Router, TestClient
 from tests.core.helpers import run_until
 from tests.servers.conftest import BrokerKit, kit  # noqa: F401 - the parametrised fixture
 
-SYSTEMS = {"memory": "repid_in_memory", "redis": "redis", "amqp": "rabbitmq", "pubsub": "gcp_pubsub"}
+SYSTEMS = {
+    "memory": "repid_in_memory",
+    "redis": "redis",
+    "amqp": "rabbitmq",
+    "pubsub": "gcp_pubsub",
+}
 
 
 class Telemetry:
@@ -139,7 +144,9 @@ async def test_one_trace_from_send_to_actor_on_every_broker(
         assert send.attributes["messaging.destination.name"] == channel
         assert send.attributes["messaging.operation.type"] == "send"
         assert send.attributes["messaging.operation.name"] == "send"
-        assert send.attributes["messaging.message.body.size"] == len(app.default_serializer({"n": n}))
+        assert send.attributes["messaging.message.body.size"] == len(
+            app.default_serializer({"n": n})
+        )
         assert process.attributes["messaging.system"] == system
         assert process.attributes["messaging.destination.name"] == channel
         assert process.attributes["messaging.operation.type"] == "process"
@@ -199,7 +206,9 @@ async def test_spans_of_unrouted_messages_and_manual_outcomes(telemetry: Telemet
     )
     assert outcomes == ["nack", "no_action", "reject", "reply"]
     unrouted = [
-        s for s in telemetry.spans("process c") if s.attributes.get("error.type") == "repid.unrouted"
+        s
+        for s in telemetry.spans("process c")
+        if s.attributes.get("error.type") == "repid.unrouted"
     ]
     assert len(unrouted) == 1
     assert unrouted[0].status.status_code is StatusCode.ERROR
