@@ -15,21 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from repid.connections.abc import ReceivedMessageT, ServerT
+from repid.connections.abc import ChannelStatsT, ReceivedMessageT, ServerT
 from repid.data import ActorData
 from repid.prometheus.exposition import exposition
 from repid.prometheus.metrics import RepidMetrics
 
 __all__ = ["PrometheusObserver"]
 
-
-@runtime_checkable
-class ChannelStatsT(Protocol):  # TODO(i10): repid.connections.abc.ChannelStatsT once it lands
-    async def channel_stats(self, channel: str) -> Any: ...
 
 
 logger = logging.getLogger("repid.prometheus")

@@ -6,6 +6,10 @@ tracestate, baggage) travels in the message headers through each broker's wire f
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("opentelemetry.sdk")  # the opentelemetry/prometheus extras and test tools
+
 import logging
 
 import pytest

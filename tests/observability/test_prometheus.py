@@ -4,6 +4,10 @@ test_prometheus_server.py.)"""
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("prometheus_client")  # the opentelemetry/prometheus extras and test tools
+
 import asyncio
 
 import pytest
