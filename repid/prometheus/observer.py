@@ -27,7 +27,6 @@ from repid.prometheus.metrics import RepidMetrics
 __all__ = ["PrometheusObserver"]
 
 
-
 logger = logging.getLogger("repid.prometheus")
 
 
