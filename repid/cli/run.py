@@ -94,6 +94,13 @@ def register(commands: Any) -> None:
         help="serve /healthz, /livez and /readyz here",
     )
     parser.add_argument(
+        "--metrics",
+        type=parse_address,
+        default=None,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at /metrics here, for all workers (needs repid[prometheus])",
+    )
+    parser.add_argument(
         "--docs",
         type=parse_address,
         default=None,
@@ -151,6 +158,7 @@ def _worker_options(args: argparse.Namespace, *, supervised: bool) -> Any:
         messages_limit=args.messages_limit,
         health=None if supervised else args.health,
         docs=None if supervised else args.docs,
+        metrics=None if supervised else args.metrics,
     )
 
 
@@ -207,6 +215,7 @@ def _run_supervisor(args: argparse.Namespace) -> int:
         reload=args.reload,
         health=args.health,
         docs=args.docs,
+        metrics=args.metrics,
     )
     # The supervisor's own loop is plain asyncio: it only waits on processes and sockets.
     return run_on_loop(lambda: Supervisor(options).run(), "asyncio")

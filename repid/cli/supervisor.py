@@ -70,6 +70,8 @@ class SupervisorOptions:
     reload: bool = False
     health: tuple[str, int] | None = None
     docs: tuple[str, int] | None = None
+    metrics: tuple[str, int] | None = None
+    """Serve the workers' merged Prometheus metrics here (see `repid.cli.metrics`)."""
 
 
 @dataclass
@@ -208,13 +210,22 @@ class Supervisor:
             loop.add_signal_handler(sig, self._on_signal, sig)
         heartbeat = self._spawn(self._heartbeat())
         try:
+            metrics = None
+            if self.options.metrics is not None:
+                from repid.cli.metrics import SupervisorMetrics
+
+                metrics = SupervisorMetrics(self, self.options.metrics)
+                self._side_servers.append(metrics)  # closed (directory removed) at the end
+                await metrics.start()
             if self.options.health is not None:
                 from repid.health.server import HealthCheckServer
                 from repid.health.settings import HealthCheckServerSettings
 
                 host, port = self.options.health
                 settings = HealthCheckServerSettings(address=host, port=port)
-                self._side_servers.append(await HealthCheckServer(settings, self.health).start())
+                source = metrics.source if metrics is not None else None
+                health = HealthCheckServer(settings, self.health, source)
+                self._side_servers.append(await health.start())
             logger.info(
                 "supervisor.started: pid %d, %d worker(s)%s",
                 os.getpid(),

@@ -22,6 +22,7 @@ from repid.app import Repid
 from repid.cli.connect import connect_server, disconnect_quietly
 from repid.cli.describe import channel_actors, describe_server
 from repid.cli.loading import load_app
+from repid.cli.metrics import start_worker_metrics
 from repid.cli.progress import progress_interval, report_progress
 from repid.cli.status import StatusLink
 from repid.connections.abc import ServerT
@@ -45,6 +46,7 @@ class WorkerOptions:
         messages_limit: int | None,
         health: tuple[str, int] | None = None,
         docs: tuple[str, int] | None = None,
+        metrics: tuple[str, int] | None = None,
     ) -> None:
         self.app = app
         self.server = server
@@ -53,6 +55,7 @@ class WorkerOptions:
         self.messages_limit = messages_limit
         self.health = health
         self.docs = docs
+        self.metrics = metrics
 
 
 def _limit(value: int | None) -> str:
@@ -97,8 +100,10 @@ async def serve_worker(options: WorkerOptions, link: StatusLink | None = None) -
     others = [(n, s) for n, s in app.servers.items() if s is not server]
     runner: Runner | None = None
     progress: asyncio.Task[None] | None = None
+    metrics: Any = None
     started = time.monotonic()
     try:
+        metrics = await start_worker_metrics(app, options.metrics)
         # Every server: actors may send to any of them. The worker's own goes first, so a
         # broker that is down is reported before anything else happens.
         await connect_server(name, server)
@@ -131,6 +136,8 @@ async def serve_worker(options: WorkerOptions, link: StatusLink | None = None) -
     finally:
         if progress is not None:
             progress.cancel()
+        if metrics is not None:
+            await metrics.close()
         if link is not None:
             await link.close(runner)
         await disconnect_quietly(name, server)

@@ -24,11 +24,17 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
-def exposition(registry: CollectorRegistry, accept: str | None = None) -> tuple[bytes, str]:
+def exposition(
+    registry: CollectorRegistry | None,
+    accept: str | None = None,
+    *,
+    multiprocess_path: str | None = None,
+) -> tuple[bytes, str]:
     """(body, content type) for a scrape of `registry`, or of every process's values in
-    multiprocess mode. `accept` is the scraper's Accept header (OpenMetrics when it asks)."""
-    path = multiprocess_dir()
-    if path is not None:
+    multiprocess mode (`multiprocess_path`, else `PROMETHEUS_MULTIPROC_DIR`). `accept` is the
+    scraper's Accept header (OpenMetrics when it asks for it)."""
+    path = multiprocess_path or multiprocess_dir()
+    if path is not None or registry is None:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
     encoder, content_type = _exposition.choose_encoder(accept or "")
