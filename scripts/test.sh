@@ -6,7 +6,8 @@
 #      dependency group of pyproject.toml; test tools are not published as an extra),
 #   3. fetches the pinned AsyncAPI React bundle and JSON Schemas (npm pack, sha512-checked),
 #   4. starts Redis, RabbitMQ 4 (in a Debian 13 chroot) and the Pub/Sub emulator on loopback,
-#   5. runs ruff, mypy --strict and pytest (broker tests fail instead of skipping),
+#   5. runs ruff, mypy --strict and pytest (broker tests fail instead of skipping; tests/docs
+#      builds the documentation site with mkdocs --strict and runs every example in docs/),
 #   6. stops the brokers, whatever happened.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,9 @@ step "Python environment (.venv)"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v WARNING || true
 .venv/bin/python -m pip install -q -e '.[all]' --group test 2>&1 | grep -v WARNING || true
+
+step "Docs tools (docs/requirements.txt)"
+.venv/bin/python -m pip install -q -r docs/requirements.txt 2>&1 | grep -v WARNING || true
 
 step "AsyncAPI assets"
 .venv/bin/python scripts/fetch_asyncapi_assets.py --specs
