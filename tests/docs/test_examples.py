@@ -15,9 +15,11 @@ import faulthandler
 import inspect
 import io
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -81,8 +83,14 @@ def _broker_env(block: Block) -> dict[str, str]:
     return env
 
 
+_flushed_pages: set[str] = set()
+
+
 def _prepare_brokers(block: Block, env: dict[str, str]) -> None:
-    if "REDIS_URL" in env:
+    # The Redis database of the examples is emptied once per page: a page's blocks build on
+    # each other (a producer block, then a worker block).
+    if "REDIS_URL" in env and block.page not in _flushed_pages:
+        _flushed_pages.add(block.page)
         import redis
 
         client = redis.Redis.from_url(env["REDIS_URL"])
@@ -90,9 +98,9 @@ def _prepare_brokers(block: Block, env: dict[str, str]) -> None:
             client.flushdb()
         finally:
             client.close()
-    for queue in filter(None, block.options.get("queues", "").split(",")):
-        brokers.rabbitmq_delete_queue(queue)
-        brokers.rabbitmq_declare_queue(queue, {"x-queue-type": "quorum"})
+    for name in filter(None, block.options.get("queues", "").split(",")):
+        brokers.rabbitmq_delete_queue(name)
+        brokers.rabbitmq_declare_queue(name, {"x-queue-type": "quorum"})
     project = env.get("PUBSUB_PROJECT_ID")
     for topic in filter(None, block.options.get("topics", "").split(",")):
         assert project is not None, f"{block.id}: topics= needs needs=pubsub"
@@ -168,36 +176,56 @@ def _run_in_process(block: Block, folder: Path) -> str:
 def _run_subprocess(block: Block, folder: Path, env: dict[str, str]) -> str:
     script = folder / "example.py"
     script.write_text(block.source, encoding="utf-8")
+    log = folder / "example.stderr"
+    with log.open("w") as stderr:
+        return _supervise(block, script, log, stderr, env)
+
+
+def _supervise(block: Block, script: Path, log: Path, stderr: Any, env: dict[str, str]) -> str:
+    folder = script.parent
     process = subprocess.Popen(
         [sys.executable, "-u", str(script)],
         cwd=folder,
         env={**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(folder), *sys.path])},
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
     stop_on = block.options.get("stop-on")
+    lines: queue.Queue[str] = queue.Queue()
     output: list[str] = []
     try:
+        assert process.stdout is not None
+        reader = threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True)
+        reader.start()
         if stop_on is not None:
-            assert process.stdout is not None
             deadline = time.monotonic() + BLOCK_TIMEOUT
             while stop_on not in "".join(output):
-                line = process.stdout.readline()
+                try:
+                    line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise AssertionError(f"{block.id}: no {stop_on!r} in {BLOCK_TIMEOUT} s")
                 if not line:
-                    break
+                    raise AssertionError(f"{block.id}: exited before printing {stop_on!r}")
                 output.append(line)
-                assert time.monotonic() < deadline, f"{block.id}: no {stop_on!r} in time"
-            assert stop_on in "".join(output), f"{block.id}: exited before printing {stop_on!r}"
             process.send_signal(signal.SIGTERM)
-        rest, errors = process.communicate(timeout=BLOCK_TIMEOUT)
+        process.wait(timeout=BLOCK_TIMEOUT)
+        reader.join(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    output.append(rest)
+    while not lines.empty():
+        output.append(lines.get())
+    errors = log.read_text()
     assert process.returncode == 0, f"{block.id}: exit code {process.returncode}\n{errors}"
     return "".join(output)
+
+
+def _pump(stream: Any, lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put("")
 
 
 @pytest.mark.parametrize("block", RUN, ids=[b.id for b in RUN])
