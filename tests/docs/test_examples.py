@@ -17,6 +17,7 @@ import io
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -68,9 +69,16 @@ def _workdir(
     return workdirs[page]
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _broker_env(block: Block) -> dict[str, str]:
-    """The variables the pages read, for the brokers this block needs."""
-    env: dict[str, str] = {}
+    """The variables the pages read: the brokers this block needs and free ports."""
+    # The pages' HTTP servers default to 8080/8081; other test runs may hold those here.
+    env = {"HEALTH_PORT": str(_free_port()), "ASYNCAPI_PORT": str(_free_port())}
     needs = block.options.get("needs")
     if needs == "redis":
         parts = urllib.parse.urlsplit(brokers.redis_url())
