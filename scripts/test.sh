@@ -33,8 +33,8 @@ step "Python environment (.venv)"
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v WARNING || true
 .venv/bin/python -m pip install -q -e '.[all]' --group test 2>&1 | grep -v WARNING || true
 
-step "Docs tools (docs/requirements.txt)"
-.venv/bin/python -m pip install -q -r docs/requirements.txt 2>&1 | grep -v WARNING || true
+step "Docs tools (the docs dependency group)"
+.venv/bin/python -m pip install -q --group docs 2>&1 | grep -v WARNING || true
 
 step "AsyncAPI assets"
 .venv/bin/python scripts/fetch_asyncapi_assets.py --specs

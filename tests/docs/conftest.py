@@ -34,7 +34,7 @@ class BuiltSite:
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
     if importlib.util.find_spec("mkdocs") is None:
-        require_or_skip("the docs tools are not installed: pip install -r docs/requirements.txt")
+        require_or_skip("the docs tools are not installed: pip install --group docs")
     site = tmp_path_factory.mktemp("docs") / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     started = time.monotonic()
