@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("prometheus_client")  # the prometheus extra
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -165,4 +166,74 @@ async def test_prometheus_scrapes_two_workers(prometheus: tuple[int, int], tmp_p
         except subprocess.TimeoutExpired:
             supervisor.kill()
             supervisor.wait()
+        log.close()
+
+
+async def test_one_process_serves_metrics_and_the_health_server_too(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from repid.connections.redis import RedisServer
+    from tests.health.http_client import get
+
+    url = brokers.redis_url()
+    channel = f"metrics-{uuid.uuid4().hex[:8]}"
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    metrics_port, health_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "METRICS_TEST_CHANNEL": channel,
+        "METRICS_TEST_PIDS": str(pids),
+        "REPID_TEST_REDIS_URL": url,
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [
+        sys.executable, "-m", "repid", "run", "tests.observability.metrics_app:app",
+        "--metrics", f"127.0.0.1:{metrics_port}", "--health", f"127.0.0.1:{health_port}",
+        "--graceful-shutdown-time", "2", "--log-level", "warning",
+    ]  # fmt: skip
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+
+    def processed(text: str) -> float:
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "repid_messages_processed_total"
+            and sample.labels.get("channel") == channel
+        )
+
+    try:
+        app = Repid()
+        app.servers.register_server("redis", RedisServer(url), is_default=True)
+        async with app.servers.default.connection():
+            for n in range(1, 11):
+                await app.send_message_json(
+                    channel=channel, payload={"n": n}, headers={"topic": "work"}
+                )
+        deadline = time.monotonic() + 60
+        while True:
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+            answer = None
+            with contextlib.suppress(OSError):
+                answer = await get(metrics_port, "/metrics")
+            if (
+                answer is not None
+                and answer.status == 200
+                and processed(answer.body.decode()) == 10
+            ):
+                break
+            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+            await asyncio.sleep(0.2)
+        from_health = await get(health_port, "/metrics")
+        assert from_health.status == 200 and processed(from_health.body.decode()) == 10
+        assert (await get(metrics_port, "/readyz")).status == 404  # metrics only there
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
         log.close()
