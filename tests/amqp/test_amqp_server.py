@@ -219,8 +219,11 @@ async def test_unknown_parameter_is_rejected(server: AmqpServer, queue: str) -> 
 
 
 async def test_publish_to_a_missing_queue_raises(server: AmqpServer) -> None:
-    with pytest.raises(AmqpPublishError, match="released"):
+    from repid.errors import ChannelNotFoundError
+
+    with pytest.raises(AmqpPublishError, match="released: no such queue") as info:
         await server.publish(channel=unique("missing"), message=MessageData(b""))
+    assert isinstance(info.value, ChannelNotFoundError)
 
 
 async def test_exchange_routing_key_and_explicit_to(server: AmqpServer, queue: str) -> None:
@@ -453,9 +456,9 @@ async def test_two_channels_share_the_capacity(server: AmqpServer, queue: str) -
 
 
 async def test_subscribing_to_a_missing_queue_raises(server: AmqpServer, queue: str) -> None:
-    from repid.connections.amqp.transport import AmqpLinkError
+    from repid.errors import ChannelNotFoundError
 
-    with pytest.raises(AmqpLinkError, match="not-found"):
+    with pytest.raises(ChannelNotFoundError, match="no queue .*declare it first"):
         await subscribe(server, unique("nope"))
     assert server.is_connected  # only the session ended; publishing still works
     await server.publish(channel=queue, message=MessageData(b"still fine"))

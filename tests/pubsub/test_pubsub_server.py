@@ -32,6 +32,7 @@ from repid.connections.abc import (
 )
 from repid.connections.pubsub import PubsubServer
 from repid.data import MessageData
+from repid.errors import ChannelNotFoundError
 
 pytestmark = pytest.mark.pubsub
 
@@ -246,9 +247,10 @@ async def test_unknown_parameter_and_missing_topic_are_clear_errors(
         await server.publish(
             channel="x", message=MessageData(b"t"), server_specific_parameters={"routing": 1}
         )
-    with pytest.raises(grpc.aio.AioRpcError) as info:
+    with pytest.raises(ChannelNotFoundError, match="topic does not exist") as info:
         await server.publish(channel=unique("missing"), message=MessageData(b"t"))
-    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert isinstance(info.value.__cause__, grpc.aio.AioRpcError)
+    assert info.value.__cause__.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_publish_batch_spans_several_requests(server: PubsubServer, channel: str) -> None:
@@ -427,7 +429,7 @@ async def test_resume_right_after_pause_is_not_a_stream_failure(
     assert collector.payloads() == [b"first", b"second"]
     assert server.is_connected
     await subscriber.close()
-    assert not [r for r in caplog.records if r.getMessage() == "pubsub.stream_lost"]
+    assert not [r for r in caplog.records if r.getMessage().startswith("pubsub.stream_lost")]
 
 
 async def test_several_subscriptions_share_one_capacity(server: PubsubServer, host: str) -> None:

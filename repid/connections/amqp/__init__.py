@@ -14,7 +14,7 @@ from repid.connections.amqp.protocol.message import (
     AmqpMessageProperties,
     AmqpProperties,
 )
-from repid.connections.amqp.server import AmqpPublishError, AmqpServer
+from repid.connections.amqp.server import AmqpPublishError, AmqpQueueNotFoundError, AmqpServer
 from repid.connections.amqp.subscriber import AmqpReceivedMessage, AmqpSubscriber
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "AmqpMessageProperties",
     "AmqpProperties",
     "AmqpPublishError",
+    "AmqpQueueNotFoundError",
     "AmqpReceivedMessage",
     "AmqpServer",
     "AmqpSubscriber",

@@ -44,7 +44,12 @@ from repid.connections.amqp.addressing import (
 from repid.connections.amqp.management import AmqpManagement
 from repid.connections.amqp.protocol.connection import SenderLink
 from repid.connections.amqp.protocol.message import encode_message
-from repid.connections.amqp.protocol.performatives import Accepted, DeliveryState, Rejected
+from repid.connections.amqp.protocol.performatives import (
+    Accepted,
+    DeliveryState,
+    Rejected,
+    Released,
+)
 from repid.connections.amqp.subscriber import AmqpSubscriber
 from repid.connections.amqp.transport import (
     AmqpClient,
@@ -55,14 +60,20 @@ from repid.connections.amqp.transport import (
 )
 from repid.connections.base import BaseServer, redact_url
 from repid.data import MessageData
-from repid.errors import ServerNotConnectedError
+from repid.errors import (
+    BrokerAuthenticationError,
+    BrokerConnectionError,
+    ChannelNotFoundError,
+    RepidError,
+    ServerNotConnectedError,
+)
 
-__all__ = ["AmqpPublishError", "AmqpServer"]
+__all__ = ["AmqpPublishError", "AmqpQueueNotFoundError", "AmqpServer"]
 
 logger = logging.getLogger("repid.connections.amqp")
 
 
-class AmqpPublishError(RuntimeError):
+class AmqpPublishError(RepidError, RuntimeError):
     """The broker did not take a published message (rejected, released or unroutable)."""
 
     def __init__(self, channel: str, address: str | None, outcome: DeliveryState | None) -> None:
@@ -72,7 +83,29 @@ class AmqpPublishError(RuntimeError):
         detail = type(outcome).__name__.lower() if outcome is not None else "no outcome"
         if isinstance(outcome, Rejected) and outcome.error is not None:
             detail += f" ({outcome.error.condition}: {outcome.error.description or ''})"
+        elif isinstance(outcome, Released):
+            # RabbitMQ's answer when the target routes to no queue.
+            detail += (
+                ": no such queue (declare it first: the topology is yours)"
+                if (address or "").startswith("/queues/")
+                else ": routed to no queue (is a queue bound for it?)"
+            )
         super().__init__(f"publish to channel {channel!r} ({address}) failed: {detail}")
+
+
+class AmqpQueueNotFoundError(AmqpPublishError, ChannelNotFoundError):
+    """The queue a channel names does not exist (publishing to it or consuming from it)."""
+
+
+def _publish_error(
+    channel: str, address: str | None, outcome: DeliveryState | None
+) -> AmqpPublishError:
+    missing = (isinstance(outcome, Released) and (address or "").startswith("/queues/")) or (
+        isinstance(outcome, Rejected)
+        and outcome.error is not None
+        and outcome.error.condition == "amqp:not-found"
+    )
+    return (AmqpQueueNotFoundError if missing else AmqpPublishError)(channel, address, outcome)
 
 
 class AmqpServer(BaseServer):
@@ -173,7 +206,12 @@ class AmqpServer(BaseServer):
                 permanent = _is_auth_error(exc) or isinstance(exc, ssl.SSLCertVerificationError)
                 if permanent or loop.time() + 0.1 >= deadline:
                     self._wanted = False
-                    raise ConnectionError(
+                    if _is_auth_error(exc):
+                        raise BrokerAuthenticationError(
+                            f"cannot connect to {self._safe_url}: wrong or missing credentials "
+                            f"(user and password go in the URL): {_describe(exc)}"
+                        ) from None
+                    raise BrokerConnectionError(
                         f"cannot connect to {self._safe_url}: {_describe(exc)}"
                     ) from None
                 logger.warning(
@@ -197,10 +235,11 @@ class AmqpServer(BaseServer):
         logger.info("amqp.connected: %s", self._safe_url)
 
     def _on_lost(self, lost: AmqpConnectionLost) -> None:
+        was_up = self._ready is not None and self._ready.is_set()
         if self._ready is not None:
             self._ready.clear()
-        if not self._wanted:
-            return
+        if not self._wanted or not was_up:
+            return  # a connection that never opened: connect() or _reconnect() handles it
         logger.error("amqp.connection_lost: %s: %s; reconnecting", self._safe_url, lost)
         if self._reconnecting is None or self._reconnecting.done():
             self._reconnecting = asyncio.get_running_loop().create_task(
@@ -306,7 +345,7 @@ class AmqpServer(BaseServer):
                     self._sender = None
             else:
                 if not isinstance(outcome, Accepted):
-                    raise AmqpPublishError(channel, address, outcome)
+                    raise _publish_error(channel, address, outcome)
                 return
         await self._publish_retrying(channel, address, encoded)
 
@@ -342,7 +381,7 @@ class AmqpServer(BaseServer):
                 await asyncio.sleep(0.05)
                 continue
             if not isinstance(outcome, Accepted):
-                raise AmqpPublishError(channel, address, outcome)
+                raise _publish_error(channel, address, outcome)
             return
 
     async def publish_batch(
@@ -424,7 +463,7 @@ class AmqpServer(BaseServer):
             pending = retry
         if refused:
             index, outcome = refused[0]
-            raise AmqpPublishError(channel, addresses[index], outcome)
+            raise _publish_error(channel, addresses[index], outcome)
         return ids
 
     async def _sender_for(self, client: AmqpClient) -> SenderLink:
@@ -450,7 +489,16 @@ class AmqpServer(BaseServer):
         loop = asyncio.get_running_loop()
         client = await self._live_client(loop.time() + self._connect_timeout)
         subscriber = AmqpSubscriber(self, channels_to_callbacks, capacity)
-        await subscriber.start(client)
+        try:
+            await subscriber.start(client)
+        except AmqpLinkError as exc:
+            if exc.error is not None and exc.error.condition == "amqp:not-found":
+                raise ChannelNotFoundError(
+                    f"cannot consume from {exc.address!r} on {self._safe_url}: "
+                    f"{exc.error.description or 'no such queue'} (declare it first: the "
+                    "topology is yours)"
+                ) from exc
+            raise
         self._subscribers.add(subscriber)
         return subscriber
 

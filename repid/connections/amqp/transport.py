@@ -55,6 +55,7 @@ from repid.connections.amqp.protocol.sasl import (
     SaslMechanism,
     SaslPlain,
 )
+from repid.errors import RepidError
 
 __all__ = [
     "AmqpAddress",
@@ -81,7 +82,7 @@ class AmqpConnectionLost(ConnectionError):
         super().__init__(f"AMQP connection lost: {detail or 'closed'}")
 
 
-class AmqpLinkError(RuntimeError):
+class AmqpLinkError(RepidError, RuntimeError):
     """The broker refused or detached a link (e.g. amqp:not-found for a missing queue)."""
 
     def __init__(self, address: Any, error: Error | None) -> None:

@@ -34,6 +34,7 @@ from repid.connections.pubsub._subscriber import (
     SubscriptionState,
 )
 from repid.data import MessageData
+from repid.errors import BrokerAuthenticationError, BrokerConnectionError, ChannelNotFoundError
 
 __all__ = ["PubsubServer"]
 
@@ -208,7 +209,7 @@ class PubsubServer(BaseServer):
             await asyncio.wait_for(channel.channel_ready(), self.connect_timeout)
         except asyncio.TimeoutError:
             await channel.close()
-            raise ConnectionError(
+            raise BrokerConnectionError(
                 f"could not reach Pub/Sub at {self.endpoint} within {self.connect_timeout} s"
             ) from None
         self._channel = channel
@@ -412,9 +413,12 @@ class PubsubServer(BaseServer):
         self._require_channel()
         assert self._publish_rpc is not None
         request = _proto.encode_publish_request(topic, encoded)
-        result: list[str] = await self._call_with_retry(
-            self._publish_rpc, request, timeout, _routing("topic", topic)
-        )
+        try:
+            result: list[str] = await self._call_with_retry(
+                self._publish_rpc, request, timeout, _routing("topic", topic)
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _named_error(exc, f"publish to {topic}") from exc
         return result
 
     async def _call_with_retry(
@@ -533,6 +537,22 @@ class PubsubServer(BaseServer):
 
 
 @functools.lru_cache(maxsize=1024)
+def _named_error(exc: grpc.aio.AioRpcError, doing: str) -> Exception:
+    """A RepidError naming the problem for the codes a newcomer hits; other codes unchanged."""
+    code = exc.code()
+    if code == grpc.StatusCode.NOT_FOUND:
+        return ChannelNotFoundError(
+            f"Pub/Sub: {doing} failed: the topic does not exist (create it first: Repid does not "
+            f"create Pub/Sub resources): {exc.details()}"
+        )
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return BrokerAuthenticationError(
+            f"Pub/Sub: {doing} failed: {code.name}: the credentials were refused or lack the "
+            f"permission: {exc.details()}"
+        )
+    return exc
+
+
 def _routing(field: str, value: str) -> tuple[tuple[str, str], ...]:
     """The `x-goog-request-params` header Google's front ends route requests by."""
     return (("x-goog-request-params", urllib.parse.urlencode({field: value})),)

@@ -428,15 +428,27 @@ class SubscriptionState:
             code, details, level = None, "stream ended by the server", logging.WARNING
         else:
             code, details, level = None, repr(exc), logging.ERROR
+        extra = {
+            "subscription": self.path,
+            "code": code.name if code is not None else None,
+            "details": details,
+            "attempt": attempt,
+        }
+        if code == grpc.StatusCode.NOT_FOUND:
+            logger.error(
+                "pubsub.subscription_not_found: the subscription %s does not exist (create it "
+                "and its topic first: Repid does not create Pub/Sub resources); retrying",
+                self.path,
+                extra=extra,
+            )
+            return
         logger.log(
             level,
-            "pubsub.stream_lost",
-            extra={
-                "subscription": self.path,
-                "code": code.name if code is not None else None,
-                "details": details,
-                "attempt": attempt,
-            },
+            "pubsub.stream_lost: subscription %s: %s%s; reopening the stream",
+            self.path,
+            code.name if code is not None else "error",
+            f" ({details})" if details else "",
+            extra=extra,
         )
 
     # -- delivering ----------------------------------------------------------------------------

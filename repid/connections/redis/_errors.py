@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-__all__ = ["RedisConnectionError", "RedisServerError", "scrub"]
+from repid.errors import BrokerAuthenticationError, BrokerConnectionError, RepidError
+
+__all__ = ["RedisAuthenticationError", "RedisConnectionError", "RedisServerError", "scrub"]
 
 
-class RedisServerError(RuntimeError):
+class RedisServerError(RepidError, RuntimeError):
     """Redis refused a command (a response error); the message names the host, not the password."""
 
 
-class RedisConnectionError(ConnectionError):
+class RedisConnectionError(BrokerConnectionError):
     """Redis could not be reached; the message names the host, not the password."""
+
+
+class RedisAuthenticationError(RedisConnectionError, BrokerAuthenticationError):
+    """Redis refused the credentials (a password it wants was not given, or is wrong)."""
 
 
 def scrub(text: str, secret: str | None) -> str:

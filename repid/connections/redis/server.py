@@ -56,9 +56,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.exceptions import AuthenticationError, NoScriptError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisPyConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisPyTimeoutError
 
 from repid._compat import UNSET, renamed
@@ -83,7 +83,12 @@ from repid.connections.redis._codec import (
     pack_add_batch,
     pack_xadd,
 )
-from repid.connections.redis._errors import RedisConnectionError, RedisServerError, scrub
+from repid.connections.redis._errors import (
+    RedisAuthenticationError,
+    RedisConnectionError,
+    RedisServerError,
+    scrub,
+)
 from repid.connections.redis._params import DEFAULT_XADD, parse_xadd_options
 from repid.connections.redis._publisher import CoalescingWriter
 from repid.connections.redis.keys import (
@@ -343,11 +348,30 @@ class RedisServer(BaseServer):
             self._add_batch_script = client.register_script(_scripts.ADD_BATCH)
             self._prune_script = client.register_script(_scripts.PRUNE)
             self._writer = CoalescingWriter(client)
+        await self._check_credentials()
         try:
             await self._client.ping()
         except RedisError as exc:
             raise self._error(exc, "connect") from None
         self._connected = True
+
+    async def _check_credentials(self) -> None:
+        """Open one connection without retries, so that refused credentials fail at once
+        (redis-py would retry them like a network error, for many seconds). A broker that is
+        down is left to the retrying PING."""
+        assert self._client is not None
+        pool = self._client.connection_pool
+        connection = pool.connection_class(
+            **{**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+        )
+        try:
+            await connection.connect()  # type: ignore[no-untyped-call]
+        except AuthenticationError as exc:
+            raise self._error(exc, "connect") from None
+        except (RedisError, OSError):
+            pass
+        finally:
+            await connection.disconnect()
 
     async def disconnect(self) -> None:
         """Close every subscription (releasing undelivered messages), flush acks, close."""
@@ -383,7 +407,14 @@ class RedisServer(BaseServer):
         text = scrub(original, self._password)
         message = f"redis at {self.host}: {doing} failed: {type(exc).__name__}: {text}"
         new: Exception
-        if isinstance(exc, (RedisPyConnectionError, RedisPyTimeoutError)):
+        if isinstance(exc, AuthenticationError) or _is_auth_reply(exc):
+            self._connected = False
+            given = "no password was given" if not self._password else "the password was refused"
+            new = RedisAuthenticationError(
+                f"redis at {self.host}: {doing} failed: wrong or missing credentials "
+                f"({given}; pass it in the URL, redis://:PASSWORD@host, or password=...): {text}"
+            )
+        elif isinstance(exc, (RedisPyConnectionError, RedisPyTimeoutError)):
             self._connected = False
             new = RedisConnectionError(message)
         else:
@@ -871,6 +902,11 @@ def _fixed(name: str) -> ChannelNameStrategyT:
         return name
 
     return group_for
+
+
+def _is_auth_reply(exc: RedisError) -> bool:
+    text = str(exc)
+    return text.startswith(("NOAUTH", "WRONGPASS")) or "already authenticated" in text
 
 
 def _unquote_or_none(text: str | None) -> str | None:
