@@ -69,6 +69,7 @@ from repid.routing import (
     topic_routing_strategy,
 )
 from repid.serializers import default_serializer
+from repid.sync import SyncProducer
 from repid.testing import TestClient, TestMessage
 from repid.worker.actor import ActorTimeoutError
 from repid.worker.runner import RunnerInfo
@@ -147,6 +148,7 @@ __all__ = [
     "ServerRegistry",
     "ServerT",
     "SubscriberT",
+    "SyncProducer",
     "Tag",
     "TestClient",
     "TestMessage",
