@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from repid.dependencies.depends import Depends
 from repid.dependencies.header import Header
 from repid.dependencies.payload import FullPayload
+from repid.errors import ActorDeclarationError
 from repid.message import Message, MessageDependency
 
 __all__ = [
@@ -50,8 +51,8 @@ REQUIRED: Any = _Required()
 """Default of a field that has no default."""
 
 
-class SignatureError(TypeError):
-    """An actor or dependency signature that Repid cannot fill."""
+class SignatureError(ActorDeclarationError, TypeError):
+    """An actor or dependency signature that Repid cannot fill (raised when a worker starts)."""
 
 
 @dataclass(frozen=True, slots=True)
