@@ -20,6 +20,8 @@ from flask import Flask, request
 
 from repid import MessageData, RedisServer, Repid, SyncProducer
 
+CHANNEL = os.environ.get("ORDERS_CHANNEL", "orders")
+
 app = Repid(title="Orders")
 app.servers.register_server(
     "default", RedisServer(os.environ.get("REDIS_URL", "redis://localhost:6379/0")), is_default=True
@@ -43,5 +45,5 @@ web = Flask(__name__)
 @web.post("/orders")
 def create_order() -> tuple[dict[str, Any], int]:
     order = request.get_json(force=True)
-    producer.send_message_json(channel="orders", payload=order, headers={"topic": "charge"})
+    producer.send_message_json(channel=CHANNEL, payload=order, headers={"topic": "charge"})
     return {"queued": order.get("order_id")}, 202
