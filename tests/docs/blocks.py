@@ -17,7 +17,10 @@ previous non-blank line) says otherwise. The comment is `<!-- docs-test: OPTION 
   created empty first.
 
 A ```text block marked `<!-- docs-test: output -->` is the expected stdout of the block before
-it.
+it. A ```json block marked `<!-- docs-test: rabbitmq-definitions -->` is a RabbitMQ definitions
+document: before the page's first `needs=amqp` block, its queues are deleted and the document
+is loaded through the management API, so the topology a page tells readers to create is the
+one its examples run against.
 """
 
 from __future__ import annotations
@@ -27,14 +30,16 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DOCS", "Block", "collect_blocks", "parse_options"]
+__all__ = ["DOCS", "Block", "collect_blocks", "parse_options", "rabbitmq_definitions"]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^\n`]*)$")
 _MARKER = re.compile(r"^\s*<!--\s*docs-test:(?P<options>.*?)-->\s*$")
 
-FLAGS = frozenset({"fragment", "continue", "pytest", "subprocess", "output"})
+FLAGS = frozenset(
+    {"fragment", "continue", "pytest", "subprocess", "output", "rabbitmq-definitions"}
+)
 VALUED = frozenset({"file", "stop-on", "needs", "queues", "topics"})
 BROKERS = frozenset({"redis", "amqp", "pubsub"})
 PYTHON = frozenset({"python", "py", "python3"})
@@ -148,4 +153,16 @@ def collect_blocks() -> list[Block]:
     found: list[Block] = []
     for path in sorted(DOCS.rglob("*.md")):
         found.extend(b for b in blocks_of(path) if b.is_python)
+    return found
+
+
+def rabbitmq_definitions() -> dict[str, list[str]]:
+    """Page -> the RabbitMQ definitions documents (JSON text) it shows."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(DOCS.rglob("*.md")):
+        for block in blocks_of(path):
+            if "rabbitmq-definitions" in block.options:
+                if block.language != "json":
+                    raise ValueError(f"{block.id}: rabbitmq-definitions must be a ```json block")
+                found.setdefault(block.page, []).append(block.source)
     return found

@@ -14,6 +14,7 @@ import contextlib
 import faulthandler
 import inspect
 import io
+import json
 import os
 import queue
 import signal
@@ -31,10 +32,11 @@ import pytest
 
 from tests import brokers
 
-from .blocks import Block, collect_blocks
+from .blocks import Block, collect_blocks, rabbitmq_definitions
 from .names import check_repid_names
 
 BLOCKS = collect_blocks()
+DEFINITIONS = rabbitmq_definitions()
 RUN = [b for b in BLOCKS if b.kind == "run"]
 CHECKED = [b for b in BLOCKS if b.kind != "run"]
 BLOCK_TIMEOUT = 120.0  # seconds; a hung example must not hang the whole run
@@ -92,6 +94,7 @@ def _broker_env(block: Block) -> dict[str, str]:
 
 
 _flushed_pages: set[str] = set()
+_defined_pages: set[str] = set()
 
 
 def _prepare_brokers(block: Block, env: dict[str, str]) -> None:
@@ -106,6 +109,13 @@ def _prepare_brokers(block: Block, env: dict[str, str]) -> None:
             client.flushdb()
         finally:
             client.close()
+    if "AMQP_URL" in env and block.page in DEFINITIONS and block.page not in _defined_pages:
+        _defined_pages.add(block.page)
+        for text in DEFINITIONS[block.page]:
+            document = json.loads(text)
+            for queue in document.get("queues", []):
+                brokers.rabbitmq_delete_queue(queue["name"])
+            brokers.rabbitmq_load_definitions(document)
     for name in filter(None, block.options.get("queues", "").split(",")):
         brokers.rabbitmq_delete_queue(name)
         brokers.rabbitmq_declare_queue(name, {"x-queue-type": "quorum"})
