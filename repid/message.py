@@ -44,14 +44,17 @@ class Message:
 
     @property
     def payload(self) -> bytes:
+        """The raw payload bytes, as the broker delivered them."""
         return self._received.payload
 
     @property
     def headers(self) -> dict[str, str] | None:
+        """The message headers (`topic` among them), or None when it has none."""
         return self._received.headers
 
     @property
     def content_type(self) -> str | None:
+        """The content type the sender set (`application/json` for `send_message_json`)."""
         return self._received.content_type
 
     @property
@@ -66,18 +69,22 @@ class Message:
 
     @property
     def reply_to(self) -> str | None:
+        """Where `reply()` sends by default: the channel the sender named, if any."""
         return self._received.reply_to
 
     @property
     def delivery_count(self) -> int | None:
+        """Earlier deliveries of this message (0 the first time), if the broker counts them."""
         return self._received.delivery_count
 
     @property
     def is_acted_on(self) -> bool:
+        """True once the message was acked, nacked, rejected or replied to."""
         return self._received.is_acted_on
 
     @property
     def action(self) -> MessageAction | None:
+        """How the message was settled, or None while it is not."""
         return self._received.action
 
     async def ack(self) -> None:

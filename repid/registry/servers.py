@@ -56,10 +56,12 @@ class ServerRegistry:
         return len(self._servers)
 
     def items(self) -> list[tuple[str, ServerT]]:
+        """(name, server) pairs in registration order."""
         return list(self._servers.items())
 
     @property
     def default_name(self) -> str:
+        """The name of the default server; `NoServerRegisteredError` when there is none."""
         if self._default is None:
             raise NoServerRegisteredError(
                 "no server is registered: call app.servers.register_server(name, server) first"
