@@ -40,6 +40,7 @@ class StoredMessage:
         "message_id",
         "payload",
         "priority",
+        "reply_to",
     )
 
     def __init__(
@@ -50,6 +51,7 @@ class StoredMessage:
         content_type: str | None,
         message_id: str,
         priority: int = 0,
+        reply_to: str | None = None,
     ) -> None:
         self.channel = channel
         self.payload = payload
@@ -57,6 +59,7 @@ class StoredMessage:
         self.content_type = content_type
         self.message_id = message_id
         self.priority = priority
+        self.reply_to = reply_to
         self.delivery_count = 0
 
     def __repr__(self) -> str:
@@ -121,6 +124,11 @@ class InMemoryReceivedMessage(BaseReceivedMessage):
     @property
     def message_id(self) -> str | None:
         return self._stored.message_id
+
+    @property
+    def reply_to(self) -> str | None:
+        reply_to = self._stored.reply_to
+        return reply_to if reply_to is not None else super().reply_to
 
     @property
     def delivery_count(self) -> int | None:
@@ -295,6 +303,7 @@ class InMemoryServer(BaseServer):
             message.content_type,
             message_id or uuid.uuid4().hex,
             priority,
+            message.reply_to,
         )
         queue = self._queue(channel)
         queue.append(stored)

@@ -146,20 +146,26 @@ def test_bodies_from_other_clients() -> None:
     st.none() | st.dictionaries(text, text, max_size=5),
     content_types,
     text,
+    st.none() | text,
 )
 def test_plain_encoding_is_byte_for_byte_the_generic_one(
-    payload: bytes, headers: dict[str, str] | None, content_type: str | None, channel: str
+    payload: bytes,
+    headers: dict[str, str] | None,
+    content_type: str | None,
+    channel: str,
+    reply_to: str | None,
 ) -> None:
     built = build_message(
         channel,
-        MessageData(payload, headers, content_type),
+        MessageData(payload, headers, content_type, reply_to),
         None,
         default_address_strategy,
         default_exchange_address_strategy,
     )
     assert built.properties is not None and built.properties.to is not None
+    assert built.properties.reply_to == reply_to
     fast = encode_plain_message(
-        built.properties.message_id, built.properties.to, payload, headers, content_type
+        built.properties.message_id, built.properties.to, payload, headers, content_type, reply_to
     )
     assert fast == encode_message(built)
 

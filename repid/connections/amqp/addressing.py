@@ -90,7 +90,8 @@ def build_message(
     exchange_address_strategy: ExchangeAddressStrategyT,
 ) -> Message:
     """The AMQP message for `publish`: headers become application-properties, the payload one
-    data section, content_type properties.content-type, and the target address goes in `to`.
+    data section, content_type properties.content-type, reply_to properties.reply-to, and the
+    target address goes in `to` (repid 2.x lays its messages out the same way).
     """
     header = _DEFAULT_HEADER
     properties: AmqpMessageProperties | None = None
@@ -128,7 +129,10 @@ def build_message(
             to = address_strategy(channel)
     if properties is None:
         properties = AmqpMessageProperties(
-            message_id=new_message_id(), to=to, content_type=message.content_type
+            message_id=new_message_id(),
+            to=to,
+            content_type=message.content_type,
+            reply_to=message.reply_to,
         )
     else:
         properties = dataclasses.replace(
@@ -140,6 +144,7 @@ def build_message(
             content_type=properties.content_type
             if properties.content_type is not None
             else message.content_type,
+            reply_to=properties.reply_to if properties.reply_to is not None else message.reply_to,
         )
     return Message(
         body=[message.payload],
@@ -184,23 +189,34 @@ def _compound(code8: int, code32: int, count: int, body: bytes) -> bytes:
 
 
 def encode_plain_message(
-    message_id: str, to: str, payload: bytes, headers: Mapping[str, str] | None, ct: str | None
+    message_id: str,
+    to: str,
+    payload: bytes,
+    headers: Mapping[str, str] | None,
+    ct: str | None,
+    reply_to: str | None = None,
 ) -> bytes | None:
     """The encoded message `build_message` + `encode_message` give without parameters.
 
-    Byte for byte the same (default header, properties message-id/to/content-type, the headers
-    as application-properties, one data section), written directly since this runs for every
-    published message. Returns None for input it does not cover (non-str headers, a non-ASCII
-    content type, unencodable strings): the generic path then encodes it or reports the error.
+    Byte for byte the same (default header, properties message-id/to/reply-to/content-type, the
+    headers as application-properties, one data section), written directly since this runs for
+    every published message. Returns None for input it does not cover (non-str headers, a
+    non-ASCII content type, unencodable strings): the generic path then encodes it or reports
+    the error.
     """
     try:
         props = _variable(0xA1, 0xB1, message_id.encode()) + b"\x40"
         props += _variable(0xA1, 0xB1, to.encode())
-        if ct is None:
-            sections = [_HEADER_BYTES, b"\x00\x53\x73", _compound(0xC0, 0xD0, 3, props)]
-        else:
-            props += b"\x40\x40\x40" + _variable(0xA3, 0xB3, ct.encode("ascii"))
-            sections = [_HEADER_BYTES, b"\x00\x53\x73", _compound(0xC0, 0xD0, 7, props)]
+        fields = 3
+        if reply_to is not None or ct is not None:
+            # subject (null), reply-to; then correlation-id (null) and content-type
+            props += b"\x40"
+            props += b"\x40" if reply_to is None else _variable(0xA1, 0xB1, reply_to.encode())
+            fields = 5
+            if ct is not None:
+                props += b"\x40" + _variable(0xA3, 0xB3, ct.encode("ascii"))
+                fields = 7
+        sections = [_HEADER_BYTES, b"\x00\x53\x73", _compound(0xC0, 0xD0, fields, props)]
         if headers:
             parts = []
             for key, value in headers.items():

@@ -21,9 +21,10 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from repid._compat import UNSET, renamed
 from repid.connections.abc import (
     ChannelStats,
     DeadLetter,
@@ -64,6 +65,7 @@ from repid.errors import (
     BrokerAuthenticationError,
     BrokerConnectionError,
     ChannelNotFoundError,
+    ConfigurationError,
     RepidError,
     ServerNotConnectedError,
 )
@@ -115,6 +117,17 @@ class AmqpServer(BaseServer):
     frame's hostname `vhost:NAME`. Server-specific parameters for `publish`: `header`
     (`AmqpMessageHeader`), `properties` (`AmqpMessageProperties`), `delivery_annotations`,
     `message_annotations`, `footers` (dicts), `to` (an explicit address) and `routing_key`.
+
+    Addresses: `address_strategy(channel)` is where a message to a channel goes (default
+    `/queues/{channel}`), `exchange_address_strategy(channel, routing_key)` where it goes with
+    a `routing_key` (default `/exchanges/{channel}/{routing_key}`), and
+    `subscribe_naming_strategy(channel)` the source a worker reads (default
+    `/queues/{channel}`). `session_window` bounds the transfers in flight per session
+    direction (default: 2048 incoming, unlimited outgoing).
+
+    repid 2.x keyword names are accepted with their 2.x meaning: `dsn` (= `url`) and
+    `publish_naming_strategy(channel, routing_key_or_None)`, which replaces both publish
+    strategies (called with None when no `routing_key` is given).
     """
 
     protocol = "amqp"
@@ -125,10 +138,12 @@ class AmqpServer(BaseServer):
 
     def __init__(
         self,
-        url: str = "amqp://localhost",
+        url: str = UNSET,
         *,
-        address_strategy: AddressStrategyT = default_address_strategy,
-        exchange_address_strategy: ExchangeAddressStrategyT = default_exchange_address_strategy,
+        address_strategy: AddressStrategyT = UNSET,
+        exchange_address_strategy: ExchangeAddressStrategyT = UNSET,
+        subscribe_naming_strategy: AddressStrategyT = default_address_strategy,
+        session_window: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         idle_timeout: float | None = 60.0,
         connect_timeout: float = 15.0,
@@ -143,7 +158,25 @@ class AmqpServer(BaseServer):
         tags: list[Any] | None = None,
         external_docs: Any | None = None,
         bindings: Mapping[str, Any] | None = None,
+        # repid 2.x names (see the class docstring)
+        dsn: str = UNSET,
+        publish_naming_strategy: Callable[[str, str | None], str] | None = UNSET,
     ) -> None:
+        url = renamed("AmqpServer", "url", url, "dsn", dsn)
+        url = "amqp://localhost" if url is UNSET else url
+        if publish_naming_strategy:
+            if address_strategy is not UNSET or exchange_address_strategy is not UNSET:
+                raise ConfigurationError(
+                    "AmqpServer got publish_naming_strategy= (repid 2.x) and address_strategy= "
+                    "or exchange_address_strategy=; pass only one of them"
+                )
+            address_strategy, exchange_address_strategy = _split_naming(publish_naming_strategy)
+        if address_strategy is UNSET:
+            address_strategy = default_address_strategy
+        if exchange_address_strategy is UNSET:
+            exchange_address_strategy = default_exchange_address_strategy
+        if session_window is not None and session_window < 1:
+            raise ValueError("session_window must be at least 1")
         self._address = parse_amqp_url(url)
         self._safe_url = redact_url(url)
         address = self._address
@@ -164,6 +197,8 @@ class AmqpServer(BaseServer):
             self.protocol = "amqps"
         self.address_strategy = address_strategy
         self.exchange_address_strategy = exchange_address_strategy
+        self.subscribe_naming_strategy = subscribe_naming_strategy
+        self.session_window = session_window
         self._ssl_context = ssl_context
         self._idle_timeout = idle_timeout
         self._connect_timeout = connect_timeout
@@ -227,6 +262,7 @@ class AmqpServer(BaseServer):
             max_message_size=self._max_message_size,
             timeout=self._connect_timeout,
             on_lost=self._on_lost,
+            session_window=self.session_window,
         )
         self._client = client
         self._sender = None
@@ -313,7 +349,12 @@ class AmqpServer(BaseServer):
         if not server_specific_parameters:
             address = to = self._address_for(channel)
             encoded = encode_plain_message(
-                new_message_id(), to, message.payload, message.headers, message.content_type
+                new_message_id(),
+                to,
+                message.payload,
+                message.headers,
+                message.content_type,
+                message.reply_to,
             )
         if encoded is None:
             amqp_message = build_message(
@@ -408,7 +449,12 @@ class AmqpServer(BaseServer):
             message_id = new_message_id() if plain else ""
             data = (
                 encode_plain_message(
-                    message_id, to, message.payload, message.headers, message.content_type
+                    message_id,
+                    to,
+                    message.payload,
+                    message.headers,
+                    message.content_type,
+                    message.reply_to,
                 )
                 if plain
                 else None
@@ -548,3 +594,17 @@ def _is_auth_error(exc: BaseException) -> bool:
 
 def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
+
+
+def _split_naming(
+    strategy: Callable[[str, str | None], str],
+) -> tuple[AddressStrategyT, ExchangeAddressStrategyT]:
+    """repid 2.x's one publish strategy as our two (without and with a routing key)."""
+
+    def address(channel: str) -> str:
+        return strategy(channel, None)
+
+    def exchange_address(channel: str, routing_key: str) -> str:
+        return strategy(channel, routing_key)
+
+    return address, exchange_address

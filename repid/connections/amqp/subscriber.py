@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from repid.connections.abc import DeliveryCapacity, MessageCallbackT
-from repid.connections.amqp.addressing import _segment, headers_of, payload_of
+from repid.connections.amqp.addressing import headers_of, payload_of
 from repid.connections.amqp.protocol.connection import IncomingDelivery, Link, ReceiverLink
 from repid.connections.amqp.protocol.errors import AmqpProtocolError, Condition
 from repid.connections.amqp.protocol.message import decode_message
@@ -170,7 +170,7 @@ class AmqpSubscriber:
         self._server = server
         self._capacity = capacity
         self._consumers = [
-            _Consumer(channel, f"/queues/{_segment(channel)}", callback)
+            _Consumer(channel, server.subscribe_naming_strategy(channel), callback)
             for channel, callback in callbacks.items()
         ]
         self._buffer: deque[AmqpReceivedMessage] = deque()

@@ -232,8 +232,10 @@ class AmqpClient:
         connection: Connection,
         *,
         on_lost: Callable[[AmqpConnectionLost], None] | None = None,
+        session_window: int | None = None,
     ) -> None:
         self._transport = transport
+        self._session_window = session_window
         self._protocol = protocol
         self.connection = connection
         self.session: Session | None = None  # publishing
@@ -266,8 +268,13 @@ class AmqpClient:
         max_message_size: int = 128 * 1024 * 1024,
         timeout: float = 15.0,
         on_lost: Callable[[AmqpConnectionLost], None] | None = None,
+        session_window: int | None = None,
     ) -> AmqpClient:
-        """Open the socket, authenticate, open the connection and begin one session."""
+        """Open the socket, authenticate, open the connection and begin one session.
+
+        `session_window` sets both session windows (transfers in flight per direction);
+        None keeps the defaults (2048 incoming, unlimited outgoing).
+        """
         context: ssl.SSLContext | None = None
         if address.tls:
             context = ssl_context or ssl.create_default_context()
@@ -289,7 +296,9 @@ class AmqpClient:
                 server_hostname=address.host if context else None,
             )
             _no_delay(transport)
-            client = cls(transport, protocol, connection, on_lost=on_lost)
+            client = cls(
+                transport, protocol, connection, on_lost=on_lost, session_window=session_window
+            )
             try:
                 await client._handshake()
             except BaseException:
@@ -297,16 +306,22 @@ class AmqpClient:
                 raise
         return client
 
+    def _begin(self) -> Session:
+        window = self._session_window
+        if window is None:
+            return self.connection.begin()
+        return self.connection.begin(incoming_window=window, outgoing_window=window)
+
     async def _handshake(self) -> None:
         self.connection.start()
         self._flush()
         self._protocol.bind(self)
         self._tasks.append(self._loop.create_task(self._tick_loop()))
         await self._opened
-        self.session = self.connection.begin()
+        self.session = self._begin()
         # Receivers get a session of their own: RabbitMQ ends the whole session when an attach
         # names a missing queue, and that must not take the publisher down with it.
-        self.consumer_session = self.connection.begin()
+        self.consumer_session = self._begin()
         self._flush()
         while not (self.session.begun and self.consumer_session.begun):
             await self._begun
@@ -542,9 +557,9 @@ class AmqpClient:
                 future.set_exception(AmqpLinkError(None, event.error))
         if self.is_alive and self.connection.is_open:
             if self.session is event.session:
-                self.session = self.connection.begin()
+                self.session = self._begin()
             elif self.consumer_session is event.session:
-                self.consumer_session = self.connection.begin()
+                self.consumer_session = self._begin()
             self._schedule_flush()
 
     def _on_link_detached(self, event: LinkDetached) -> None:

@@ -14,6 +14,6 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "PubsubServer needs the gRPC runtime, which is not installed: pip install repid[pubsub]"
     ) from exc
 
-from repid.connections.pubsub._server import PubsubServer
+from repid.connections.pubsub._server import ChannelOverride, PubsubServer
 
-__all__ = ["PubsubServer"]
+__all__ = ["ChannelOverride", "PubsubServer"]

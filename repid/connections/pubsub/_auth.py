@@ -78,10 +78,17 @@ async def create_channel(
     insecure: bool,
     credentials: Any | None,
     options: ChannelOptions,
+    authenticate: bool = True,
 ) -> grpc.aio.Channel:
-    """Open a channel; on the real service, attach OAuth tokens from `credentials` or ADC."""
+    """Open a channel; on the real service, attach OAuth tokens from `credentials` or ADC.
+
+    `authenticate=False` opens TLS without call credentials (a Pub/Sub-compatible endpoint
+    that needs none; repid 2.x's `https://` dsn without `use_google_auth`).
+    """
     if insecure:
         return grpc.aio.insecure_channel(target, options=options)
+    if not authenticate and credentials is None:
+        return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
     try:
         import google.auth
         from google.auth.transport.grpc import AuthMetadataPlugin

@@ -9,11 +9,24 @@ from repid.connections.base import BaseReceivedMessage
 if TYPE_CHECKING:
     from repid.connections.pubsub._subscriber import SubscriptionState
 
-__all__ = ["CONTENT_TYPE_ATTRIBUTE", "EMPTY_MARKER_ATTRIBUTE", "PubsubReceivedMessage"]
+__all__ = [
+    "CLOUDEVENTS_CONTENT_TYPE_ATTRIBUTE",
+    "CONTENT_TYPE_ATTRIBUTE",
+    "EMPTY_MARKER_ATTRIBUTE",
+    "REPLY_TO_ATTRIBUTE",
+    "PubsubReceivedMessage",
+]
 
-# The attribute that carries `MessageData.content_type`. "content-type" is the name the
-# CloudEvents Pub/Sub binding uses, so other producers' messages map naturally.
-CONTENT_TYPE_ATTRIBUTE = "content-type"
+# The attribute that carries `MessageData.content_type`: repid 2.x's name, so that 2.x workers
+# and ours read each other's messages.
+CONTENT_TYPE_ATTRIBUTE = "content_type"
+
+# Read as the content type too when `content_type` is absent: the CloudEvents Pub/Sub binding's
+# name, so other producers' messages map naturally.
+CLOUDEVENTS_CONTENT_TYPE_ATTRIBUTE = "content-type"
+
+# The attribute that carries `MessageData.reply_to` (repid 2.x reads it as `reply_to` too).
+REPLY_TO_ATTRIBUTE = "reply_to"
 
 # Pub/Sub refuses a message with neither data nor attributes. An empty payload without headers
 # is sent with this attribute instead, and the consumer strips it again.

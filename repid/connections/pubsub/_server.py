@@ -10,17 +10,23 @@ import os
 import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import grpc
 import grpc.aio
 
+from repid._compat import UNSET, refuse, renamed
 from repid.connections.abc import DeliveryCapacity, MessageCallbackT, ServerCapabilities
 from repid.connections.base import BaseServer
 from repid.connections.pubsub import _proto
 from repid.connections.pubsub._auth import create_channel
-from repid.connections.pubsub._message import CONTENT_TYPE_ATTRIBUTE, EMPTY_MARKER_ATTRIBUTE
+from repid.connections.pubsub._message import (
+    CONTENT_TYPE_ATTRIBUTE,
+    EMPTY_MARKER_ATTRIBUTE,
+    REPLY_TO_ATTRIBUTE,
+)
 from repid.connections.pubsub._publisher import (
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
@@ -34,9 +40,14 @@ from repid.connections.pubsub._subscriber import (
     SubscriptionState,
 )
 from repid.data import MessageData
-from repid.errors import BrokerAuthenticationError, BrokerConnectionError, ChannelNotFoundError
+from repid.errors import (
+    BrokerAuthenticationError,
+    BrokerConnectionError,
+    ChannelNotFoundError,
+    ConfigurationError,
+)
 
-__all__ = ["PubsubServer"]
+__all__ = ["ChannelOverride", "PubsubServer"]
 
 logger = logging.getLogger("repid.connections.pubsub")
 
@@ -50,6 +61,19 @@ _MODIFY_ACK_DEADLINE = "/google.pubsub.v1.Subscriber/ModifyAckDeadline"
 _PUBLISH_PARAMETERS = frozenset({"topic", "project", "timeout", "ordering_key", "attributes"})
 
 _MAX_GRPC_MESSAGE = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOverride:
+    """Names for one channel that differ from the defaults (repid 2.x's `ChannelOverride`).
+
+    `topic` is where producers of the channel publish, `subscription` what its workers read,
+    `project` the project of both; each is a short name or a full `projects/...` path.
+    """
+
+    project: str | None = None
+    topic: str | None = None
+    subscription: str | None = None
 
 
 def _seconds(value: int | float | timedelta) -> float:
@@ -70,9 +94,11 @@ class PubsubServer(BaseServer):
     to `endpoint` and authenticates with `credentials`, or else Google application default
     credentials (`google.auth.default()` with the Pub/Sub scope).
 
-    Message mapping: the payload is the message data; headers are attributes; the content type
-    is the `content-type` attribute. An empty payload without headers is sent with a
-    `repid-empty` attribute (Pub/Sub refuses empty messages), removed again on receipt.
+    Message mapping (repid 2.x's): the payload is the message data; headers are attributes;
+    the content type is the `content_type` attribute (a `content-type` attribute, the
+    CloudEvents binding's name, is read too); `MessageData.reply_to` is the `reply_to`
+    attribute. An empty payload without headers is sent with a `repid-empty` attribute (Pub/Sub
+    refuses empty messages; repid 2.x fails to publish one), removed again on receipt.
 
     Publish `server_specific_parameters`: `topic` (a topic name, or a full
     `projects/.../topics/...` path; no prefix is added), `project`, `timeout`
@@ -97,6 +123,20 @@ class PubsubServer(BaseServer):
     `delivery_count` is Pub/Sub's `delivery_attempt - 1`, known only on
     subscriptions with a dead-letter policy. Unknown publish parameters raise `ValueError`.
 
+    Names: `channel_overrides` maps a channel to a `ChannelOverride` (its own topic,
+    subscription and/or project). Reconnecting: `initial_backoff` doubles per failed attempt
+    up to `max_backoff`, each delay jittered (`reconnect_jitter_factor` j: by +- j; default:
+    between half and all of it); a stream that stayed up `stability_threshold` seconds (or
+    delivered) restarts the backoff.
+
+    repid 2.x's signature works too: `PubsubServer(dsn, default_project="p")`, where
+    `http://host:port[/v1]` (the emulator) connects in plaintext without credentials and
+    `https://host[:port]` with TLS, authenticated only with `use_google_auth=True`; without a
+    dsn, Google default credentials are used (`use_google_auth=False` turns them off). Other
+    2.x names: `stream_ack_deadline_seconds` (= `ack_deadline`), `reconnect_base_delay`
+    (= `initial_backoff`), `reconnect_max_delay` (= `max_backoff`); `max_reconnect_attempts`
+    and `credentials_provider` are refused with an error that says what to use instead.
+
     Emulator notes (cloud-pubsub-emulator 0.8.20): it ignores `max_outstanding_messages` (the
     local read stop still bounds the buffer), and it notices a vanished client (kill -9, a
     cancelled stream) only after a deadline or two, so a crashed worker's messages come back
@@ -111,20 +151,23 @@ class PubsubServer(BaseServer):
 
     def __init__(
         self,
-        project: str,
+        project: str | None = None,
         *,
         emulator_host: str | None = None,
         channel_prefix: str = "",
+        channel_overrides: Mapping[str, ChannelOverride] | None = None,
         credentials: Any | None = None,
         endpoint: str = DEFAULT_ENDPOINT,
-        ack_deadline: int = 30,
+        ack_deadline: int = UNSET,
         max_lease: float = 3600.0,
         pull_streams: int = 4,
         publish_timeout: int | float | timedelta = 60.0,
         connect_timeout: float = 10.0,
         close_timeout: float = 5.0,
-        initial_backoff: float = 0.5,
-        max_backoff: float = 10.0,
+        initial_backoff: float = UNSET,
+        max_backoff: float = UNSET,
+        reconnect_jitter_factor: float | None = None,
+        stability_threshold: float = 10.0,
         title: str | None = None,
         summary: str | None = None,
         description: str | None = None,
@@ -133,16 +176,88 @@ class PubsubServer(BaseServer):
         tags: list[Any] | None = None,
         external_docs: Any | None = None,
         bindings: Mapping[str, Any] | None = None,
+        # repid 2.x names (see the class docstring)
+        dsn: str | None = UNSET,
+        default_project: str = UNSET,
+        use_google_auth: bool | None = None,
+        stream_ack_deadline_seconds: int = UNSET,
+        reconnect_base_delay: float = UNSET,
+        reconnect_max_delay: float = UNSET,
+        max_reconnect_attempts: int = UNSET,
+        credentials_provider: Any = UNSET,
     ) -> None:
+        owner = "PubsubServer"
+        if default_project is not UNSET:
+            # repid 2.x's signature: PubsubServer(dsn=None, *, default_project=...).
+            if project is not None:
+                dsn = renamed(owner, "dsn", project, "dsn", dsn)
+            project = default_project
+        elif dsn is not UNSET:
+            raise ConfigurationError(
+                f"{owner} got dsn= (repid 2.x) without default_project=; pass the project too"
+            )
+        if max_reconnect_attempts is not UNSET:
+            refuse(
+                owner,
+                "max_reconnect_attempts",
+                "subscriptions reconnect until Pub/Sub is reachable again (backoff between "
+                "initial_backoff and max_backoff seconds) and publishes retry until "
+                "publish_timeout; remove it, or bound publishing with publish_timeout=",
+            )
+        if credentials_provider is not UNSET:
+            refuse(
+                owner,
+                "credentials_provider",
+                "pass credentials= (a google.auth credentials object), or emulator_host= / an "
+                "http:// dsn for a server without authentication",
+            )
+        ack_deadline = renamed(
+            owner,
+            "ack_deadline",
+            ack_deadline,
+            "stream_ack_deadline_seconds",
+            stream_ack_deadline_seconds,
+        )
+        ack_deadline = 30 if ack_deadline is UNSET else ack_deadline
+        initial_backoff = renamed(
+            owner, "initial_backoff", initial_backoff, "reconnect_base_delay", reconnect_base_delay
+        )
+        initial_backoff = 0.5 if initial_backoff is UNSET else initial_backoff
+        max_backoff = renamed(
+            owner, "max_backoff", max_backoff, "reconnect_max_delay", reconnect_max_delay
+        )
+        max_backoff = 10.0 if max_backoff is UNSET else max_backoff
+        authenticate = True
+        if dsn:  # repid 2.x: http:// is plaintext without credentials, https:// is TLS
+            if emulator_host is not None:
+                raise ConfigurationError(f"{owner} got both dsn= and emulator_host=; pass one")
+            target, tls = _parse_dsn(dsn)
+            if tls:
+                endpoint = target
+                authenticate = bool(use_google_auth)
+            else:
+                if use_google_auth:
+                    raise ConfigurationError(
+                        f"{owner}: use_google_auth=True needs TLS, but the dsn is http://"
+                    )
+                emulator_host = target
+        elif use_google_auth is False and emulator_host is None:
+            authenticate = False
         if not project:
             raise ValueError("PubsubServer needs a Google Cloud project id")
         if not 10 <= ack_deadline <= 600:
             raise ValueError(f"ack_deadline must be 10..600 seconds (Pub/Sub), got {ack_deadline}")
-        if emulator_host is None:
+        if reconnect_jitter_factor is not None and not 0 <= reconnect_jitter_factor <= 1:
+            raise ValueError("reconnect_jitter_factor must be between 0 and 1")
+        if emulator_host is None and not dsn:
             emulator_host = os.environ.get("PUBSUB_EMULATOR_HOST") or None
         self.project = project
         self.emulator_host = emulator_host
         self.channel_prefix = channel_prefix
+        self.channel_overrides: Mapping[str, ChannelOverride] = dict(channel_overrides or {})
+        self.authenticate = authenticate
+        self.reconnect_jitter_factor = reconnect_jitter_factor
+        self.stability_threshold = stability_threshold
         self.endpoint = emulator_host if emulator_host is not None else endpoint
         self.ack_deadline = ack_deadline
         self.max_lease = max_lease
@@ -203,6 +318,7 @@ class PubsubServer(BaseServer):
             target=self.endpoint,
             insecure=self.emulator_host is not None,
             credentials=self._credentials,
+            authenticate=self.authenticate,
             options=self._channel_options(),
         )
         try:
@@ -301,11 +417,23 @@ class PubsubServer(BaseServer):
     def _build_topic_path(self, channel: str, project: str) -> str:
         if channel.startswith("projects/") and "/topics/" in channel:
             return channel
+        override = self.channel_overrides.get(channel)
+        if override is not None:
+            if override.project is not None and project == self.project:
+                project = override.project
+            if override.topic is not None:
+                return _full_name(override.topic, project, "topics")
         return f"projects/{project}/topics/{self.channel_prefix}{channel}"
 
     def subscription_path(self, channel: str) -> str:
         """The full subscription name a consumer's channel maps to."""
-        return f"projects/{self.project}/subscriptions/{self.channel_prefix}{channel}"
+        project = self.project
+        override = self.channel_overrides.get(channel)
+        if override is not None:
+            project = override.project or project
+            if override.subscription is not None:
+                return _full_name(override.subscription, project, "subscriptions")
+        return f"projects/{project}/subscriptions/{self.channel_prefix}{channel}"
 
     # -- publishing ----------------------------------------------------------------------------
 
@@ -323,6 +451,7 @@ class PubsubServer(BaseServer):
             headers=message.headers,
             content_type=message.content_type,
             server_specific_parameters=server_specific_parameters,
+            reply_to=message.reply_to,
         )
 
     async def publish_raw(
@@ -333,6 +462,7 @@ class PubsubServer(BaseServer):
         headers: dict[str, str] | None,
         content_type: str | None,
         server_specific_parameters: dict[str, Any] | None = None,
+        reply_to: str | None = None,
     ) -> str:
         """Publish one message and return its Pub/Sub message id.
 
@@ -341,7 +471,7 @@ class PubsubServer(BaseServer):
         """
         params = server_specific_parameters or {}
         topic, timeout, ordering_key, extra = self._publish_options(channel, params)
-        encoded = _encode(payload, headers, content_type, ordering_key, extra)
+        encoded = _encode(payload, headers, content_type, ordering_key, extra, reply_to)
         self._require_channel()
         return await self._coalescer.publish(topic, encoded, timeout)
 
@@ -364,7 +494,12 @@ class PubsubServer(BaseServer):
         size = 0
         for message in messages:
             encoded = _encode(
-                message.payload, message.headers, message.content_type, ordering_key, extra
+                message.payload,
+                message.headers,
+                message.content_type,
+                ordering_key,
+                extra,
+                message.reply_to,
             )
             if batch and (
                 len(batch) >= MAX_BATCH_MESSAGES or size + len(encoded) > MAX_BATCH_BYTES
@@ -536,6 +671,22 @@ class PubsubServer(BaseServer):
                     logger.exception("pubsub.keep_alive_failed", extra={"subscription": state.path})
 
 
+def _full_name(name: str, project: str, kind: str) -> str:
+    """`name` as `projects/{project}/{kind}/{name}` unless it already is a full name."""
+    return name if name.startswith("projects/") else f"projects/{project}/{kind}/{name}"
+
+
+def _parse_dsn(dsn: str) -> tuple[str, bool]:
+    """repid 2.x's Pub/Sub dsn (`http://localhost:8681/v1`) as (host:port, TLS?)."""
+    parts = urllib.parse.urlsplit(dsn)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"a Pub/Sub dsn is http://host:port or https://host, got {dsn!r}")
+    tls = parts.scheme == "https"
+    port = parts.port or (443 if tls else 80)
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{port}", tls
+
+
 @functools.lru_cache(maxsize=1024)
 def _named_error(exc: grpc.aio.AioRpcError, doing: str) -> Exception:
     """A RepidError naming the problem for the codes a newcomer hits; other codes unchanged."""
@@ -564,14 +715,17 @@ def _encode(
     content_type: str | None,
     ordering_key: str,
     extra: Mapping[str, str] | None,
+    reply_to: str | None = None,
 ) -> bytes:
     """Build one encoded PubsubMessage from Repid's message fields."""
-    if content_type is None and not extra:
+    if content_type is None and not extra and reply_to is None:
         attributes = headers
     else:
         attributes = dict(headers) if headers else {}
         if content_type is not None:
             attributes[CONTENT_TYPE_ATTRIBUTE] = content_type
+        if reply_to is not None:
+            attributes[REPLY_TO_ATTRIBUTE] = reply_to
         if extra:
             attributes.update(extra)
     if not payload and not attributes:

@@ -47,6 +47,7 @@ import grpc.aio
 from repid.connections.abc import DeliveryCapacity, MessageCallbackT
 from repid.connections.pubsub import _proto
 from repid.connections.pubsub._message import (
+    CLOUDEVENTS_CONTENT_TYPE_ATTRIBUTE,
     CONTENT_TYPE_ATTRIBUTE,
     EMPTY_MARKER_ATTRIBUTE,
     PubsubReceivedMessage,
@@ -81,9 +82,6 @@ MAX_IDS_PER_REQUEST = 1000
 
 # A stream that is still open this long after it was accepted counts as established.
 _STREAM_SETTLE_SECONDS = 0.5
-
-# A stream that lived this long counted as working: its failure restarts the backoff.
-_HEALTHY_STREAM_SECONDS = 10.0
 
 
 class _StreamEnded(Exception):
@@ -256,7 +254,7 @@ class _Stream:
                 if state._closed or call is self.ending or not running.is_set():
                     continue  # we ended it (pause/close)
                 self.failing = True
-                if received_any or time.monotonic() - opened_at > _HEALTHY_STREAM_SECONDS:
+                if received_any or time.monotonic() - opened_at > server.stability_threshold:
                     attempt = 0
                 state._log_stream_error(exc, attempt)
                 # Buffered messages stay: ack ids outlive the stream, so they are still
@@ -279,7 +277,13 @@ class _Stream:
     async def _backoff(self, attempt: int) -> None:
         server = self.state.server
         ceiling = min(server.max_backoff, server.initial_backoff * (2**attempt))
-        delay = random.uniform(ceiling / 2, ceiling)  # jitter spreads reconnecting workers
+        # Jitter spreads reconnecting workers: by default a delay in [ceiling/2, ceiling]; with
+        # repid 2.x's reconnect_jitter_factor j, ceiling * (1 +- j).
+        jitter = server.reconnect_jitter_factor
+        if jitter is None:
+            delay = random.uniform(ceiling / 2, ceiling)
+        else:
+            delay = ceiling * random.uniform(1 - jitter, 1 + jitter)
         self._wake.clear()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
@@ -491,6 +495,8 @@ class SubscriptionState:
         content_type = None
         if attributes:
             content_type = attributes.pop(CONTENT_TYPE_ATTRIBUTE, None)
+            if content_type is None:
+                content_type = attributes.pop(CLOUDEVENTS_CONTENT_TYPE_ATTRIBUTE, None)
             attributes.pop(EMPTY_MARKER_ATTRIBUTE, None)
         return PubsubReceivedMessage(
             state=self,
