@@ -5,6 +5,8 @@
 #   2. creates .venv and installs repid with every extra and the test tools (the `test`
 #      dependency group of pyproject.toml; test tools are not published as an extra),
 #   3. fetches the pinned AsyncAPI React bundle and JSON Schemas (npm pack, sha512-checked),
+#      and installs the published repid 2.1.4 into .bench/baseline-venv (tests/compat runs it
+#      beside ours as a peer process; nothing of it is imported by this package),
 #   4. starts Redis, RabbitMQ 4 (in a Debian 13 chroot) and the Pub/Sub emulator on loopback,
 #   5. runs ruff, mypy --strict and pytest (broker tests fail instead of skipping; tests/docs
 #      builds the documentation site with mkdocs --strict and runs every example in docs/),
@@ -38,6 +40,10 @@ step "Docs tools (the docs dependency group)"
 
 step "AsyncAPI assets"
 .venv/bin/python scripts/fetch_asyncapi_assets.py --specs
+
+step "repid 2.1.4 (the peer of the compatibility tests, in its own virtual environment)"
+bash benchmarks/baseline.sh
+export REPID_COMPAT_PYTHON="$PWD/.bench/baseline-venv/bin/python"
 
 step "Brokers"
 trap 'step "Stopping brokers"; bash scripts/brokers.sh stop all || true' EXIT
