@@ -28,7 +28,7 @@ from pathlib import Path
 
 from repid import Repid
 from tests import brokers
-from tests.health.http_client import free_port
+from tests.health.http_client import free_port, get
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.redis
@@ -113,15 +113,28 @@ async def test_prometheus_scrapes_two_workers(prometheus: tuple[int, int], tmp_p
         "METRICS_TEST_PIDS": str(pids),
         "REPID_TEST_REDIS_URL": url,
     }
+    health_port = free_port()
     command = [
         sys.executable, "-m", "repid", "run", "tests.observability.metrics_app:app",
         "--workers", "2", "--tasks-limit", "1", "--graceful-shutdown-time", "2",
-        "--metrics", f"127.0.0.1:{metrics_port}", "--log-level", "warning",
+        "--metrics", f"127.0.0.1:{metrics_port}", "--health", f"127.0.0.1:{health_port}",
+        "--log-level", "warning",
     ]  # fmt: skip
     log = (tmp_path / "workers.log").open("w")
     supervisor = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
     total = 40
     try:
+        # Both workers consume before anything is sent, so that both take messages.
+        deadline = time.monotonic() + 60
+        while True:
+            answer = None
+            with contextlib.suppress(OSError):
+                answer = await get(health_port, "/readyz")
+            if answer is not None and answer.status == 200:
+                break
+            assert supervisor.poll() is None, (tmp_path / "workers.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "workers.log").read_text()[-3000:]
+            await asyncio.sleep(0.2)
         app = Repid()
         app.servers.register_server("redis", RedisServer(url), is_default=True)
         async with app.servers.default.connection():
@@ -173,7 +186,6 @@ async def test_one_process_serves_metrics_and_the_health_server_too(tmp_path: Pa
     from prometheus_client.parser import text_string_to_metric_families
 
     from repid.connections.redis import RedisServer
-    from tests.health.http_client import get
 
     url = brokers.redis_url()
     channel = f"metrics-{uuid.uuid4().hex[:8]}"
