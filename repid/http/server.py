@@ -196,6 +196,7 @@ class HttpServer:
         try:
             if over_limit:
                 await self._send(writer, _error(503, "too many connections"), head_only=False)
+                await _linger(reader, writer)
                 return
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -332,3 +333,17 @@ def _to_request(event: h11.Request) -> Request:
 
 def _host_for_url(address: str) -> str:
     return f"[{address}]" if ":" in address else address
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Half-close and read what the client sent (briefly) before the socket is closed.
+
+    Closing a socket with unread request bytes makes the kernel answer with a reset, and a
+    reset can destroy the response the client has not read yet: the 503 would be lost.
+    """
+    with contextlib.suppress(OSError, RuntimeError):
+        if writer.can_write_eof():
+            writer.write_eof()
+    with contextlib.suppress(asyncio.TimeoutError, OSError, asyncio.IncompleteReadError):
+        await asyncio.wait_for(reader.read(64 * 1024), timeout=0.5)
+

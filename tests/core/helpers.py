@@ -22,12 +22,14 @@ async def run_until(
         graceful_shutdown_time=graceful_shutdown_time, tasks_limit=tasks_limit
     )
     task = asyncio.create_task(runner.run(()))
+    deadline = asyncio.get_running_loop().time() + timeout
     try:
-        async with asyncio.timeout(timeout):
-            while not done():
-                if task.done():
-                    break
-                await asyncio.sleep(0.01)
+        while not done():
+            if task.done():
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"the condition did not hold within {timeout} s")
+            await asyncio.sleep(0.01)
     finally:
         runner.stop()
     info = await asyncio.wait_for(task, timeout + graceful_shutdown_time + 2)
