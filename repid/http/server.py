@@ -346,4 +346,3 @@ async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
             writer.write_eof()
     with contextlib.suppress(asyncio.TimeoutError, OSError, asyncio.IncompleteReadError):
         await asyncio.wait_for(reader.read(64 * 1024), timeout=0.5)
-
