@@ -7,8 +7,10 @@ checks, e.g. `{"status": "unavailable", "reasons": ["broker disconnected"], ...}
   connection is alive (`Runner.is_healthy`);
 * `livez` beside it (`/livez` for `/healthz`): the event loop iterates. Use it as the liveness
   probe: it stays 200 while the worker starts or drains, so a graceful shutdown is not cut short;
-* `readyz` beside it (`/readyz`): the loop iterates, the worker runs and the broker is
-  connected. Use it as the readiness probe;
+* `readyz` beside it (`/readyz`): the loop iterates, the worker runs, the broker is connected
+  and the subscription delivers (`Runner.is_ready`: its `SubscriptionState` is ACTIVE, so a
+  consumer loop or stream that died, or a connection being re-established, answers 503 until
+  the subscription is back; an idle one is ready). Use it as the readiness probe;
 * `metrics_endpoint` (default `/metrics`), when the app is instrumented with
   `repid.prometheus.instrument`: the Prometheus metrics (text exposition format).
 
@@ -45,7 +47,8 @@ class HealthSource(Protocol):
     """What the health server reads from a worker (`repid.worker.runner.Runner` has it).
 
     Optional extras it uses when present: `last_iteration` (a `time.monotonic()` timestamp of
-    the last loop heartbeat) and `server.is_connected`.
+    the last loop heartbeat), `server.is_connected`, `is_ready` (a bool: /readyz is 503 while
+    it is False) and `subscription_state` (a `SubscriptionState`, named in the answers).
     """
 
     @property
@@ -114,13 +117,26 @@ class HealthCheckServer:
         connected = getattr(server, "is_connected", None)
         return connected if isinstance(connected, bool) else None
 
+    def _subscription(self) -> str | None:
+        state = getattr(self.runner, "subscription_state", None)
+        value = getattr(state, "value", None)
+        return value if isinstance(value, str) else None
+
+    def _is_ready(self) -> bool | None:
+        ready = getattr(self.runner, "is_ready", None)
+        return ready if isinstance(ready, bool) else None
+
     def _checks(self) -> dict[str, str]:
         broker = self._broker_ok()
-        return {
+        checks = {
             "loop": "iterating" if self._loop_ok() else "stalled",
             "worker": "running" if self.runner.is_running else "not running",
             "broker": "unknown" if broker is None else "connected" if broker else "disconnected",
         }
+        subscription = self._subscription()
+        if subscription is not None:
+            checks["subscription"] = subscription
+        return checks
 
     def _live(self) -> tuple[bool, list[str]]:
         ok = self._loop_ok()
@@ -128,6 +144,11 @@ class HealthCheckServer:
 
     def _ready(self) -> tuple[bool, list[str]]:
         reasons = self._reasons()
+        subscription = self._subscription()
+        if subscription is not None and subscription != "active":
+            reasons.append(f"subscription {subscription}")
+        if self._is_ready() is False and not reasons:
+            reasons.append("worker not ready")
         return not reasons, reasons
 
     def _healthy(self) -> tuple[bool, list[str]]:
