@@ -66,6 +66,7 @@ APP = textwrap.dedent(
 
     @atexit.register
     def _write() -> None:
+        seen["cpu"] = time.process_time()
         with open(os.path.join(os.environ["BENCH_OUT"], f"{os.getpid()}.json"), "w") as out:
             json.dump(seen, out)
 
@@ -143,6 +144,7 @@ def one_run(url: str, workers: int, n: int, timeout: float) -> dict[str, Any]:
         "seconds": last - first,
         "rate": n / (last - first),
         "per_process": sorted(r["count"] for r in reports),
+        "worker_cpu_seconds": round(sum(r.get("cpu", 0.0) for r in reports), 2),
     }
 
 
@@ -164,7 +166,8 @@ def main() -> int:
             runs.append(run)
             print(
                 f"--workers {workers}: {run['rate']:,.0f} msg/s "
-                f"({run['seconds']:.2f} s, per process {run['per_process']})",
+                f"({run['seconds']:.2f} s, per process {run['per_process']}, worker CPU "
+                f"{run['worker_cpu_seconds']:.1f} s)",
                 flush=True,
             )
     medians = {w: statistics.median(r["rate"] for r in runs if r["workers"] == w) for w in (1, 2)}

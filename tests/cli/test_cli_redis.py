@@ -349,3 +349,39 @@ async def test_dlq_list_replay_purge_and_stats(
         cli, "dlq", "purge", app_path, "--channel", channel, "--yes"
     )
     assert (await server.channel_stats(channel)).dead_letters == 0
+
+
+async def test_log_lines_of_a_single_worker_in_json(
+    server: RedisServer, channel: str, project: tuple[Path, dict[str, str]], run_command: object
+) -> None:
+    await publish(server, channel, range(3))
+    command = run_command(  # type: ignore[operator]
+        "run",
+        "project:app",
+        "--messages-limit",
+        "3",
+        "--tasks-limit",
+        "1",
+        "--log-level",
+        "debug",
+        "--log-format",
+        "json",
+        CLI_TEST_SLEEP="0.6",
+    )
+    assert await in_thread(command.wait, 60) == 0
+    records = command.json_lines()
+    by_event: dict[str | None, list[dict[str, object]]] = {}
+    for record in records:
+        by_event.setdefault(record["event"], []).append(record)  # type: ignore[arg-type]
+    (start,) = by_event["worker.starting"]
+    assert start["server_url"] == f"redis://{server.host}{server.pathname}"
+    assert "repid " in str(start["message"]) and f"{channel} (work)" in str(start["message"])
+    processed = by_event["message.processed"]
+    assert [r["outcome"] for r in processed] == ["acked"] * 3
+    assert all(r["actor"] == "work" and r["channel"] == channel for r in processed)
+    assert all(isinstance(r["duration_ms"], float) and r["duration_ms"] >= 500 for r in processed)
+    assert len({r["message_id"] for r in processed}) == 3
+    assert by_event["worker.progress"]  # at least one line in the ~2 s run (interval 1 s)
+    assert all(r["level"] == "info" for r in by_event["worker.progress"])
+    (stopped,) = by_event["worker.stopped"]
+    assert (stopped["processed"], stopped["failed"]) == (3, 0)

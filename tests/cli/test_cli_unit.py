@@ -198,6 +198,43 @@ def test_docs_export_json_and_yaml(
     assert yaml.safe_load(target.read_text()) == document
 
 
+def test_docs_serve_until_sigterm() -> None:
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "repid", "docs", "serve", "tests.cli.apps:app",
+         "--address", f"127.0.0.1:{port}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/asyncapi.json") as answer:
+                    document = json.loads(answer.read())
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        assert document == apps.app.generate_asyncapi_schema()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as answer:
+            assert b"AsyncApiStandalone" in answer.read()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0].decode()
+    assert process.returncode == 0, output
+    assert (
+        f"docs.serving: the AsyncAPI page of 'CLI test app' is at http://127.0.0.1:{port}/"
+        in output
+    )
+
+
 # send, stats and dlq on servers that cannot --------------------------------------------------
 
 
