@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from repid.cli.status import ENV_DOCS, ENV_FD, ENV_INDEX, STATUS_INTERVAL, decode
+from repid.cli.status import ENV_DOCS, ENV_FD, ENV_INDEX, decode
 
 __all__ = ["EXIT_CONFIG", "Supervisor", "SupervisorHealth", "SupervisorOptions", "WorkerSlot"]
 
@@ -92,6 +92,8 @@ class WorkerSlot:
     done: bool = False
     replace: bool = False
     restart: asyncio.TimerHandle | None = None
+    reader: asyncio.Task[None] | None = None
+    """Reads the running worker's status channel until it closes."""
 
     @property
     def alive(self) -> bool:
@@ -313,7 +315,7 @@ class Supervisor:
             f", messages limit {slot.limit}" if slot.limit is not None else "",
             extra={"worker": slot.index, "worker_pid": process.pid},
         )
-        self._spawn(self._read_reports(slot, parent))
+        slot.reader = self._spawn(self._read_reports(slot, parent))
         self._spawn(self._wait(slot, process))
 
     async def _read_reports(self, slot: WorkerSlot, sock: socket.socket) -> None:
@@ -376,8 +378,11 @@ class Supervisor:
                 callback(process.pid)
             except Exception:
                 logger.exception("supervisor.exit_callback_failed")
-        # Reports written just before the exit may still be on their way.
-        await asyncio.sleep(STATUS_INTERVAL / 5)
+        # The final report is written just before the exit: read the channel to its end (the
+        # socket closes with the process) before judging how the worker ended.
+        reader = slot.reader
+        if reader is not None:
+            await asyncio.wait([reader], timeout=5.0)
         self._on_exit(slot, process, code)
 
     def _on_exit(self, slot: WorkerSlot, process: asyncio.subprocess.Process, code: int) -> None:
