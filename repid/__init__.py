@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from repid._compat import repid2_attribute
 from repid._lazy import load_lazy
 from repid._version import __version__
 from repid.app import Repid
@@ -33,6 +34,7 @@ from repid.errors import (
     NoServerRegisteredError,
     OperationNotFoundError,
     PayloadValidationError,
+    RemovedNameError,
     RepidError,
     ServerNotConnectedError,
     ServerNotFoundError,
@@ -134,6 +136,7 @@ __all__ = [
     "RedisBucketBroker",
     "RedisMessageBroker",
     "RedisServer",
+    "RemovedNameError",
     "Repid",
     "RepidError",
     "ResultBucket",
@@ -173,4 +176,7 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     # Broker client libraries (redis, grpc) load only when their broker is first used, so
     # `import repid` works with nothing but the core installed.
-    return load_lazy(globals(), "repid", name, _LAZY)
+    if name in _LAZY:
+        return load_lazy(globals(), "repid", name, _LAZY)
+    # repid 2.x's names: renamed ones resolve, removed ones say what to use instead.
+    return repid2_attribute(name)

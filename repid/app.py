@@ -20,11 +20,13 @@ from repid.registry.messages import MessageRegistry
 from repid.registry.servers import ServerRegistry
 from repid.routing import Router
 from repid.serializers import SerializerT, default_serializer
+from repid.serializers import default_serializer as _default_serializer
 from repid.worker.runner import DEFAULT_SIGNALS, RunnerInfo
 
 if TYPE_CHECKING:
     import signal
 
+    from repid.asyncapi.server import AsyncAPIServer
     from repid.asyncapi.settings import AsyncAPIServerSettings
     from repid.connections.abc import ServerT
     from repid.data import ActorData
@@ -68,7 +70,7 @@ class Repid:
         license: License | None = None,
         tags: Sequence[Tag] | None = None,
         external_docs: ExternalDocs | None = None,
-        default_serializer: SerializerT = default_serializer,
+        default_serializer: SerializerT | None = default_serializer,
         actor_middlewares: Sequence[ActorMiddlewareT] | None = None,
         producer_middlewares: Sequence[ProducerMiddlewareT] | None = None,
         observers: Sequence[MessageObserverT] | None = None,
@@ -84,7 +86,7 @@ class Repid:
         self.license = license
         self.tags = list(tags) if tags is not None else None
         self.external_docs = external_docs
-        self.default_serializer = default_serializer
+        self.default_serializer: SerializerT = default_serializer or _default_serializer
         self.actor_middlewares: list[ActorMiddlewareT] = list(actor_middlewares or ())
         self.producer_middlewares: list[ProducerMiddlewareT] = list(producer_middlewares or ())
         self.observers: list[MessageObserverT] = list(observers or ())
@@ -244,10 +246,14 @@ class Repid:
         headers: dict[str, str] | None = None,
         server_name: str | None = None,
         server_specific_parameters: dict[str, Any] | None = None,
+        serializer: SerializerT | None = None,
     ) -> None:
-        """Serialize `payload` (dicts, lists, Pydantic models...) and publish it as JSON."""
+        """Serialize `payload` (dicts, lists, Pydantic models...) and publish it as JSON.
+
+        `serializer` replaces the app's `default_serializer` for this message.
+        """
         await self.send_message(
-            payload=self.default_serializer(payload),
+            payload=(serializer or self.default_serializer)(payload),
             channel=channel,
             operation_id=operation_id,
             headers=headers,
@@ -293,6 +299,19 @@ class Repid:
             errors=errors,
             expand_message_examples=expand_message_examples,
         )
+
+    def asyncapi_server(
+        self, server_settings: AsyncAPIServerSettings | None = None
+    ) -> AsyncAPIServer:
+        """An AsyncAPI docs server for this app, outside a worker (`await server.start()`).
+
+        `run_worker(asyncapi_server=...)` runs one for the worker's lifetime; this is for
+        serving the page on its own (repid 2.x's `Repid.asyncapi_server`).
+        """
+        from repid.asyncapi.server import AsyncAPIServer
+        from repid.asyncapi.settings import AsyncAPIServerSettings
+
+        return AsyncAPIServer(server_settings or AsyncAPIServerSettings(), self)
 
     # The worker ----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ __all__ = [
     "NotSupportedByServerError",
     "OperationNotFoundError",
     "PayloadValidationError",
+    "RemovedNameError",
     "RepidError",
     "ServerNotConnectedError",
     "ServerNotFoundError",
@@ -31,6 +32,13 @@ class ActorDeclarationError(RepidError, ValueError):
 class ConfigurationError(RepidError, TypeError):
     """A constructor got options that contradict each other, or a repid 2.x option that has no
     equivalent here (the message says what to use instead)."""
+
+
+class RemovedNameError(RepidError, ImportError):
+    """A repid 2.x name (`repid.X`) with no equivalent here; the message says what to use.
+
+    An ImportError, so that `from repid import X` shows the message.
+    """
 
 
 class PayloadValidationError(RepidError, ValueError):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
+from repid._compat import refuse
 from repid.connections.abc import BaseMessageT
 from repid.data import ActorData
 from repid.errors import ActorDeclarationError
@@ -137,6 +138,30 @@ def _check_options(options: dict[str, Any], where: str) -> None:
         raise ActorDeclarationError(f"{where}: channel must be a non-empty string")
 
 
+def _check_repid2_options(
+    where: str,
+    keep_alive: bool | float | None,
+    correlation_id: Any | None = None,
+    message_schema: Any | None = None,
+) -> None:
+    """repid 2.x's actor options: accept what means the same here, refuse the rest."""
+    if keep_alive is False:
+        refuse(
+            where,
+            "keep_alive=False",
+            "every server keeps a running actor's message from being redelivered (Redis: "
+            "keepalive_interval, Pub/Sub: ack_deadline, RabbitMQ: for as long as the link "
+            "lives); remove keep_alive",
+        )
+    if correlation_id is not None or message_schema is not None:
+        refuse(
+            where,
+            "correlation_id=" if correlation_id is not None else "message_schema=",
+            "describe the message in the AsyncAPI document with messages=[{...}] (AsyncAPI "
+            "Message Objects: name, title, summary, correlationId, examples, ...)",
+        )
+
+
 class _ActorDeclaration:
     __slots__ = ("fn", "metadata", "middlewares", "name", "options")
 
@@ -174,7 +199,9 @@ class Router:
         pool_executor: Executor | None = UNSET,
         converter: ConverterFactoryT = UNSET,
         middlewares: Sequence[ActorMiddlewareT] | None = None,
+        keep_alive: bool | float | None = None,
     ) -> None:
+        _check_repid2_options("Router", keep_alive)
         options = {
             "channel": channel,
             "routing_strategy": routing_strategy,
@@ -221,6 +248,9 @@ class Router:
         security: Sequence[Any] | None = ...,
         queue: str | None = ...,
         retry_policy: Callable[..., float] | None = ...,
+        keep_alive: bool | float | None = ...,
+        correlation_id: Any | None = ...,
+        message_schema: Any | None = ...,
     ) -> Callable[[FnT], FnT]: ...
 
     def actor(
@@ -249,6 +279,9 @@ class Router:
         security: Sequence[Any] | None = None,
         queue: str | None = None,
         retry_policy: Callable[..., float] | None = None,
+        keep_alive: bool | float | None = None,
+        correlation_id: Any | None = None,
+        message_schema: Any | None = None,
     ) -> Any:
         """Declare `fn` as an actor; returns `fn` unchanged. Usable bare or with options.
 
@@ -270,7 +303,12 @@ class Router:
           `bindings`, `messages`, `security`: AsyncAPI metadata of the receive operation.
         - `queue` (job layer): the queue name, another word for `channel`.
         - `retry_policy` (job layer): `retry_number -> delay in seconds` for failed jobs.
+        - `keep_alive` (repid 2.x): every built-in server keeps a running actor's message
+          from being redelivered (at the server's own interval), so True, None and an interval
+          are accepted; False and 2.x's `correlation_id` / `message_schema` raise
+          `ConfigurationError` saying what to use.
         """
+        _check_repid2_options("Router.actor", keep_alive, correlation_id, message_schema)
         if queue is not None:
             if channel is not UNSET and channel is not None and channel != queue:
                 raise ActorDeclarationError(

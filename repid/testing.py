@@ -18,18 +18,24 @@ from typing import TYPE_CHECKING, Any
 from repid.connections.abc import MessageAction
 from repid.connections.in_memory import InMemoryReceivedMessage, InMemoryServer, StoredMessage
 from repid.data import MessageData
+from repid.errors import OperationNotFoundError, RepidError
 from repid.worker.dispatcher import Dispatcher
 
 if TYPE_CHECKING:
     from repid.app import Repid
     from repid.connections.abc import ServerT
+    from repid.serializers import SerializerT
 
-__all__ = ["TestClient", "TestMessage"]
+__all__ = ["ActorNotFoundError", "TestClient", "TestMessage"]
 
 logger = logging.getLogger("repid.testing")
 
 _MAX_AUTO_STEPS = 10_000
 _PUBLISH_ORDER = itertools.count()  # shared by every server, so "oldest" spans them all
+
+
+class ActorNotFoundError(RepidError, LookupError):
+    """`TestClient(raise_on_actor_not_found=True)`: a message no actor takes."""
 
 
 @dataclass(eq=False)
@@ -99,14 +105,32 @@ class TestClient:
 
     With `auto_process=True` (the default) every send is followed by processing until no
     routable message is left (a message rejected back to its queue is not retried in the same
-    round; call `process_next()` for that). With `auto_process=False` call `process_next()`.
+    round; call `process_next()` for that). With `auto_process=False` call `process_next()`
+    or `process_all()`.
+
+    repid 2.x's switches: `raise_on_actor_error=True` re-raises an actor's exception from the
+    call that processed it (by default it is recorded in `TestMessage.exception`);
+    `raise_on_actor_not_found=True` raises `ActorNotFoundError` for a message no actor takes
+    (by default it is recorded with `actor_name=None`); `raise_on_operation_not_found=False`
+    ignores sends to an unknown `operation_id` (by default `OperationNotFoundError`).
     """
 
     __test__ = False
 
-    def __init__(self, app: Repid, *, auto_process: bool = True) -> None:
+    def __init__(
+        self,
+        app: Repid,
+        *,
+        auto_process: bool = True,
+        raise_on_actor_error: bool = False,
+        raise_on_actor_not_found: bool = False,
+        raise_on_operation_not_found: bool = True,
+    ) -> None:
         self.app = app
         self.auto_process = auto_process
+        self.raise_on_actor_error = raise_on_actor_error
+        self.raise_on_actor_not_found = raise_on_actor_not_found
+        self.raise_on_operation_not_found = raise_on_operation_not_found
         self._servers: dict[str, _RecordingServer] = {}
         self._saved: tuple[dict[str, ServerT], str | None] | None = None
         self._dispatchers: dict[str, Dispatcher] = {}
@@ -157,15 +181,23 @@ class TestClient:
     ) -> None:
         """Send like `app.send_message` (producer middlewares included), then maybe process."""
         self._require_open()
-        await self.app.send_message(
-            payload=payload,
-            channel=channel,
-            operation_id=operation_id,
-            headers=headers,
-            content_type=content_type,
-            server_name=server_name,
-            server_specific_parameters=server_specific_parameters,
-        )
+        try:
+            await self.app.send_message(
+                payload=payload,
+                channel=channel,
+                operation_id=operation_id,
+                headers=headers,
+                content_type=content_type,
+                server_name=server_name,
+                server_specific_parameters=server_specific_parameters,
+            )
+        except OperationNotFoundError:
+            if self.raise_on_operation_not_found:
+                raise
+            logger.warning(
+                "testing.operation_not_found: %r; the message was not sent", operation_id
+            )
+            return
         if self.auto_process:
             await self._process_all()
 
@@ -178,10 +210,11 @@ class TestClient:
         headers: dict[str, str] | None = None,
         server_name: str | None = None,
         server_specific_parameters: dict[str, Any] | None = None,
+        serializer: SerializerT | None = None,
     ) -> None:
         """Send like `app.send_message_json`, then maybe process."""
         await self.send_message(
-            payload=self.app.default_serializer(payload),
+            payload=(serializer or self.app.default_serializer)(payload),
             channel=channel,
             operation_id=operation_id,
             headers=headers,
@@ -252,7 +285,27 @@ class TestClient:
             _stored=stored,
         )
         self._processed.append(record)
+        if self.raise_on_actor_error and record.exception is not None:
+            raise record.exception
+        if self.raise_on_actor_not_found and record.actor_name is None:
+            raise ActorNotFoundError(
+                f"no actor on channel {record.channel!r} takes the message "
+                f"{record.message_id!r} (headers {record.headers!r})"
+            )
         return record
+
+    async def process_all(self) -> list[TestMessage]:
+        """Process until no routable message is left; return the ones processed now."""
+        self._require_open()
+        done = len(self._processed)
+        await self._process_all()
+        return self._processed[done:]
+
+    def clear(self) -> None:
+        """Forget the messages sent and processed so far (queued ones stay queued)."""
+        self._processed.clear()
+        for server in self._servers.values():
+            server.sent.clear()
 
     # Inspection ----------------------------------------------------------------------------
 

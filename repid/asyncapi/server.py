@@ -93,7 +93,19 @@ class AsyncAPIServer:
 
     def _build(self) -> None:
         document = self.app.generate_asyncapi_schema()
-        page = render_html(document, assets_url=self.base + "static/").encode()
+        settings = self.settings
+        page = render_html(
+            document,
+            sidebar=settings.sidebar,
+            info=settings.info,
+            servers=settings.servers,
+            operations=settings.operations,
+            messages=settings.messages,
+            schemas=settings.schemas,
+            errors=settings.errors,
+            expand_message_examples=settings.expand_message_examples,
+            assets_url=self.base + "static/",
+        ).encode()
         self._routes = {
             self.base + "asyncapi.json": Response(
                 200, json.dumps(document, indent=2).encode(), "application/json"
@@ -117,6 +129,10 @@ class AsyncAPIServer:
             )
         await self._http.start()
         return self
+
+    async def stop(self) -> None:
+        """repid 2.x's name of `close`."""
+        await self.close()
 
     async def close(self) -> None:
         """Stop serving."""

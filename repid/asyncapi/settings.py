@@ -17,6 +17,9 @@ class AsyncAPIServerSettings:
     `<endpoint>static/...`. `read_timeout` (10 s) bounds how long a client may take to send
     its request, `write_timeout` (30 s) how long it may take to read the answer;
     `max_connections` (100) bounds concurrent connections (extra ones get 503).
+
+    `sidebar` ... `expand_message_examples` choose the sections the page shows, as in
+    `Repid.asyncapi_html` (repid 2.x's settings fields).
     """
 
     address: str = "127.0.0.1"
@@ -25,3 +28,11 @@ class AsyncAPIServerSettings:
     read_timeout: float = 10.0
     write_timeout: float = 30.0
     max_connections: int = 100
+    sidebar: bool = True
+    info: bool = True
+    servers: bool = True
+    operations: bool = True
+    messages: bool = True
+    schemas: bool = True
+    errors: bool = True
+    expand_message_examples: bool = True

@@ -61,6 +61,11 @@ class MessageAction(str, enum.Enum):
     NACKED = "nacked"
     REJECTED = "rejected"
     REPLIED = "replied"
+    # repid 2.x's member names: aliases (`MessageAction.acked is MessageAction.ACKED`).
+    acked = "acked"  # noqa: PIE796
+    nacked = "nacked"  # noqa: PIE796
+    rejected = "rejected"  # noqa: PIE796
+    replied = "replied"  # noqa: PIE796
 
 
 @runtime_checkable

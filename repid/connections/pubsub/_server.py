@@ -199,7 +199,7 @@ class PubsubServer(BaseServer):
         if max_reconnect_attempts is not UNSET:
             refuse(
                 owner,
-                "max_reconnect_attempts",
+                "max_reconnect_attempts=",
                 "subscriptions reconnect until Pub/Sub is reachable again (backoff between "
                 "initial_backoff and max_backoff seconds) and publishes retry until "
                 "publish_timeout; remove it, or bound publishing with publish_timeout=",
@@ -207,7 +207,7 @@ class PubsubServer(BaseServer):
         if credentials_provider is not UNSET:
             refuse(
                 owner,
-                "credentials_provider",
+                "credentials_provider=",
                 "pass credentials= (a google.auth credentials object), or emulator_host= / an "
                 "http:// dsn for a server without authentication",
             )
