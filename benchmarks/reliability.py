@@ -151,9 +151,10 @@ class Impl:
 class BrokerEnv:
     """The private broker of one kind for this harness invocation, started on first use."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, state_dir: Path | None = None) -> None:
         self.name = name
         self.controller: Any = None
+        self.state_dir = state_dir
 
     def start(self) -> None:
         if self.name == "memory" or self.controller is not None:
@@ -161,7 +162,7 @@ class BrokerEnv:
         if self.name == "redis":
             self.controller = RedisBroker()
         elif self.name == "amqp":
-            self.controller = RabbitBroker()
+            self.controller = RabbitBroker(self.state_dir)
         elif self.name == "pubsub":
             self.controller = PubsubBroker(project=PROJECT)
         self.controller.start()
@@ -203,7 +204,7 @@ class BrokerEnv:
         0 after a clean run. None where it cannot be told cheaply."""
         try:
             if self.name == "redis":
-                keys = [k for k in self.controller.stream_keys(channel) if "dead" not in k]
+                keys = [k for k in self.controller.stream_keys(channel) if not is_dead_letter_key(k)]
                 return sum(self.controller.backlog(k) for k in keys)
             if self.name == "amqp":
                 return int(self.controller.queue(channel).get("messages") or 0)
@@ -305,6 +306,11 @@ class Agent:
         if self.alive:
             self.kill()
         self._log_file.close()
+
+
+def is_dead_letter_key(key: str) -> bool:
+    """A channel's dead-letter stream, by either package's naming (`:dlq`, `:dead`)."""
+    return key.endswith((":dlq", ":dead"))
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
@@ -790,11 +796,19 @@ def scenario_badinput(run: Run) -> dict[str, Any]:
         logs = _log_summary([a.log for a in run.agents if a.name.startswith("w")])
         bad = len(kinds) * p.badinput_each
         expected_dead = sum(1 for k in kinds if k.expect == "dead") * p.badinput_each
+        # Valid after all (seq < -1): processed once each; seq -1 is the JSON the unroutable
+        # and malformed kinds carry, which no actor may ever run.
+        processed_bad = len([s for s in records.finishes if s < -1])
+        expected_processed = sum(1 for k in kinds if k.expect == "processed")
+        wrongly_processed = len(records.finishes.get(-1, []))
         result = run.finish(
             records,
             recover_s=None,
             bad_sent=bad,
             expected_dead=expected_dead,
+            processed_bad=processed_bad,
+            expected_processed=expected_processed,
+            wrongly_processed=wrongly_processed,
             refused_by_broker=refused,
             alive=alive,
             rate_clean=round(rates["clean"], 1),
@@ -807,6 +821,7 @@ def scenario_badinput(run: Run) -> dict[str, Any]:
             result["lost"] == 0
             and alive
             and outcome.get("left_in_queue", 0) == 0
+            and wrongly_processed == 0
             and result["rate_ratio"] >= 0.5
         )
         return result
@@ -818,12 +833,11 @@ def _inject(run: Run, kinds: list[bad_input.BadMessage]) -> dict[str, str]:
     broker = run.broker.controller
     name = run.broker.name
     if name == "redis":
-        keys = [k for k in broker.stream_keys(run.channel) if "dead" not in k]
+        keys = [k for k in broker.stream_keys(run.channel) if not is_dead_letter_key(k)]
         bad_input.inject_redis(broker, keys[0], kinds)
         return {}
     if name == "amqp":
-        bad_input.inject_amqp(broker.url, run.channel, kinds)
-        return {}
+        return bad_input.inject_amqp(broker.url, run.channel, kinds)
     return bad_input.inject_pubsub(broker, run.channel, kinds)
 
 
@@ -833,8 +847,8 @@ def _bad_outcome(run: Run) -> dict[str, Any]:
     name = run.broker.name
     if name == "redis":
         keys = broker.stream_keys(run.channel)
-        dead = sum(broker.xlen(k) for k in keys if "dead" in k)
-        main = sum(broker.xlen(k) for k in keys if "dead" not in k)
+        dead = sum(broker.xlen(k) for k in keys if is_dead_letter_key(k))
+        main = sum(broker.xlen(k) for k in keys if not is_dead_letter_key(k))
         return {"dead_lettered": dead, "left_in_queue": main}
     if name == "amqp":
         wait_until(lambda: broker.queue(run.channel).get("messages") is not None, 10)
@@ -886,7 +900,7 @@ def scenario_soak(run: Run) -> dict[str, Any]:
         deadline = time.monotonic() + total / p.soak_rate + 600
         while producer.alive and time.monotonic() < deadline:
             if key is None:
-                keys = [k for k in controller.stream_keys(run.channel) if "dead" not in k]
+                keys = [k for k in controller.stream_keys(run.channel) if not is_dead_letter_key(k)]
                 key = keys[0] if keys else None
             if key is not None:
                 stream_lengths.append(controller.xlen(key))
@@ -992,7 +1006,7 @@ def _cell(value: Any) -> str:
 def notes_of(result: dict[str, Any]) -> str:
     keys = ("error", "stuck_workers", "reconnected", "publish_errors", "publish_error_kinds",
             "lost_by_broker", "hung_on_sigterm", "runs_alive", "runs_killed", "dead_lettered",
-            "expected_dead", "left_in_queue", "refused_by_broker", "rate_ratio", "log_records",
+            "expected_dead", "processed_bad", "expected_processed", "wrongly_processed", "left_in_queue", "refused_by_broker", "rate_ratio", "log_records",
             "tracebacks", "events", "rss_warm_mb", "rss_end_mb", "rss_growth_pct", "tasks_warm",
             "tasks_end", "tasks_growth_pct", "stream_len_max", "all_done_after_heal_s")  # fmt: skip
     parts = []
@@ -1093,8 +1107,8 @@ def params_from(args: argparse.Namespace) -> Params:
 
 
 @contextlib.contextmanager
-def brokers_for(names: list[str]) -> Iterator[dict[str, BrokerEnv]]:
-    envs = {name: BrokerEnv(name) for name in names}
+def brokers_for(names: list[str], root: Path) -> Iterator[dict[str, BrokerEnv]]:
+    envs = {name: BrokerEnv(name, root / "brokers") for name in names}
     try:
         yield envs
     finally:
@@ -1114,7 +1128,7 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     root = RUNS_DIR / f"{started:%Y%m%d-%H%M%S}"
     results = []
-    with brokers_for(args.brokers) as envs:
+    with brokers_for(args.brokers, root) as envs:
         for scenario in args.scenarios:
             for broker in args.brokers:
                 if broker not in APPLIES[scenario]:

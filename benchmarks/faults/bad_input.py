@@ -12,6 +12,7 @@ that are not UTF-8).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 import uuid
@@ -208,30 +209,48 @@ def amqp_message(kind: str, padding: int = 10 * 1024 * 1024) -> bytes:
     return _properties(f"bad-{kind}-{uuid.uuid4().hex[:8]}") + b"".join(sections[kind])
 
 
-def inject_amqp(url: str, queue: str, kinds: list[BadMessage], *, address: str | None = None) -> None:
-    """Send each kind to `/queues/{queue}` with qpid-proton, raw, waiting for the broker's
-    outcome (it must accept them: the consumer is what they are bad for)."""
+def inject_amqp(url: str, queue: str, kinds: list[BadMessage]) -> dict[str, str]:
+    """Send each kind to `/queues/{queue}` with qpid-proton, raw, and wait for the broker's
+    outcome; returns {kind: what the broker said} for the ones it did not accept (a new
+    connection is opened after a refusal, since the broker may end the link or session)."""
     from proton import Delivery
     from proton.utils import BlockingConnection
 
-    connection = BlockingConnection(url, timeout=60)
+    refused: dict[str, str] = {}
+    connection = None
+    sender = None
     try:
-        sender = connection.create_sender(address or f"/queues/{queue}")
-        link = sender.link
         for bad in kinds:
-            delivery = link.delivery(f"bad-{bad.kind}".encode())
+            if connection is None:
+                connection = BlockingConnection(url, timeout=20)
+                sender = connection.create_sender(f"/queues/{queue}")
+            assert sender is not None
+            link = sender.link
+            delivery = link.delivery(f"bad-{bad.kind}-{uuid.uuid4().hex[:6]}".encode())
             link.stream(amqp_message(bad.kind))
             link.advance()
-            connection.wait(
-                lambda d=delivery: d.remote_state != 0 or d.settled,  # type: ignore[misc]
-                timeout=60,
-                msg=f"outcome of {bad.kind}",
-            )
-            if delivery.remote_state not in (Delivery.ACCEPTED, 0):
-                raise RuntimeError(f"RabbitMQ refused {bad.kind}: state {delivery.remote_state}")
-            delivery.settle()
+            try:
+                connection.wait(
+                    lambda d=delivery: d.remote_state != 0 or d.settled,  # type: ignore[misc]
+                    timeout=20,
+                    msg=f"outcome of {bad.kind}",
+                )
+            except Exception as exc:
+                refused[bad.kind] = f"no outcome: {exc}"
+            else:
+                if delivery.remote_state != Delivery.ACCEPTED:
+                    condition = delivery.remote.condition
+                    refused[bad.kind] = f"state {delivery.remote_state}: {condition}"
+                delivery.settle()
+            if bad.kind in refused:
+                with contextlib.suppress(Exception):
+                    connection.close()
+                connection = None
     finally:
-        connection.close()
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+    return refused
 
 
 # -- Pub/Sub (raw gRPC) ---------------------------------------------------------------------------
