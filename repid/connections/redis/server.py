@@ -27,16 +27,21 @@ XDEL with `dlq_stream_strategy=None`); reply = XADD to the reply channel + XACK 
 
 Redelivery: an entry read by a worker stays in the group's pending list until it is settled.
 Subscribers run `XAUTOCLAIM` (XPENDING + XCLAIM before Redis 6.2) every `claim_interval`
-seconds and take over entries that nobody touched for `claim_idle` seconds (default 30 s,
-checked every 5 s), so the messages of a worker killed with SIGKILL come back within about 35 s,
-with `delivery_count` raised. A live worker resets the idle time of the entries it holds
-(XCLAIM ... JUSTID) every `claim_idle / 3` seconds, so long-running actors keep their messages.
-On `close`, read-but-undelivered entries are put back at once.
+seconds and take over entries that nobody touched for `claim_idle` seconds (default 10 s,
+checked every `claim_idle / 6`, about 1.7 s), so the messages of a worker killed with SIGKILL
+come back within about 12 s (measured: 10.5-11.5 s, see benchmarks/README.md), with
+`delivery_count` raised. A live worker resets the idle time of the entries it holds
+(XCLAIM ... JUSTID) every `claim_idle / 3` seconds, so long-running actors keep their messages
+(an event loop blocked for longer than `claim_idle` loses them to another worker: raise
+`claim_idle` for actors that block the loop). On `close`, read-but-undelivered entries are put
+back at once.
 
 Connection loss: commands retry with backoff inside redis-py for a few seconds; the read loop
 then keeps retrying with exponential backoff and jitter, sets `is_connected` from what it sees,
-and re-creates groups that vanished. Use `appendonly yes` on the server so that a restart keeps
-the streams and pending lists.
+and re-creates groups that vanished. A connection that goes silent (a network partition, a
+half-open socket) fails after `block + 5` seconds without an answer, so a worker is back
+within about 7 s of the network returning. Use `appendonly yes` on the server so that a restart
+keeps the streams and pending lists.
 
 Not supported: Redis Cluster (the Lua scripts touch the stream and its dead-letter stream, which
 may live on different nodes; see `keys`). `nomkstream` needs Redis >= 6.2.
@@ -106,6 +111,13 @@ __all__ = ["RedisDeadLetter", "RedisServer"]
 
 logger = logging.getLogger("repid.connections.redis")
 
+DEFAULT_CLAIM_IDLE = 10.0
+"""Seconds a delivered message may go unrefreshed before another worker reclaims it."""
+
+SILENCE_MARGIN = 5.0
+"""Seconds past `block` that a command may wait for its answer before the connection is
+considered dead (the socket timeout is `block + SILENCE_MARGIN`)."""
+
 _BATCH_CHUNK = 1000  # XADDs per Lua call in publish_batch (bounds how long Redis is busy)
 
 
@@ -150,7 +162,8 @@ class RedisServer(BaseServer):
     in the stream, `"$"`: only new ones).
 
     Recovery settings (seconds): `claim_idle` - how long a delivered, unsettled message may go
-    untouched before another worker takes it over; `claim_interval` - how often a subscriber
+    untouched before another worker takes it over (default 10: a SIGKILLed worker's messages
+    are back within about 12 s); `claim_interval` - how often a subscriber
     looks for such messages (default `claim_idle / 6`; 0 turns reclaiming off, as in 2.x);
     `keepalive_interval` - how often a worker refreshes the messages it is still processing
     (default `claim_idle / 3`); `block` - the longest a single XREADGROUP waits; `batch_size` -
@@ -211,7 +224,7 @@ class RedisServer(BaseServer):
         claim_idle = renamed(
             "RedisServer", "claim_idle", claim_idle, "min_idle_ms", min_idle_ms, _ms_to_s
         )
-        claim_idle = 30.0 if claim_idle is UNSET else claim_idle
+        claim_idle = DEFAULT_CLAIM_IDLE if claim_idle is UNSET else claim_idle
         block = renamed("RedisServer", "block", block, "block_ms", block_ms, _ms_to_s)
         block = 2.0 if block is UNSET else block
         if group is not None and consumer_group_strategy is not None:
@@ -329,8 +342,10 @@ class RedisServer(BaseServer):
                 username=self._username,
                 password=self._password,
                 decode_responses=False,
-                # Longer than any blocking XREADGROUP, so a dead peer still ends in an error.
-                socket_timeout=self.block + 10.0,
+                # Longer than any blocking XREADGROUP, so that only a silent connection (a
+                # partition, a half-open socket) ends in an error, soon enough that a worker
+                # is back within seconds of the network returning.
+                socket_timeout=self.block + SILENCE_MARGIN,
                 socket_connect_timeout=5.0,
                 socket_keepalive=True,
                 health_check_interval=30,
