@@ -29,6 +29,7 @@ from repid.connections.amqp.protocol.performatives import (
     Released,
 )
 from repid.connections.amqp.transport import (
+    RECONNECT_BACKOFF_CAP,
     AmqpClient,
     AmqpConnectionLost,
     AmqpLinkError,
@@ -289,7 +290,7 @@ class AmqpSubscriber:
         consumer.reattach = asyncio.get_running_loop().create_task(self._reattach(consumer))
 
     async def _reattach(self, consumer: _Consumer) -> None:
-        for delay in backoff_delays(0.5, 30.0):
+        for delay in backoff_delays(0.5, RECONNECT_BACKOFF_CAP):
             await asyncio.sleep(delay)
             client = self._server._client
             if self._closed:

@@ -58,6 +58,8 @@ from repid.connections.amqp.protocol.sasl import (
 from repid.errors import RepidError
 
 __all__ = [
+    "HANDSHAKE_TIMEOUT",
+    "RECONNECT_BACKOFF_CAP",
     "AmqpAddress",
     "AmqpClient",
     "AmqpConnectionLost",
@@ -150,6 +152,15 @@ def parse_amqp_url(url: str) -> AmqpAddress:
         vhost=vhost,
         sasl_external=query.get("auth", "").lower() == "external",
     )
+
+
+HANDSHAKE_TIMEOUT = 5.0
+"""Seconds one connection attempt may take (TCP, SASL, open, sessions) before it is given up:
+an attempt into a dead network path must not hold the next one back for long."""
+
+RECONNECT_BACKOFF_CAP = 3.0
+"""The longest wait between reconnect (and re-attach) attempts, so that a broker back after an
+outage of any length is found again within seconds."""
 
 
 def backoff_delays(
