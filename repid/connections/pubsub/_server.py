@@ -62,6 +62,24 @@ _PUBLISH_PARAMETERS = frozenset({"topic", "project", "timeout", "ordering_key", 
 
 _MAX_GRPC_MESSAGE = 64 * 1024 * 1024
 
+DEFAULT_ACK_DEADLINE = 10
+"""Seconds: Pub/Sub's minimum. A crashed worker's messages come back after one deadline."""
+
+PROBE_AFTER = 5.0
+"""Seconds without any answer from Pub/Sub after which the keep-alive loop probes the channel
+(while subscriptions or calls are waiting on it)."""
+
+PROBE_TIMEOUT = 5.0
+"""Seconds a probe waits for its answer."""
+
+SILENCE_LIMIT = 10.0
+"""Seconds without any answer on a channel gRPC believes connected (a half-open connection)
+after which the channel is replaced by a new one."""
+
+_NO_ANSWER = frozenset(
+    {grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelOverride:
@@ -112,8 +130,19 @@ class PubsubServer(BaseServer):
     given channel, else the `reply_to` attribute) and then acks.
 
     Redelivery of a crashed worker's messages: the stream's ack deadline (`ack_deadline`,
-    default 30 s) passes without an extension and Pub/Sub redelivers them. Live workers extend
-    deadlines every `ack_deadline / 2` seconds, up to `max_lease` seconds per message.
+    default 10 s, Pub/Sub's minimum) passes without an extension and Pub/Sub redelivers them.
+    Live workers extend deadlines every `ack_deadline / 3` seconds, up to `max_lease` seconds
+    per message (an event loop blocked for longer than `ack_deadline` lets them expire: raise
+    it for actors that block the loop). On the emulator a killed worker's messages are back
+    after 10-30 s: it keeps sending redeliveries to the dead worker's streams for a deadline
+    or two before it notices they are gone.
+
+    Connection loss: gRPC reconnects the channel by itself (backoff from `initial_backoff` to
+    `max_backoff`, default 0.5-3 s) and every stream is reopened, so a worker is back within a
+    few seconds of Pub/Sub returning. A half-open connection (a network partition, a NAT that
+    lost it) is found by the keep-alive loop: a channel that answered nothing for 5 s is probed,
+    one silent for 10 s is replaced by a new one (HTTP/2 keepalive pings find it too on the
+    service, every 30 s; the emulator refuses them).
 
     Flow control: each subscription reads through `pull_streams` StreamingPull streams (default
     4, at most one per task slot; Pub/Sub paces every stream, so several raise the ceiling).
@@ -218,7 +247,7 @@ class PubsubServer(BaseServer):
             "stream_ack_deadline_seconds",
             stream_ack_deadline_seconds,
         )
-        ack_deadline = 30 if ack_deadline is UNSET else ack_deadline
+        ack_deadline = DEFAULT_ACK_DEADLINE if ack_deadline is UNSET else ack_deadline
         initial_backoff = renamed(
             owner, "initial_backoff", initial_backoff, "reconnect_base_delay", reconnect_base_delay
         )
@@ -226,7 +255,7 @@ class PubsubServer(BaseServer):
         max_backoff = renamed(
             owner, "max_backoff", max_backoff, "reconnect_max_delay", reconnect_max_delay
         )
-        max_backoff = 10.0 if max_backoff is UNSET else max_backoff
+        max_backoff = 3.0 if max_backoff is UNSET else max_backoff
         authenticate = True
         if dsn:  # repid 2.x: http:// is plaintext without credentials, https:// is TLS
             if emulator_host is not None:
@@ -287,6 +316,9 @@ class PubsubServer(BaseServer):
         self._ack_rpc: grpc.aio.UnaryUnaryMultiCallable[bytes, Any] | None = None
         self._modack_rpc: grpc.aio.UnaryUnaryMultiCallable[bytes, Any] | None = None
         self._pull_rpc: grpc.aio.StreamStreamMultiCallable[bytes, Any] | None = None
+        self._last_answer = 0.0
+        self._calls_in_flight = 0
+        self._closing: set[asyncio.Task[None]] = set()
         self._subscribers: list[PubsubSubscriber] = []
         self._states: list[SubscriptionState] = []
         self._keep_alive_task: asyncio.Task[None] | None = None
@@ -303,10 +335,15 @@ class PubsubServer(BaseServer):
             # restarted broker is found again quickly.
             ("grpc.initial_reconnect_backoff_ms", int(self.initial_backoff * 1000)),
             ("grpc.max_reconnect_backoff_ms", int(self.max_backoff * 1000)),
+            # Also the longest one connection attempt may take (default 20 s): an attempt into
+            # a dead network path must not hold the next one back.
+            ("grpc.min_reconnect_backoff_ms", int(PROBE_TIMEOUT * 1000)),
             ("grpc.primary_user_agent", "repid"),
         ]
         if self.emulator_host is None:
-            # Detect dead connections to the service; the emulator refuses frequent pings.
+            # Detect dead connections to the service. The emulator answers pings more frequent
+            # than every 5 minutes with GOAWAY too_many_pings: there, only the keep-alive
+            # loop's probe (see `_check_channel`) finds a half-open connection.
             options += [("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_timeout_ms", 10_000)]
         return options
 
@@ -314,13 +351,7 @@ class PubsubServer(BaseServer):
         """Open the gRPC channel and wait (up to `connect_timeout`) until it is ready."""
         if self._channel is not None:
             return
-        channel = await create_channel(
-            target=self.endpoint,
-            insecure=self.emulator_host is not None,
-            credentials=self._credentials,
-            authenticate=self.authenticate,
-            options=self._channel_options(),
-        )
+        channel = await self._open_channel()
         try:
             await asyncio.wait_for(channel.channel_ready(), self.connect_timeout)
         except asyncio.TimeoutError:
@@ -328,6 +359,21 @@ class PubsubServer(BaseServer):
             raise BrokerConnectionError(
                 f"could not reach Pub/Sub at {self.endpoint} within {self.connect_timeout} s"
             ) from None
+        self._bind(channel)
+        self._keep_alive_task = asyncio.create_task(self._keep_alive_loop(), name="pubsub-lease")
+        logger.info("pubsub.connected", extra={"host": self.endpoint, "project": self.project})
+
+    async def _open_channel(self) -> grpc.aio.Channel:
+        return await create_channel(
+            target=self.endpoint,
+            insecure=self.emulator_host is not None,
+            credentials=self._credentials,
+            authenticate=self.authenticate,
+            options=self._channel_options(),
+        )
+
+    def _bind(self, channel: grpc.aio.Channel) -> None:
+        """Use `channel` for every call from now on."""
         self._channel = channel
         self._publish_rpc = channel.unary_unary(
             _PUBLISH, request_serializer=None, response_deserializer=_proto.decode_publish_response
@@ -343,8 +389,63 @@ class PubsubServer(BaseServer):
             request_serializer=None,
             response_deserializer=_proto.decode_streaming_pull_response,
         )
-        self._keep_alive_task = asyncio.create_task(self._keep_alive_loop(), name="pubsub-lease")
-        logger.info("pubsub.connected", extra={"host": self.endpoint, "project": self.project})
+        self._last_answer = time.monotonic()
+
+    def note_answer(self) -> None:
+        """Pub/Sub answered something (a response, a stream message): the channel is alive."""
+        self._last_answer = time.monotonic()
+
+    async def _check_channel(self) -> None:
+        """Replace a channel that gRPC believes connected but that has stopped answering.
+
+        A half-open connection (a network partition, a NAT or load balancer that lost it) looks
+        READY to gRPC forever when nothing pings it, and the emulator refuses pings. So while
+        anything waits on the channel (a subscription, a call), a channel silent for
+        `PROBE_AFTER` seconds gets a probe (a ModifyAckDeadline without ack ids: any answer, an
+        error status included, proves the connection alive), and one silent for
+        `SILENCE_LIMIT` seconds is replaced: calls and streams on the old one fail and go
+        again on the new one.
+        """
+        channel = self._channel
+        assert self._modack_rpc is not None
+        if channel is None or not (self._subscribers or self._calls_in_flight):
+            return
+        if time.monotonic() - self._last_answer < PROBE_AFTER:
+            return
+        if channel.get_state() != grpc.ChannelConnectivity.READY:
+            return  # gRPC knows it is not connected and is reconnecting by itself
+        paths = [s.path for sub in self._subscribers for s in sub.states]
+        path = paths[0] if paths else f"projects/{self.project}/subscriptions/repid-probe"
+        try:
+            await self._modack_rpc(
+                _proto.encode_modify_ack_deadline_request(path, [], 0),
+                timeout=PROBE_TIMEOUT,
+                metadata=_routing("subscription", path),
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _NO_ANSWER:
+                silent = time.monotonic() - self._last_answer
+                if silent >= SILENCE_LIMIT and self._channel is channel:
+                    await self._replace_channel(silent)
+                return
+        self.note_answer()
+
+    async def _replace_channel(self, silent: float) -> None:
+        old = self._channel
+        logger.warning(
+            "pubsub.connection_silent: no answer from %s for %.0f s on a connected channel; "
+            "opening a new connection",
+            self.endpoint,
+            silent,
+            extra={"host": self.endpoint, "silent_s": round(silent, 1)},
+        )
+        self._bind(await self._open_channel())
+        if old is not None:
+            # Calls and streams still on it end with CANCELLED and are made again on the new
+            # channel (see `_call_with_retry` and the stream readers).
+            task = asyncio.get_running_loop().create_task(old.close(grace=None))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def disconnect(self) -> None:
         """Close every subscription, return unsettled messages, close the channel."""
@@ -370,6 +471,9 @@ class PubsubServer(BaseServer):
         self._states.clear()
         self._channel = None
         await channel.close(grace=self.close_timeout)
+        for task in list(self._closing):
+            with contextlib.suppress(Exception):
+                await task
         logger.info("pubsub.disconnected", extra={"host": self.endpoint})
 
     @property
@@ -550,7 +654,7 @@ class PubsubServer(BaseServer):
         request = _proto.encode_publish_request(topic, encoded)
         try:
             result: list[str] = await self._call_with_retry(
-                self._publish_rpc, request, timeout, _routing("topic", topic)
+                "_publish_rpc", request, timeout, _routing("topic", topic)
             )
         except grpc.aio.AioRpcError as exc:
             raise _named_error(exc, f"publish to {topic}") from exc
@@ -558,38 +662,53 @@ class PubsubServer(BaseServer):
 
     async def _call_with_retry(
         self,
-        rpc: grpc.aio.UnaryUnaryMultiCallable[bytes, Any],
+        rpc_name: str,
         request: bytes,
         timeout: float,
         metadata: tuple[tuple[str, str], ...],
     ) -> Any:
-        """Call `rpc`, retrying transient failures until `timeout` seconds have passed.
+        """Call the RPC bound as `rpc_name` (`_ack_rpc`, ...), retrying transient failures
+        until `timeout` seconds have passed.
 
         `wait_for_ready` makes the call wait for a reconnecting channel instead of failing at
-        once; the deadline bounds the whole attempt sequence.
+        once; the deadline bounds the whole attempt sequence. A call cancelled because its
+        channel was replaced (see `_check_channel`) goes again on the new channel.
         """
         deadline = time.monotonic() + timeout
         attempt = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                return await rpc(
-                    request,
-                    timeout=max(remaining, 0.001),
-                    metadata=metadata,
-                    wait_for_ready=True,
-                )
-            except grpc.aio.AioRpcError as exc:
-                code = exc.code()
-                retryable = code in TRANSIENT_CODES and code not in (
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    grpc.StatusCode.CANCELLED,
-                )
-                delay = min(self.max_backoff, self.initial_backoff * (2**attempt))
-                if not retryable or time.monotonic() + delay >= deadline:
-                    raise
-                attempt += 1
-                await asyncio.sleep(delay)
+        self._calls_in_flight += 1
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                channel = self._require_channel()
+                rpc: grpc.aio.UnaryUnaryMultiCallable[bytes, Any] = getattr(self, rpc_name)
+                try:
+                    result = await rpc(
+                        request,
+                        timeout=max(remaining, 0.001),
+                        metadata=metadata,
+                        wait_for_ready=True,
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    code = exc.code()
+                    if code not in _NO_ANSWER:
+                        self.note_answer()
+                    if code == grpc.StatusCode.CANCELLED and self._channel is not channel:
+                        continue  # its channel was replaced: once more on the new one
+                    retryable = code in TRANSIENT_CODES and code not in (
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        grpc.StatusCode.CANCELLED,
+                    )
+                    delay = min(self.max_backoff, self.initial_backoff * (2**attempt))
+                    if not retryable or time.monotonic() + delay >= deadline:
+                        raise
+                    attempt += 1
+                    await asyncio.sleep(delay)
+                else:
+                    self.note_answer()
+                    return result
+        finally:
+            self._calls_in_flight -= 1
 
     # -- settlement (used by subscriptions) ----------------------------------------------------
 
@@ -599,7 +718,7 @@ class PubsubServer(BaseServer):
         assert self._ack_rpc is not None
         request = _proto.encode_acknowledge_request(subscription, ack_ids)
         await self._call_with_retry(
-            self._ack_rpc, request, self.publish_timeout, _routing("subscription", subscription)
+            "_ack_rpc", request, self.publish_timeout, _routing("subscription", subscription)
         )
 
     async def modify_ack_deadline(
@@ -617,7 +736,7 @@ class PubsubServer(BaseServer):
         assert self._modack_rpc is not None
         request = _proto.encode_modify_ack_deadline_request(subscription, ack_ids, seconds)
         await self._call_with_retry(
-            self._modack_rpc, request, timeout, _routing("subscription", subscription)
+            "_modack_rpc", request, timeout, _routing("subscription", subscription)
         )
 
     def streaming_pull(self, subscription: str) -> PullCall:
@@ -658,7 +777,8 @@ class PubsubServer(BaseServer):
             self._subscribers.remove(subscriber)
 
     async def _keep_alive_loop(self) -> None:
-        interval = self.ack_deadline / 2
+        # A third of the deadline: two extensions may fail (or come late) before one expires.
+        interval = self.ack_deadline / 3
         while True:
             await asyncio.sleep(interval)
             active = {id(s) for sub in self._subscribers for s in sub.states}
@@ -669,6 +789,10 @@ class PubsubServer(BaseServer):
                     await state.keep_alive()
                 except Exception:  # never let one failure stop the leases of everything
                     logger.exception("pubsub.keep_alive_failed", extra={"subscription": state.path})
+            try:
+                await self._check_channel()
+            except Exception:
+                logger.exception("pubsub.channel_check_failed", extra={"host": self.endpoint})
 
 
 def _full_name(name: str, project: str, kind: str) -> str:

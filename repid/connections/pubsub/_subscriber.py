@@ -18,12 +18,12 @@ across streams), and the caller learns whether the broker took the ack. Concurre
 settlements are coalesced into one call per batch.
 
 Every message read and not yet settled is "leased": the server's keep-alive loop extends its
-ack deadline every half deadline so long-running actors are not redelivered (up to
+ack deadline every third of a deadline so long-running actors are not redelivered (up to
 `max_lease` seconds). Undelivered buffered messages are returned (deadline 0) on pause and
 close, and so is whatever a stream still carries after pause/close half-closed it (pause does
 not wait for the streams to end, close does, up to `close_timeout`); a broken stream keeps
 its buffer, since ack ids outlive the stream. A crashed process stops extending: Pub/Sub
-redelivers its messages once their ack deadline (the stream's, default 30 s) passes.
+redelivers its messages once their ack deadline (the stream's, default 10 s) passes.
 
 Streams are ended with a half-close (`done_writing`) rather than a cancel: the Pub/Sub emulator
 keeps delivering to cancelled streams until it notices they are gone.
@@ -222,9 +222,11 @@ class _Stream:
                 continue
             opened_at = time.monotonic()
             received_any = False
+            channel = server._channel
             call = server.streaming_pull(state.path)
             self.call = call
             self.ended.clear()
+            failure: Exception | None = None
             try:
                 await call.write(
                     _proto.encode_streaming_pull_request(
@@ -235,6 +237,7 @@ class _Stream:
                     )
                 )
                 await call.wait_for_connection()
+                server.note_answer()
                 # The emulator accepts a stream before it checks the subscription (NOT_FOUND
                 # follows); it counts as established once it survived a moment or delivered.
                 asyncio.get_running_loop().call_later(
@@ -245,30 +248,40 @@ class _Stream:
                     response = await call.read()
                     if response is grpc.aio.EOF:
                         raise _StreamEnded
+                    server.note_answer()
                     if not received_any:
                         received_any = True
                         self.failing = False
                         attempt = 0
                     take(response)  # type: ignore[arg-type]  # EOF handled above
+            except asyncio.CancelledError:
+                # grpc.aio raises CancelledError from a call whose channel was closed: when the
+                # server replaced a silent channel, that is this stream failing, not this task
+                # being cancelled (the reader must go on, or the subscription is dead).
+                if server._channel is channel or _cancelling():
+                    raise
+                failure = _StreamEnded("the connection was replaced")
             except Exception as exc:  # any failure of this stream: reopen it after a backoff
-                if state._closed or call is self.ending or not running.is_set():
-                    continue  # we ended it (pause/close)
-                self.failing = True
-                if received_any or time.monotonic() - opened_at > server.stability_threshold:
-                    attempt = 0
-                state._log_stream_error(exc, attempt)
-                # Buffered messages stay: ack ids outlive the stream, so they are still
-                # delivered (and their leases extended) while the stream is reopened.
-                await self._backoff(attempt)
-                attempt += 1
+                failure = exc
             finally:
+                ended_by_us = self.ending is call
                 if self.call is call:
                     self.call = None
-                if self.ending is call:
+                if ended_by_us:
                     self.ending = None
                 if not call.done():
                     call.cancel()
                 self.ended.set()
+            if failure is None or state._closed or ended_by_us or not running.is_set():
+                continue  # we ended it (pause/close)
+            self.failing = True
+            if received_any or time.monotonic() - opened_at > server.stability_threshold:
+                attempt = 0
+            state._log_stream_error(failure, attempt)
+            # Buffered messages stay: ack ids outlive the stream, so they are still
+            # delivered (and their leases extended) while the stream is reopened.
+            await self._backoff(attempt)
+            attempt += 1
 
     def _mark_established(self, call: PullCall) -> None:
         if self.call is call and not call.done():
@@ -287,6 +300,13 @@ class _Stream:
         self._wake.clear()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
+
+
+def _cancelling() -> bool:
+    """True if the current task has been asked to cancel (Python 3.11+; else False)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
 
 
 def _cancel(call: PullCall) -> None:
@@ -429,7 +449,7 @@ class SubscriptionState:
             code, details = exc.code(), exc.details()
             level = logging.WARNING if code in TRANSIENT_CODES else logging.ERROR
         elif isinstance(exc, _StreamEnded):
-            code, details, level = None, "stream ended by the server", logging.WARNING
+            code, details, level = None, str(exc) or "stream ended by the server", logging.WARNING
         else:
             code, details, level = None, repr(exc), logging.ERROR
         extra = {
