@@ -1,7 +1,8 @@
 """The reliability harness: faults production brings, counted on every broker.
 
     .venv/bin/python benchmarks/reliability.py --scenario kill9 --broker redis
-    .venv/bin/python benchmarks/reliability.py --scenario all --broker all --impl ours,baseline --save
+    .venv/bin/python benchmarks/reliability.py --scenario all --broker all \
+        --impl ours,baseline --save
 
 Scenarios (see benchmarks/README.md for what each measures and its target):
 
@@ -56,8 +57,8 @@ from benchmarks.faults import (  # noqa: E402
     PubsubBroker,
     RabbitBroker,
     RedisBroker,
+    bad_input,
 )
-from benchmarks.faults import bad_input  # noqa: E402
 
 AGENT = BENCH_DIR / "reliability_agent.py"
 RESULTS_DIR = BENCH_DIR / "results"
@@ -204,7 +205,9 @@ class BrokerEnv:
         0 after a clean run. None where it cannot be told cheaply."""
         try:
             if self.name == "redis":
-                keys = [k for k in self.controller.stream_keys(channel) if not is_dead_letter_key(k)]
+                keys = [
+                    k for k in self.controller.stream_keys(channel) if not is_dead_letter_key(k)
+                ]
                 return sum(self.controller.backlog(k) for k in keys)
             if self.name == "amqp":
                 return int(self.controller.queue(channel).get("messages") or 0)
@@ -242,6 +245,8 @@ class Agent:
             command += ["--url", url]
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env["PUBSUB_PROJECT_ID"] = PROJECT
+        if run.impl.label == "repid==2.1.4":
+            env.pop("REPID_RELIABILITY_SERVER_OPTIONS", None)
         if run.impl.pythonpath:
             env["PYTHONPATH"] = run.impl.pythonpath
         self._log_file = self.log.open("ab")
@@ -426,7 +431,9 @@ class Run:
                 if agent.alive:
                     agent.sample_rss()
 
-    def worker(self, name: str, *, via_proxy: bool = False, extra: list[str] | None = None) -> Agent:
+    def worker(
+        self, name: str, *, via_proxy: bool = False, extra: list[str] | None = None
+    ) -> Agent:
         url = self.broker.url
         if via_proxy:
             host, port = self.broker.controller.address
@@ -467,6 +474,13 @@ class Run:
 
     def finish(self, records: Records, **figures: Any) -> dict[str, Any]:
         lost = records.lost()
+        waits = [
+            done - published
+            for seq, published in records.published.items()
+            if (done := records.first_finish(seq)) is not None
+        ]
+        if waits:
+            self.result["max_wait_s"] = round(max(waits), 1)
         self.result.update(
             sent=len(records.published),
             processed=records.finished_count(),
@@ -546,16 +560,12 @@ def scenario_rolling(run: Run) -> dict[str, Any]:
         restarted = run.worker(f"w{i}b")
         run.wait_ready(restarted)
         since = time.monotonic()
-        wait_until(lambda n=restarted.name: bool(run.records().worker_back(n, since)), 30, 0.2)
+        wait_until(lambda n=restarted.name, t=since: bool(run.records().worker_back(n, t)), 30, 0.2)
     producer.wait_line("done", duration + 120)
     records = run.drain()
-    latency = [
-        records.first_finish(seq) - t  # type: ignore[operator]
-        for seq, t in records.published.items()
-        if records.first_finish(seq) is not None
-    ]
-    recover = max(latency, default=0.0)
-    result = run.finish(records, recover_s=round(recover, 2), hung_on_sigterm=hung)
+    result = run.finish(records, hung_on_sigterm=hung)
+    recover = result.get("max_wait_s", 0.0)
+    result["recover_s"] = recover
     result["ok"] = (
         result["lost"] == 0 and result["duplicated"] == 0 and hung == 0 and recover <= RETURN_TARGET
     )
@@ -587,7 +597,9 @@ def scenario_restart(run: Run) -> dict[str, Any]:
     backs = {w.name: records.worker_back(w.name, back_at) for w in (a, b)}
     stuck = [name for name, back in backs.items() if back is None]
     recover = max((v for v in backs.values() if v is not None), default=None)
-    counted = [s for s, t in records.published.items() if run.broker.name != "pubsub" or t > back_at]
+    counted = [
+        s for s, t in records.published.items() if run.broker.name != "pubsub" or t > back_at
+    ]
     lost = records.lost(counted)
     error_kinds = Counter(text.split(":", 1)[0] for _, _, text in records.errors)
     result = run.finish(
@@ -597,7 +609,9 @@ def scenario_restart(run: Run) -> dict[str, Any]:
         broker_down_s=round(back_at - restart_at, 1),
         publish_errors=len(records.errors),
         publish_error_kinds=dict(error_kinds),
-        publish_gave_up=len([s for s in {e[0] for e in records.errors} if s not in records.published]),
+        publish_gave_up=len(
+            [s for s in {e[0] for e in records.errors} if s not in records.published]
+        ),
     )
     result["lost"] = len(lost)
     if run.broker.name == "pubsub":
@@ -636,18 +650,15 @@ def scenario_partition(run: Run) -> dict[str, Any]:
     backs = {w.name: records.worker_back(w.name, healed_at) for w in (a, b)}
     stuck = [name for name, back in backs.items() if back is None]
     recover = max((v for v in backs.values() if v is not None), default=None)
-    all_done = max(
-        (records.first_finish(s) or 0.0 for s in records.published), default=healed_at
-    ) - healed_at
     detected = {
-        w.name: proxy.accepted_since(cut_at) > 0 for w, proxy in zip((a, b), run.proxies, strict=True)
+        w.name: proxy.accepted_since(cut_at) > 0
+        for w, proxy in zip((a, b), run.proxies, strict=True)
     }
     result = run.finish(
         records,
         recover_s=None if recover is None else round(recover, 2),
         stuck_workers=stuck,
-        reconnected={k: v for k, v in detected.items()},
-        all_done_after_heal_s=round(all_done, 1),
+        reconnected=dict(detected),
         mode=p.partition_mode,
     )
     result["ok"] = (
@@ -863,7 +874,7 @@ def _bad_outcome(run: Run) -> dict[str, Any]:
         if not pulled:
             break
         dead += len(pulled)
-        broker._rest(  # noqa: SLF001 - our own controller
+        broker._rest(
             "POST",
             f"projects/{PROJECT}/subscriptions/{run.channel}-dead:acknowledge",
             {"ackIds": [m["ackId"] for m in pulled]},
@@ -981,7 +992,9 @@ def run_scenario(
     finally:
         run.close()
     result["wall_s"] = round(time.monotonic() - started, 1)
-    result["run_dir"] = str(run.dir.relative_to(ROOT)) if run.dir.is_relative_to(ROOT) else str(run.dir)
+    result["run_dir"] = (
+        str(run.dir.relative_to(ROOT)) if run.dir.is_relative_to(ROOT) else str(run.dir)
+    )
     return result
 
 
@@ -1004,11 +1017,14 @@ def _cell(value: Any) -> str:
 
 
 def notes_of(result: dict[str, Any]) -> str:
-    keys = ("error", "stuck_workers", "reconnected", "publish_errors", "publish_error_kinds",
-            "lost_by_broker", "hung_on_sigterm", "runs_alive", "runs_killed", "dead_lettered",
-            "expected_dead", "processed_bad", "expected_processed", "wrongly_processed", "left_in_queue", "refused_by_broker", "rate_ratio", "log_records",
-            "tracebacks", "events", "rss_warm_mb", "rss_end_mb", "rss_growth_pct", "tasks_warm",
-            "tasks_end", "tasks_growth_pct", "stream_len_max", "all_done_after_heal_s")  # fmt: skip
+    keys = (
+        "error", "stuck_workers", "reconnected", "publish_errors", "publish_error_kinds",
+        "lost_by_broker", "hung_on_sigterm", "runs_alive", "runs_killed", "dead_lettered",
+        "expected_dead", "processed_bad", "expected_processed", "wrongly_processed",
+        "left_in_queue", "refused_by_broker", "rate_ratio", "log_records", "tracebacks",
+        "events", "rss_warm_mb", "rss_end_mb", "rss_growth_pct", "tasks_warm", "tasks_end",
+        "tasks_growth_pct", "stream_len_max", "max_wait_s",
+    )  # fmt: skip
     parts = []
     for key in keys:
         value = result.get(key)
@@ -1036,14 +1052,22 @@ def save(results: list[dict[str, Any]], started: dt.datetime) -> Path:
     if path.exists():
         document = json.loads(path.read_text())
     key: Callable[[dict[str, Any]], tuple[str, str, str]] = lambda r: (  # noqa: E731
-        r["scenario"], r["broker"], r["impl"]
+        r["scenario"],
+        r["broker"],
+        r["impl"],
     )
     merged = {key(r): r for r in document.get("runs", [])}
     for result in results:
-        merged[key(result)] = {**result, "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        merged[key(result)] = {
+            **result,
+            "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
     order = {name: i for i, name in enumerate(SCENARIOS)}
     border = {name: i for i, name in enumerate(BROKERS)}
-    runs = sorted(merged.values(), key=lambda r: (order[r["scenario"]], border[r["broker"]], r["impl"] != "ours"))
+    runs = sorted(
+        merged.values(),
+        key=lambda r: (order[r["scenario"]], border[r["broker"]], r["impl"] != "ours"),
+    )
     document = {"machine": machine_info(), "runs": runs}
     path.write_text(json.dumps(document, indent=2) + "\n")
     path.with_suffix(".md").write_text(
@@ -1074,16 +1098,35 @@ def machine_info() -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="all", help=f"comma-separated: {', '.join(SCENARIOS)}, all")
-    parser.add_argument("--broker", default="all", help=f"comma-separated: {', '.join(BROKERS)}, all")
+    parser.add_argument(
+        "--scenario", default="all", help=f"comma-separated: {', '.join(SCENARIOS)}, all"
+    )
+    parser.add_argument(
+        "--broker", default="all", help=f"comma-separated: {', '.join(BROKERS)}, all"
+    )
     parser.add_argument("--impl", default="ours", help="comma-separated: ours, baseline")
     parser.add_argument("--quick", action="store_true", help="the short sizes the tests use")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override one Params field, e.g. --set partition_seconds=10")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one Params field, e.g. --set partition_seconds=10",
+    )
     parser.add_argument("--save", action="store_true", help="merge into benchmarks/results/")
-    parser.add_argument("--ours-path", type=Path, default=ROOT,
-                        help="the checkout whose `repid` is 'ours' (e.g. a snapshot of main)")
+    parser.add_argument(
+        "--ours-path",
+        type=Path,
+        default=ROOT,
+        help="the checkout whose `repid` is 'ours' (e.g. a snapshot of main)",
+    )
     parser.add_argument("--label", default=None, help="the impl label for ours in the results")
+    parser.add_argument(
+        "--server-options",
+        default=None,
+        metavar="JSON",
+        help="keyword arguments for the servers of ours, e.g. '{\"claim_idle\": 5}'",
+    )
     args = parser.parse_args(argv)
     args.scenarios = list(SCENARIOS) if args.scenario == "all" else args.scenario.split(",")
     args.brokers = list(BROKERS) if args.broker == "all" else args.broker.split(",")
@@ -1119,6 +1162,8 @@ def brokers_for(names: list[str], root: Path) -> Iterator[dict[str, BrokerEnv]]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     params = params_from(args)
+    if args.server_options:
+        os.environ["REPID_RELIABILITY_SERVER_OPTIONS"] = args.server_options
     impls = [
         Impl.ours(args.ours_path) if label == "ours" else Impl.baseline() for label in args.impls
     ]

@@ -5,8 +5,8 @@ same file runs against this repository's package and against the published `repi
 (whichever `repid` the interpreter imports). `benchmarks/reliability.py` drives it.
 
     python benchmarks/reliability_agent.py worker   --broker redis --url URL --channel C --record F
-    python benchmarks/reliability_agent.py producer --broker redis --url URL --channel C --record F \
-        --count 10000 --rate 500
+    python benchmarks/reliability_agent.py producer --broker redis --url URL --channel C \
+        --record F --count 10000 --rate 500
     python benchmarks/reliability_agent.py memory   --mode soak --count 1000000 --record F
 
 Records (one line each, appended with one `os.write`, so a SIGKILL loses none that returned;
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import resource
@@ -36,10 +37,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import repid
-
 # workload.py lives beside this file and builds each package's servers (adapters included).
-from workload import _make_server  # noqa: E402
+from workload import _make_server
+
+import repid
 
 TOPIC = "work"
 
@@ -57,7 +58,12 @@ class Recorder:
 
     def sample(self, done: int) -> None:
         if self._fd is not None:
-            line = b"T %.6f %d %d %d\n" % (time.monotonic(), rss_kb(), len(asyncio.all_tasks()), done)
+            line = b"T %.6f %d %d %d\n" % (
+                time.monotonic(),
+                rss_kb(),
+                len(asyncio.all_tasks()),
+                done,
+            )
             os.write(self._fd, line)
 
 
@@ -72,18 +78,47 @@ def peak_rss_kb() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class _ExtraFormatter(logging.Formatter):
+    """The usual line, then the record's structured fields (`extra=`) as key=value."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        extra = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        if extra:
+            fields = " ".join(f"{k}={v!r}" for k, v in extra.items())
+            head, sep, rest = text.partition("\n")
+            text = f"{head} [{fields}]{sep}{rest}"
+        return text
+
+
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        stream=sys.stderr,
-        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _ExtraFormatter("%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
     )
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
+
+
+SERVER_OPTIONS = json.loads(os.environ.get("REPID_RELIABILITY_SERVER_OPTIONS") or "{}")
+"""Keyword arguments for the server (experiments with non-default settings; ours only)."""
 
 
 def _app(broker: str, url: str | None) -> Any:
     app = repid.Repid(title="repid reliability harness")
-    app.servers.register_server("main", _make_server(broker, url), is_default=True)
+    if SERVER_OPTIONS:
+        server = {
+            "redis": lambda: repid.RedisServer(url, **SERVER_OPTIONS),
+            "amqp": lambda: repid.AmqpServer(url, **SERVER_OPTIONS),
+            "pubsub": lambda: repid.PubsubServer(
+                os.environ.get("PUBSUB_PROJECT_ID"), emulator_host=url, **SERVER_OPTIONS
+            ),
+        }[broker]()
+    else:
+        server = _make_server(broker, url)
+    app.servers.register_server("main", server, is_default=True)
     return app
 
 
@@ -220,7 +255,9 @@ async def run_memory(args: argparse.Namespace) -> None:
     print(f"exit peak_rss_kb={peak_rss_kb()}", flush=True)
 
 
-async def _memory_soak(args: argparse.Namespace, app: Any, recorder: Recorder, counter: list[int]) -> None:
+async def _memory_soak(
+    args: argparse.Namespace, app: Any, recorder: Recorder, counter: list[int]
+) -> None:
     """Publish `count` messages in rounds while one worker consumes them; sample as it goes.
 
     The publisher stays at most `backlog` messages ahead of the worker, so the broker's queue
@@ -241,7 +278,11 @@ async def _memory_soak(args: argparse.Namespace, app: Any, recorder: Recorder, c
             await asyncio.sleep(0.001)
             continue
         for seq in range(sent, min(args.count, sent + 500)):
-            await send(channel=args.channel, payload={"seq": seq, "attempt": 0, "ms": args.ms}, headers=headers)
+            await send(
+                channel=args.channel,
+                payload={"seq": seq, "attempt": 0, "ms": args.ms},
+                headers=headers,
+            )
         sent = min(args.count, sent + 500)
     await worker
     sampler.cancel()
@@ -300,7 +341,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # producer
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--start", type=int, default=0)
-    parser.add_argument("--rate", type=float, default=0.0, help="messages/s (0: as fast as possible)")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="messages/s (0: as fast as possible)"
+    )
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--ms", type=float, default=5.0, help="actor duration per message")
     parser.add_argument("--retry-delay", type=float, default=0.5)

@@ -3,6 +3,7 @@ gRPC publishes that carry exactly the fields given (no attributes, odd bytes).""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -109,10 +110,8 @@ class PubsubBroker:
         if proc is None:
             return
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
@@ -177,7 +176,9 @@ class PubsubBroker:
                 response_deserializer=None,
             )
             try:
-                publish(encode_publish_request(self.topic_path(topic), data, attributes), timeout=30)
+                publish(
+                    encode_publish_request(self.topic_path(topic), data, attributes), timeout=30
+                )
             except grpc.RpcError as exc:
                 return f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
         return ""

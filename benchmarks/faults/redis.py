@@ -106,7 +106,7 @@ class RedisBroker:
             command, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
         )
         out = proc.stdout.decode(errors="replace")
-        if check and (proc.returncode != 0 or out.startswith("ERR") or out.startswith("(error)")):
+        if check and (proc.returncode != 0 or out.startswith(("ERR", "(error)"))):
             raise RuntimeError(f"redis-cli {args[:2]!r}: {out}{proc.stderr.decode()}")
         return out
 
