@@ -409,7 +409,10 @@ class Repid:
                 try:
                     await runner.server.disconnect()
                 except Exception:
-                    logger.exception("worker.shutdown: disconnecting from the broker failed")
+                    logger.exception(
+                        "worker.shutdown: disconnecting from the broker failed",
+                        extra={"server": runner.server_name},
+                    )
 
     async def _start_side_servers(
         self,

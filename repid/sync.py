@@ -94,7 +94,11 @@ class SyncProducer:
                 return self._loop
             if self._pid is not None and self._pid != os.getpid():
                 # Forked: the parent's thread and connections did not come along.
-                logger.debug("sync_producer.forked: starting a fresh loop in pid %d", os.getpid())
+                logger.debug(
+                    "sync_producer.forked: starting a fresh loop in pid %d",
+                    os.getpid(),
+                    extra={"pid": os.getpid()},
+                )
             loop = asyncio.new_event_loop()
             ready = threading.Event()
 
@@ -125,7 +129,7 @@ class SyncProducer:
             try:
                 future.result(self.timeout)
             except Exception:
-                logger.exception("sync_producer.close_failed: disconnecting failed")
+                logger.exception("sync_producer.close_failed: disconnecting failed", extra={})
             loop.call_soon_threadsafe(loop.stop)
             thread.join(self.timeout)
         if not loop.is_running():
@@ -230,4 +234,6 @@ class SyncProducer:
             try:
                 await server.disconnect()
             except Exception:
-                logger.exception("sync_producer.disconnect_failed: server %r", name)
+                logger.exception(
+                    "sync_producer.disconnect_failed: server %r", name, extra={"server": name}
+                )

@@ -195,7 +195,9 @@ class TestClient:
             if self.raise_on_operation_not_found:
                 raise
             logger.warning(
-                "testing.operation_not_found: %r; the message was not sent", operation_id
+                "testing.operation_not_found: %r; the message was not sent",
+                operation_id,
+                extra={"operation_id": operation_id},
             )
             return
         if self.auto_process:
@@ -260,7 +262,11 @@ class TestClient:
                 return
             seen.add(id(found[1]))
             await self._process(*found)
-        logger.warning("testing.auto_process_limit: stopped after %d messages", _MAX_AUTO_STEPS)
+        logger.warning(
+            "testing.auto_process_limit: stopped after %d messages",
+            _MAX_AUTO_STEPS,
+            extra={"limit": _MAX_AUTO_STEPS},
+        )
 
     async def _process(self, server: _RecordingServer, stored: StoredMessage) -> TestMessage:
         server._queue(stored.channel).messages.remove(stored)

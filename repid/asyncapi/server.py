@@ -126,6 +126,7 @@ class AsyncAPIServer:
                 "docs page will load it from a CDN (run scripts/fetch_asyncapi_assets.py to "
                 "serve it locally)",
                 assets.STATIC_DIR,
+                extra={"path": str(assets.STATIC_DIR)},
             )
         await self._http.start()
         return self

@@ -36,7 +36,9 @@ async def disconnect_quietly(name: str, server: ServerT) -> None:
     try:
         await server.disconnect()
     except Exception:
-        logger.exception("cli.disconnect_failed: disconnecting server %r failed", name)
+        logger.exception(
+            "cli.disconnect_failed: disconnecting server %r failed", name, extra={"server": name}
+        )
 
 
 @asynccontextmanager

@@ -95,6 +95,7 @@ def handle_serve(args: argparse.Namespace) -> int:
             app.title,
             host if ":" not in host else f"[{host}]",
             server.port,
+            extra={"title": app.title, "port": server.port},
         )
         try:
             await stop.wait()

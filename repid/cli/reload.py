@@ -31,7 +31,11 @@ async def watch_for_changes(on_change: Callable[[list[str]], Awaitable[None]]) -
     from watchfiles import PythonFilter, awatch
 
     root = Path(os.getcwd())
-    logger.info("supervisor.watching: reloading on changes to Python files under %s", root)
+    logger.info(
+        "supervisor.watching: reloading on changes to Python files under %s",
+        root,
+        extra={"path": str(root)},
+    )
     async for changes in awatch(root, watch_filter=PythonFilter(), debounce=300, step=100):
         paths = sorted({_relative(Path(path), root) for _, path in changes})
         await on_change(paths)

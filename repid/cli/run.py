@@ -173,12 +173,12 @@ def _run_supervised_worker(args: argparse.Namespace, link: StatusLink) -> int:
     try:
         return _run_worker(args, link)
     except _CONFIG_ERRORS as exc:
-        logger.error("worker.cannot_start: %s", exc)
+        logger.error("worker.cannot_start: %s", exc, extra={"error": type(exc).__name__})
         from repid.cli.supervisor import EXIT_CONFIG
 
         return EXIT_CONFIG
     except RepidError as exc:
-        logger.error("worker.failed: %s", exc)
+        logger.error("worker.failed: %s", exc, extra={"error": type(exc).__name__})
         return 1
 
 

@@ -127,7 +127,10 @@ class StatusLink:
         assert reader is not None
         while await reader.read(4096):
             pass
-        logger.warning("worker.supervisor_gone: the supervisor exited; shutting down gracefully")
+        logger.warning(
+            "worker.supervisor_gone: the supervisor exited; shutting down gracefully",
+            extra={"pid": os.getpid()},
+        )
         runner.stop()
 
     async def close(self, runner: Runner | None) -> None:

@@ -254,7 +254,9 @@ class Supervisor:
                 await side.close()
         if self._config_error:
             return 1
-        logger.info("supervisor.stopped: every worker has exited")
+        logger.info(
+            "supervisor.stopped: every worker has exited", extra={"workers": len(self.slots)}
+        )
         return 130 if self.forced else 0
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -299,7 +301,11 @@ class Supervisor:
         except OSError:
             parent.close()
             child.close()
-            logger.exception("supervisor.spawn_failed: could not start worker %d", slot.index)
+            logger.exception(
+                "supervisor.spawn_failed: could not start worker %d",
+                slot.index,
+                extra={"worker": slot.index},
+            )
             self._schedule_restart(slot, self._backoff(slot))
             return
         child.close()
@@ -333,7 +339,11 @@ class Supervisor:
                     try:
                         handler(slot, message)
                     except Exception:
-                        logger.exception("supervisor.report_failed: %s", message["type"])
+                        logger.exception(
+                            "supervisor.report_failed: %s",
+                            message["type"],
+                            extra={"worker": slot.index, "report": message["type"]},
+                        )
         except (ConnectionError, asyncio.LimitOverrunError, ValueError):
             return
         finally:
@@ -377,7 +387,9 @@ class Supervisor:
             try:
                 callback(process.pid)
             except Exception:
-                logger.exception("supervisor.exit_callback_failed")
+                logger.exception(
+                    "supervisor.exit_callback_failed", extra={"worker_pid": process.pid}
+                )
         # The final report is written just before the exit: read the channel to its end (the
         # socket closes with the process) before judging how the worker ended.
         reader = slot.reader
@@ -503,7 +515,8 @@ class Supervisor:
             self.forced = True
             logger.warning(
                 "supervisor.force_stop: second SIGINT: stopping the workers now; running "
-                "messages go back to the queue"
+                "messages go back to the queue",
+                extra={"workers": len(self.slots)},
             )
             for slot in self.slots:
                 _signal(slot, signal.SIGINT)
@@ -518,6 +531,7 @@ class Supervisor:
                 "Ctrl-C again to stop at once)",
                 sig.name,
                 len(live),
+                extra={"signal": sig.name, "workers": len(live)},
             )
         for slot in self.slots:
             if slot.restart is not None:
@@ -543,7 +557,11 @@ class Supervisor:
             if slot.process is not None and slot.process.returncode is None
         ]
         for process in live:
-            logger.warning("supervisor.killing: worker pid %d did not stop in time", process.pid)
+            logger.warning(
+                "supervisor.killing: worker pid %d did not stop in time",
+                process.pid,
+                extra={"worker_pid": process.pid},
+            )
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
         for process in live:

@@ -156,8 +156,9 @@ class HttpServer:
             # ones then get a prompt 503 instead of waiting on SYN retransmits.
             backlog=max(100, 2 * self.limits.max_connections),
         )
+        url = f"http://{_host_for_url(self._address)}:{self.port}/"
         logger.info(
-            "%s.listening: http://%s:%d/", self.name, _host_for_url(self._address), self.port
+            "http.listening: %s on %s", self.name, url, extra={"server": self.name, "url": url}
         )
         return self
 
@@ -176,7 +177,11 @@ class HttpServer:
         try:
             await asyncio.wait_for(server.wait_closed(), timeout=1.0)
         except asyncio.TimeoutError:
-            logger.debug("%s.close: listener did not report closed in time", self.name)
+            logger.debug(
+                "http.close_timeout: %s: the listener did not report closed in time",
+                self.name,
+                extra={"server": self.name},
+            )
 
     async def __aenter__(self) -> HttpServer:
         return await self.start()
@@ -204,7 +209,11 @@ class HttpServer:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("%s.connection_failed: unexpected error", self.name)
+            logger.exception(
+                "http.connection_failed: %s: unexpected error",
+                self.name,
+                extra={"server": self.name},
+            )
         finally:
             if task is not None:
                 self._connections.discard(task)
@@ -224,7 +233,12 @@ class HttpServer:
                 await self._send(writer, _error(408, "request head not received in time"))
             return
         except _BadRequest as exc:
-            logger.debug("%s.bad_request: %s", self.name, exc.reason)
+            logger.debug(
+                "http.bad_request: %s: %s",
+                self.name,
+                exc.reason,
+                extra={"server": self.name, "status": exc.status},
+            )
             await self._send(writer, _error(exc.status, exc.reason))
             return
         if request is None:
@@ -237,7 +251,11 @@ class HttpServer:
                 answer = await self._handler(request)
             except Exception:
                 logger.exception(
-                    "%s.handler_failed: %s %s", self.name, request.method, request.path
+                    "http.handler_failed: %s: %s %s",
+                    self.name,
+                    request.method,
+                    request.path,
+                    extra={"server": self.name, "method": request.method, "path": request.path},
                 )
                 answer = _error(500, "internal error")
             response = answer if answer is not None else _error(404, "not found")
@@ -293,7 +311,11 @@ class HttpServer:
                 self._write(writer, response, head_only), timeout=self.limits.write_timeout
             )
         except asyncio.TimeoutError:
-            logger.debug("%s.write_timeout: the client did not read the response", self.name)
+            logger.debug(
+                "http.write_timeout: %s: the client did not read the response",
+                self.name,
+                extra={"server": self.name},
+            )
 
     @staticmethod
     async def _write(writer: asyncio.StreamWriter, response: Response, head_only: bool) -> None:

@@ -177,13 +177,28 @@ class JobMiddleware:
                     job.attempt,
                     job.retries + 1,
                     exc_info=exc,
+                    extra={
+                        "job_id": job.job_id,
+                        "actor": actor.name,
+                        "channel": message.channel,
+                        "attempt": job.attempt,
+                        "error": type(exc).__name__,
+                    },
                 )
                 try:
                     await self._retry(message, job, actor)
                 except Exception:
                     # No retry was published: put the message back so that this attempt
                     # runs again, rather than dead-lettering a job that has retries left.
-                    logger.exception("job.retry_failed: job %s goes back to its queue", job.job_id)
+                    logger.exception(
+                        "job.retry_failed: job %s goes back to its queue",
+                        job.job_id,
+                        extra={
+                            "job_id": job.job_id,
+                            "actor": actor.name,
+                            "channel": message.channel,
+                        },
+                    )
                     if not message.is_acted_on:
                         await message.reject()
                 return None
@@ -229,7 +244,11 @@ class JobMiddleware:
             await broker.store_raw(job.result_id, raw, job.result_ttl)
         except Exception:
             # The job's outcome (ack, retry, dead letter) must not depend on the result store.
-            logger.exception("job.result_store_failed: result %r was not stored", job.result_id)
+            logger.exception(
+                "job.result_store_failed: result %r was not stored",
+                job.result_id,
+                extra={"job_id": job.job_id, "result_id": job.result_id},
+            )
 
     async def _retry(self, message: ReceivedMessageT, job: JobHeaders, actor: ActorData) -> None:
         policy: RetryPolicyT = actor.retry_policy or _DEFAULT_POLICY
@@ -255,6 +274,13 @@ class JobMiddleware:
             job.attempt,
             job.retries + 1,
             delay,
+            extra={
+                "job_id": job.job_id,
+                "actor": actor.name,
+                "channel": message.channel,
+                "attempt": job.attempt,
+                "delay": delay,
+            },
         )
         if self._delayed:
             await self.connection.publish_job(

@@ -107,7 +107,9 @@ class Worker(Router):
             for queue in self.queues:
                 await broker.declare_queue(queue)
         if not self.actors:
-            logger.warning("worker.no_actors: the worker has no actors; nothing to run")
+            logger.warning(
+                "worker.no_actors: the worker has no actors; nothing to run", extra={"actors": 0}
+            )
             return RunnerInfo()
         owner = connection.app  # the Repid(connection) app: its observers watch the jobs
         app = Repid(

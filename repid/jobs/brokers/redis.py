@@ -187,7 +187,12 @@ class RedisMessageBroker(RedisServer):
                 try:
                     await self.move_due(queue)
                 except Exception as exc:  # a connection blip: try again on the next tick
-                    logger.warning("redis.delayed_move_failed: %s: %s", queue, exc)
+                    logger.warning(
+                        "redis.delayed_move_failed: %s: %s",
+                        queue,
+                        exc,
+                        extra={"channel": queue, "error": type(exc).__name__},
+                    )
             await asyncio.sleep(self.delayed_poll_interval)
 
     async def subscribe(
