@@ -350,6 +350,16 @@ class InMemoryServer(BaseServer):
         """Messages waiting on `channel`, next to be delivered first."""
         return list(self._queue(channel).messages)
 
+    def withdraw(self, channel: str, message_id: str) -> bool:
+        """Remove the queued, not yet delivered message `message_id` from `channel`; True if
+        it was there."""
+        messages = self._queue(channel).messages
+        for stored in messages:
+            if stored.message_id == message_id:
+                messages.remove(stored)
+                return True
+        return False
+
     @property
     def dead_letters(self) -> dict[str, list[StoredMessage]]:
         """Nacked messages by channel."""

@@ -6,14 +6,19 @@ ids; a `Worker` is a `Router` run by a message-layer `Repid` app with `JobMiddle
 message brokers are message-layer servers. `RedisMessageBroker`, `RedisBucketBroker` and
 `RabbitMessageBroker` load on first use (they need the `redis` / `amqp` extras).
 
+Jobs can be deferred (`deferred_by=`, `deferred_until=`), periodic (`cron=`, `every=`, run by a
+`Scheduler`), unique (`id_=`) and cancelled (`job.cancel()`, `Queue.cancel(id_)`); see
+`repid.jobs.scheduler`, `repid.jobs.cancellation` and `repid.jobs.state`.
+
 Per broker:
 
 * `InMemoryMessageBroker`: priorities honoured (HIGH, MEDIUM, LOW; FIFO within a level);
-  retry delays by an event-loop timer.
-* `RedisMessageBroker`: no priorities (streams are FIFO); retry delays in a sorted set that
-  the worker moves into the stream when due (Lua, atomic).
+  delays (deferred jobs, retries) by an event-loop timer; job state in the process.
+* `RedisMessageBroker`: no priorities (streams are FIFO); delays in a sorted set that the
+  workers move into the stream when due (Lua, atomic); job state in the same Redis.
 * `RabbitMessageBroker`: the AMQP `priority` header, honoured by queues that support
-  priorities (see its docstring); the worker holds a failed message for the retry delay.
+  priorities; delays in a chain of fixed-TTL queues inside RabbitMQ; job state in the
+  connection's `RedisBucketBroker` (see its docstring).
 """
 
 from __future__ import annotations
@@ -24,10 +29,15 @@ from repid._lazy import load_lazy
 from repid.jobs.brokers.base import MessageBrokerT
 from repid.jobs.brokers.in_memory import InMemoryBucketBroker, InMemoryMessageBroker
 from repid.jobs.buckets import ArgsBucket, BucketBrokerT, ResultBucket
+from repid.jobs.cancellation import CancelOutcome
 from repid.jobs.connection import Connection
+from repid.jobs.cron import CronSyntaxError
 from repid.jobs.errors import (
     ArgsBucketNotFoundError,
     ConnectionNotBoundError,
+    DuplicateJobError,
+    JobCancelledError,
+    JobStateNotConfiguredError,
     JobTimeoutError,
     QueueNotDeclaredError,
 )
@@ -36,6 +46,8 @@ from repid.jobs.middleware import JobMiddleware
 from repid.jobs.priorities import PrioritiesT
 from repid.jobs.queue import Queue
 from repid.jobs.retry import RetryPolicyT, default_retry_policy_factory
+from repid.jobs.scheduler import Scheduler
+from repid.jobs.state import JobStateStoreT
 from repid.jobs.worker import Worker
 
 if TYPE_CHECKING:
@@ -46,12 +58,18 @@ __all__ = [
     "ArgsBucket",
     "ArgsBucketNotFoundError",
     "BucketBrokerT",
+    "CancelOutcome",
     "Connection",
     "ConnectionNotBoundError",
+    "CronSyntaxError",
+    "DuplicateJobError",
     "InMemoryBucketBroker",
     "InMemoryMessageBroker",
     "Job",
+    "JobCancelledError",
     "JobMiddleware",
+    "JobStateNotConfiguredError",
+    "JobStateStoreT",
     "JobTimeoutError",
     "MessageBrokerT",
     "PrioritiesT",
@@ -62,6 +80,7 @@ __all__ = [
     "RedisMessageBroker",
     "ResultBucket",
     "RetryPolicyT",
+    "Scheduler",
     "Worker",
     "default_retry_policy_factory",
 ]

@@ -6,7 +6,8 @@ A bucket is stored as one JSON document:
      "ttl": 86400.0 | null,
      # result buckets only:
      "success": true, "exception": null | "ValueError: ...",
-     "started_when": 1700000000.0, "finished_when": 1700000001.0}
+     "started_when": 1700000000.0, "finished_when": 1700000001.0,
+     "cancelled": true}  # only when the job was cancelled
 
 A result bucket is a superset of an arguments bucket: reading a result by its id from an
 arguments bucket broker gives its `data` - this is how jobs chain (`Job(..., args_id=<id of a
@@ -49,7 +50,9 @@ class ResultBucket:
 
     `data` is the actor's return value (JSON-decoded), `success` whether it returned without
     raising, `exception` the error text (`"ValueError: boom"`) when it did not, and
-    `started_when` / `finished_when` the Unix times of the run.
+    `started_when` / `finished_when` the Unix times of the run. `cancelled` is true when the
+    job was cancelled (`job.cancel()`): dropped before it ran, or stopped while it ran
+    (`success` false, `exception` starting with `JobCancelledError`).
     """
 
     id_: str
@@ -60,6 +63,7 @@ class ResultBucket:
     finished_when: float
     timestamp: float
     ttl: float | None = None
+    cancelled: bool = False
 
 
 AnyBucketT = ArgsBucket | ResultBucket
@@ -94,9 +98,10 @@ def encode_result_bucket(
     started_when: float,
     finished_when: float,
     ttl: float | None,
+    cancelled: bool = False,
 ) -> bytes:
     """The stored form of a result bucket whose data is already JSON-encoded."""
-    meta = {
+    meta: dict[str, Any] = {
         "id": id_,
         "timestamp": finished_when,
         "ttl": ttl,
@@ -105,6 +110,8 @@ def encode_result_bucket(
         "started_when": started_when,
         "finished_when": finished_when,
     }
+    if cancelled:
+        meta["cancelled"] = True
     return _join(data_json or b"null", meta)
 
 
@@ -123,6 +130,7 @@ def decode_bucket(raw: bytes | str) -> AnyBucketT:
             finished_when=float(doc.get("finished_when") or 0.0),
             timestamp=float(doc.get("timestamp") or 0.0),
             ttl=doc.get("ttl"),
+            cancelled=bool(doc.get("cancelled", False)),
         )
     return ArgsBucket(
         id_=doc["id"],

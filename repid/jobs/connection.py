@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from repid.data import MessageData
 from repid.jobs.brokers.base import MessageBrokerT
 from repid.jobs.buckets import BucketBrokerT
+from repid.jobs.cancellation import MARK_LIFETIME, CancelOutcome, JobWithdrawerT
+from repid.jobs.errors import DuplicateJobError, JobStateNotConfiguredError
 from repid.jobs.priorities import PrioritiesT
+from repid.jobs.state import JobStateProviderT, JobStateStoreT, unique_name
 from repid.middlewares import compose_producer_middlewares
 from repid.observers import bind_to_server
 
@@ -25,6 +29,9 @@ class Connection:
 
     `is_open` only changes with `connect()` / `disconnect()`: it does not track the brokers'
     own connections (they reconnect by themselves where they can).
+
+    `job_state` is where uniqueness, cancellation marks and scheduler ticks live (see
+    `repid.jobs.state`): the message broker's own store, else a bucket broker's.
     """
 
     def __init__(
@@ -47,6 +54,76 @@ class Connection:
         """The `Repid(connection)` app made with it, if any: jobs are published through its
         producer middlewares and workers run its observers (e.g. OpenTelemetry, Prometheus)."""
         self._chain: tuple[tuple[Any, ...], Any] | None = None
+
+    @property
+    def job_state(self) -> JobStateStoreT | None:
+        """The job-state store (the message broker's, else a bucket broker's), or None."""
+        for candidate in (self.message_broker, self.args_bucket_broker, self.results_bucket_broker):
+            if candidate is not None and isinstance(candidate, JobStateProviderT):
+                return candidate.job_state
+        return None
+
+    def require_job_state(self, feature: str) -> JobStateStoreT:
+        """`job_state`, or `JobStateNotConfiguredError` saying that `feature` needs one."""
+        store = self.job_state
+        if store is None:
+            raise JobStateNotConfiguredError(
+                f"{feature} needs shared job state, and neither {self.message_broker!r} nor the "
+                "connection's bucket brokers keep it: add a RedisBucketBroker to the Connection "
+                "(Connection(RabbitMessageBroker(...), args_bucket_broker=RedisBucketBroker(...)))"
+            )
+        return store
+
+    async def enqueue_job(
+        self,
+        *,
+        queue: str,
+        message: MessageData,
+        priority: PrioritiesT,
+        message_id: str,
+        unique: bool = False,
+        delay: float | None = None,
+    ) -> None:
+        """Publish a job's message; for a unique one, claim its id first.
+
+        A broker with `supports_unique_jobs` claims the id itself, atomically with the
+        publish; for the others the id is claimed in `job_state` and released if the publish
+        fails. A claim already held raises `DuplicateJobError`.
+        """
+        store: JobStateStoreT | None = None
+        if unique and not getattr(self.message_broker, "supports_unique_jobs", False):
+            store = self.require_job_state("a unique job (Job(id_=...))")
+            due = "" if not delay else repr(time.time() + delay)
+            if not await store.claim(queue, unique_name(message_id), due):
+                raise DuplicateJobError(message_id, queue)
+        try:
+            await self.publish_job(
+                queue=queue,
+                message=message,
+                priority=priority,
+                message_id=message_id,
+                unique=unique,
+                delay=delay,
+            )
+        except BaseException:
+            if store is not None:
+                await store.release(queue, unique_name(message_id))
+            raise
+
+    async def cancel_job(
+        self, queue: str, job_id: str, *, due: float | None = None
+    ) -> CancelOutcome:
+        """Cancel a job by id (see `Queue.cancel`)."""
+        broker = self.message_broker
+        if isinstance(broker, JobWithdrawerT) and await broker.withdraw_job(queue, job_id):
+            return CancelOutcome.REMOVED
+        store = self.require_job_state("cancelling a queued or running job")
+        if due is None:
+            claimed = await store.get(queue, unique_name(job_id))
+            due = _as_time(claimed)
+        expires = max(time.time(), due or 0.0) + MARK_LIFETIME
+        await store.mark_cancelled(queue, job_id, expires)
+        return CancelOutcome.MARKED
 
     async def publish_job(
         self,
@@ -126,3 +203,13 @@ class Connection:
             f"args_bucket_broker={self.args_bucket_broker!r}, "
             f"results_bucket_broker={self.results_bucket_broker!r})"
         )
+
+
+def _as_time(text: str | None) -> float | None:
+    """A due time recorded in a unique claim (a Unix time as text), if it is one."""
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None

@@ -9,7 +9,13 @@ All values are strings (every broker carries string headers):
 * `job-priority` - "HIGH", "MEDIUM" or "LOW";
 * `job-args-id` - present when the arguments are in the arguments bucket, not the payload;
 * `job-result-id` / `job-result-ttl` - present when the result is to be stored (TTL in seconds,
-  "" = no expiry).
+  "" = no expiry);
+* `job-due` - present on a delayed job (a deferred one, a retry): when it is due, a Unix time
+  in seconds. A worker that receives it earlier (a delay longer than the broker holds one)
+  sends it back to wait for the rest;
+* `job-unique` - "1" on a unique job (`Job(id_=...)`): its claim is released at its last
+  outcome;
+* `job-tick` - on a periodic job's run: the tick it runs for (Unix milliseconds).
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ PRIORITY = "job-priority"
 ARGS_ID = "job-args-id"
 RESULT_ID = "job-result-id"
 RESULT_TTL = "job-result-ttl"
+DUE = "job-due"
+UNIQUE = "job-unique"
+TICK = "job-tick"
 
 
 def _seconds(text: str | None) -> float | None:
@@ -46,6 +55,9 @@ class JobHeaders:
     args_id: str | None
     result_id: str | None
     result_ttl: float | None
+    due: float | None = None
+    unique: bool = False
+    tick: int | None = None
 
     @classmethod
     def parse(cls, headers: dict[str, str]) -> JobHeaders:
@@ -63,9 +75,13 @@ class JobHeaders:
             args_id=headers.get(ARGS_ID) or None,
             result_id=headers.get(RESULT_ID) or None,
             result_ttl=_seconds(headers.get(RESULT_TTL)),
+            due=_seconds(headers.get(DUE)),
+            unique=headers.get(UNIQUE) == "1",
+            tick=int(headers[TICK]) if headers.get(TICK) else None,
         )
 
     def to_headers(self, topic: str) -> dict[str, str]:
+        """The headers (with `topic`, the actor name) that carry these values."""
         headers = {
             "topic": topic,
             JOB_ID: self.job_id,
@@ -79,4 +95,10 @@ class JobHeaders:
         if self.result_id is not None:
             headers[RESULT_ID] = self.result_id
             headers[RESULT_TTL] = "" if self.result_ttl is None else repr(self.result_ttl)
+        if self.due is not None:
+            headers[DUE] = repr(self.due)
+        if self.unique:
+            headers[UNIQUE] = "1"
+        if self.tick is not None:
+            headers[TICK] = str(self.tick)
         return headers

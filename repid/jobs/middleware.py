@@ -13,14 +13,21 @@ message-layer `Repid` it runs). For a message that carries job headers (see
    delivered after `retry_policy(retry_number)` seconds (the actor's policy, else
    `default_retry_policy_factory()`), and returns normally so that the message is acked;
    with no retries left it re-raises, so the actor's `on_error` (default: nack = dead-letter)
-   applies.
+   applies;
+5. releases a unique job's claim (`job-unique`) at its last outcome: success, the last failure,
+   cancellation;
+6. honours cancellation (`repid.jobs.cancellation`): a job marked cancelled is dropped on
+   receipt (acked, not run) and a running one is stopped; either way its result bucket says
+   `cancelled`;
+7. sends a job that arrives before its `job-due` time (by more than half a second: a delay
+   longer than the broker holds one) back to wait for the rest.
 
-Delaying the retry: brokers with `supports_delayed_publish` (in-memory, Redis) hold the retry
-themselves. For the others (RabbitMQ) the worker keeps the failed message unsettled, sleeps for
-the delay, publishes the retry and only then lets the message be acked: at-least-once is
-preserved (a crash during the wait redelivers the failed attempt), at the cost of one worker
-task slot per waiting retry and of delaying a graceful shutdown by up to
-`graceful_shutdown_time` (after which the message is rejected and that attempt runs again).
+Delaying the retry: it goes through the same mechanism as `Job(deferred_by=...)`: the broker
+holds it (`supports_delayed_publish`: in-memory, Redis, RabbitMQ - see each broker). For a
+third-party broker without it the worker keeps the failed message unsettled, sleeps for the
+delay, publishes the retry and only then lets the message be acked: at-least-once is preserved
+(a crash during the wait redelivers the failed attempt), at the cost of one worker task slot per
+waiting retry and of delaying a graceful shutdown by up to `graceful_shutdown_time`.
 """
 
 from __future__ import annotations
@@ -29,15 +36,18 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from repid.connections.abc import ReceivedMessageT
 from repid.data import ActorData, MessageData
 from repid.jobs.buckets import encode_result_bucket
+from repid.jobs.cancellation import CancelWatcher
 from repid.jobs.connection import Connection
-from repid.jobs.errors import ArgsBucketNotFoundError, JobTimeoutError
-from repid.jobs.headers import JOB_ID, JobHeaders
+from repid.jobs.errors import ArgsBucketNotFoundError, JobCancelledError, JobTimeoutError
+from repid.jobs.headers import DUE, JOB_ID, JobHeaders
 from repid.jobs.retry import RetryPolicyT, default_retry_policy_factory
+from repid.jobs.state import unique_name
 from repid.middlewares import ActorCallT
 from repid.serializers import SerializerT, default_serializer
 
@@ -47,6 +57,7 @@ logger = logging.getLogger("repid.jobs")
 
 _HAS_TIMEOUT_CM = sys.version_info >= (3, 11)
 _DEFAULT_POLICY = default_retry_policy_factory()
+_EARLY = 0.5  # seconds before its due time a received job is sent back to wait
 
 
 class ArgsMessage:
@@ -139,13 +150,41 @@ async def _run_with_timeout(
 
 
 class JobMiddleware:
-    """`async (call_next, message, actor)`: see the module docstring."""
+    """`async (call_next, message, actor)`: see the module docstring.
 
-    def __init__(self, connection: Connection, serializer: SerializerT = default_serializer):
+    `start(queues)` / `stop()` run the cancellation watcher (a `Worker` does it); without it
+    (or without job state on the connection) marks are not looked at.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        serializer: SerializerT = default_serializer,
+        *,
+        cancel_poll_interval: float = 0.5,
+    ):
         self.connection = connection
         self.serializer = serializer
+        self.cancel_poll_interval = cancel_poll_interval
         self._broker = connection.message_broker
         self._delayed = bool(getattr(self._broker, "supports_delayed_publish", False))
+        self._watcher: CancelWatcher | None = None
+
+    async def start(self, queues: Iterable[str]) -> None:
+        """Start watching the cancellation marks of `queues` (if the connection keeps job
+        state)."""
+        store = self.connection.job_state
+        if store is None or self._watcher is not None:
+            return
+        watcher = CancelWatcher(store, queues, self.cancel_poll_interval)
+        await watcher.start()
+        self._watcher = watcher
+
+    async def stop(self) -> None:
+        """Stop the cancellation watcher."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            await watcher.stop()
 
     async def __call__(
         self, call_next: ActorCallT, message: ReceivedMessageT, actor: ActorData
@@ -154,6 +193,24 @@ class JobMiddleware:
         if headers is None or JOB_ID not in headers:
             return await call_next(message, actor)
         job = JobHeaders.parse(headers)
+        queue = message.channel
+        watcher = self._watcher
+        if watcher is not None and watcher.is_marked(queue, job.job_id):
+            logger.info(
+                "job.cancelled: job %s of actor %r on %r was cancelled; dropped on receipt",
+                job.job_id,
+                actor.name,
+                queue,
+                extra={"job_id": job.job_id, "actor": actor.name, "channel": queue},
+            )
+            return await self._cancelled(message, job, actor, time.time())
+        if job.due is not None and self._delayed and job.due - time.time() > _EARLY:
+            return await self._wait_more(message, job, actor)
+        key = (queue, job.job_id)
+        if watcher is not None:
+            task = asyncio.current_task()
+            if task is not None:
+                watcher.running[key] = task
         started = time.time()
         try:
             received: Any = message
@@ -163,7 +220,22 @@ class JobMiddleware:
                 result = await _run_with_timeout(call_next, received, actor, job.timeout)
             else:
                 result = await call_next(received, actor)
+        except asyncio.CancelledError:
+            if watcher is None or key not in watcher.stopping:
+                raise  # a shutdown: the runner rejects the message
+            _uncancel()
+            logger.info(
+                "job.cancelled: job %s of actor %r on %r was cancelled while running",
+                job.job_id,
+                actor.name,
+                queue,
+                extra={"job_id": job.job_id, "actor": actor.name, "channel": queue},
+            )
+            return await self._cancelled(message, job, actor, started)
         except Exception as exc:
+            if watcher is not None and key in watcher.stopping:
+                _uncancel()
+                return await self._cancelled(message, job, actor, started)
             finished = time.time()
             if job.result_id is not None:
                 await self._store_result(
@@ -202,10 +274,83 @@ class JobMiddleware:
                     if not message.is_acted_on:
                         await message.reject()
                 return None
+            await self._release(queue, job)
             raise
+        finally:
+            if watcher is not None:
+                watcher.running.pop(key, None)
+        if watcher is not None and key in watcher.stopping:
+            # The actor swallowed the cancellation and returned: cancelled all the same.
+            _uncancel()
+            return await self._cancelled(message, job, actor, started)
         if job.result_id is not None:
             await self._store_result(job, self.serializer(result), True, None, started, time.time())
+        await self._release(queue, job)
         return result
+
+    async def _release(self, queue: str, job: JobHeaders) -> None:
+        """End a unique job's claim (its last outcome)."""
+        if not job.unique:
+            return
+        store = self.connection.job_state
+        if store is None:
+            return
+        try:
+            await store.release(queue, unique_name(job.job_id))
+        except Exception:
+            logger.exception(
+                "job.unique_release_failed: the claim of unique job %s on %r stays",
+                job.job_id,
+                queue,
+            )
+
+    async def _cancelled(
+        self, message: ReceivedMessageT, job: JobHeaders, actor: ActorData, started: float
+    ) -> Any:
+        """Settle a cancelled job: result bucket, claim, mark, ack."""
+        queue = message.channel
+        if job.result_id is not None:
+            await self._store_result(
+                job,
+                b"null",
+                False,
+                f"{JobCancelledError.__name__}: job {job.job_id} was cancelled",
+                started,
+                time.time(),
+                cancelled=True,
+            )
+        await self._release(queue, job)
+        if not message.is_acted_on:
+            await message.ack()
+        watcher = self._watcher
+        if watcher is not None:
+            watcher.stopping.discard((queue, job.job_id))
+            try:
+                await watcher.store.unmark_cancelled(queue, job.job_id)
+            except Exception as exc:  # the mark expires by itself
+                logger.warning("job.unmark_failed: %s: %s", job.job_id, exc)
+        return _no_action(actor)
+
+    async def _wait_more(self, message: ReceivedMessageT, job: JobHeaders, actor: ActorData) -> Any:
+        """A job received before it is due: publish it again for the rest of its delay."""
+        assert job.due is not None
+        delay = job.due - time.time()
+        logger.debug(
+            "job.early: job %s arrived %.3f s before it is due; it waits again",
+            job.job_id,
+            delay,
+            extra={"job_id": job.job_id, "channel": message.channel},
+        )
+        headers = dict(message.headers or {})
+        await self.connection.publish_job(
+            queue=message.channel,
+            message=MessageData(message.payload, headers, message.content_type),
+            priority=job.priority,
+            message_id=job.job_id,
+            delay=delay,
+        )
+        await message.ack()
+        return _no_action(actor)
 
     async def _load_args(self, args_id: str) -> bytes:
         broker = self.connection.args_bucket_broker
@@ -227,6 +372,8 @@ class JobMiddleware:
         exception: str | None,
         started: float,
         finished: float,
+        *,
+        cancelled: bool = False,
     ) -> None:
         broker = self.connection.results_bucket_broker
         if broker is None or job.result_id is None:
@@ -239,6 +386,7 @@ class JobMiddleware:
             started_when=started,
             finished_when=finished,
             ttl=job.result_ttl,
+            cancelled=cancelled,
         )
         try:
             await broker.store_raw(job.result_id, raw, job.result_ttl)
@@ -264,8 +412,13 @@ class JobMiddleware:
                 args_id=job.args_id,
                 result_id=job.result_id,
                 result_ttl=job.result_ttl,
+                due=time.time() + delay if delay > 0 and self._delayed else None,
+                unique=job.unique,
+                tick=job.tick,
             ).to_headers(headers.get("topic", actor.name))
         )
+        if not (delay > 0 and self._delayed):
+            headers.pop(DUE, None)
         retry = MessageData(message.payload, headers, message.content_type)
         logger.info(
             "job.retry: job %s of actor %r failed on attempt %d of %d; retrying in %.3f s",
@@ -300,3 +453,17 @@ class JobMiddleware:
             priority=job.priority,
             message_id=job.job_id,
         )
+
+
+def _uncancel() -> None:
+    """Take back the cancellation request of the current task (Python 3.11+ counts them; a
+    left-over count would upset later timeouts in the task)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    if cancelling is not None and cancelling() > 0:
+        getattr(task, "uncancel")()  # noqa: B009 - not in Python 3.10's typeshed
+
+
+def _no_action(actor: ActorData) -> Any:
+    """What a job the middleware settled itself returns: nothing to confirm."""
+    return "no_action" if actor.confirmation_mode == "manual_explicit" else None

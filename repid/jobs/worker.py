@@ -37,6 +37,8 @@ class Worker(Router):
       SIGTERM; `[]` for none).
     - `auto_declare`: declare the actors' queues on `run()` (default True).
     - `_connection`: the `Connection` instead of the one bound by `app.magic()`.
+    - `cancel_poll_interval` (keyword): how often, in seconds, the worker reads the
+      cancellation marks of its queues (default 0.5; see `repid.jobs.cancellation`).
 
     An actor added with the name of an existing one replaces it (the last one wins).
     Router-level options (`channel=`, `middlewares=`...) can be passed as keywords.
@@ -52,6 +54,7 @@ class Worker(Router):
         _connection: Connection | None = None,
         *,
         tasks_limit: int | None = 1000,
+        cancel_poll_interval: float = 0.5,
         **router_options: Any,
     ) -> None:
         super().__init__(**router_options)
@@ -64,6 +67,9 @@ class Worker(Router):
         )
         self.auto_declare = auto_declare
         self.tasks_limit = tasks_limit
+        if cancel_poll_interval <= 0:
+            raise ValueError("cancel_poll_interval must be positive")
+        self.cancel_poll_interval = cancel_poll_interval
         self._connection = _connection if _connection is not None else bound_connection()
         self._runner: Runner | None = None
 
@@ -112,8 +118,9 @@ class Worker(Router):
             )
             return RunnerInfo()
         owner = connection.app  # the Repid(connection) app: its observers watch the jobs
+        middleware = JobMiddleware(connection, cancel_poll_interval=self.cancel_poll_interval)
         app = Repid(
-            actor_middlewares=[JobMiddleware(connection)],
+            actor_middlewares=[middleware],
             observers=list(owner.observers) if owner is not None else None,
         )
         app.servers.register_server(_SERVER_NAME, broker, is_default=True)
@@ -126,9 +133,11 @@ class Worker(Router):
         )
         self._runner = runner
         try:
+            await middleware.start(self.queues)
             return await runner.run(self.handle_signals)
         finally:
             self._runner = None
+            await middleware.stop()
             app.shutdown_executors()
 
     def stop(self) -> None:

@@ -324,12 +324,16 @@ async def test_priorities_high_first_fifo_within_a_level() -> None:
 
 
 async def test_in_memory_unique_job_is_not_queued_twice() -> None:
+    from repid import DuplicateJobError
+
     broker = InMemoryMessageBroker()
     app = Repid(Connection(broker))
     async with app.magic():
         await Queue().declare()
         await Job("u", id_="same").enqueue()
-        await Job("u", id_="same").enqueue()
+        with pytest.raises(DuplicateJobError) as refused:
+            await Job("u", id_="same").enqueue()
+        assert (refused.value.job_id, refused.value.queue) == ("same", "default")
         await Job("u").enqueue()
         await Job("u").enqueue()
     assert [m.message_id for m in broker.queued("default")][0] == "same"

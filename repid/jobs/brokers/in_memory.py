@@ -1,11 +1,16 @@
 """In-memory job brokers, for tests and local development (nothing survives the process).
 
 `InMemoryMessageBroker` is the message layer's `InMemoryServer` plus queue declaration,
-priorities (HIGH before MEDIUM before LOW, first-in first-out within a level) and delayed
-delivery (a timer on the running event loop, which queues the message when due even if the
-broker was disconnected meanwhile; a delayed message is lost if the event loop ends before it
-is due). A unique job (`Job(id_=...)`) is not queued twice: publishing it while a
-message with the same id waits in the queue does nothing.
+priorities (HIGH before MEDIUM before LOW, first-in first-out within a level) and:
+
+* delayed delivery (deferred jobs and retries): a timer on the running event loop queues the
+  message when due, even if the broker was disconnected meanwhile (a worker stopped and
+  started again in the process still gets it); a delayed message is lost if the event loop
+  ends before it is due;
+* job state (`repid.jobs.state`) in this process: a unique job (`Job(id_=...)`) is refused
+  (`DuplicateJobError`) while one with its id is delayed, queued or running; schedulers of the
+  process share their ticks; cancellation marks;
+* cancellation: a delayed or queued job is removed (`withdraw_job`); a running one is marked.
 
 `InMemoryBucketBroker` keeps buckets in a dict. TTLs are honoured: an expired bucket is
 dropped when read, and every `purge_interval` seconds a store also sweeps all expired ones, so
@@ -21,8 +26,9 @@ from typing import Any
 from repid.connections.in_memory import InMemoryServer
 from repid.data import MessageData
 from repid.jobs.buckets import AnyBucketT, decode_bucket
-from repid.jobs.errors import QueueNotDeclaredError
+from repid.jobs.errors import DuplicateJobError, QueueNotDeclaredError
 from repid.jobs.priorities import PrioritiesT
+from repid.jobs.state import InMemoryJobState, unique_name
 
 __all__ = ["InMemoryBucketBroker", "InMemoryMessageBroker"]
 
@@ -35,11 +41,18 @@ class InMemoryMessageBroker(InMemoryServer):
 
     supports_delayed_publish = True
     supports_priorities = True
+    supports_unique_jobs = True
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._declared: set[str] = set()
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._job_state = InMemoryJobState()
+
+    @property
+    def job_state(self) -> InMemoryJobState:
+        """This process's job state (uniqueness, cancellation marks, scheduler ticks)."""
+        return self._job_state
 
     async def declare_queue(self, name: str) -> None:
         self._declared.add(name)
@@ -61,28 +74,46 @@ class InMemoryMessageBroker(InMemoryServer):
         if queue not in self._declared:
             raise QueueNotDeclaredError(queue)
         level = _PRIORITY[PrioritiesT(priority)]
+        if unique and not await self._job_state.claim(queue, unique_name(message_id), ""):
+            raise DuplicateJobError(message_id, queue)
         if delay is not None and delay > 0:
-            handle: asyncio.TimerHandle
+            key = (queue, message_id)
 
             def due() -> None:
-                self._timers.discard(handle)
+                self._timers.pop(key, None)
                 self._put(queue, message, message_id, level)
 
-            handle = asyncio.get_running_loop().call_later(delay, due)
-            self._timers.add(handle)
+            previous = self._timers.pop(key, None)
+            if previous is not None:  # the same job delayed again (a retry): the last one wins
+                previous.cancel()
+            self._timers[key] = asyncio.get_running_loop().call_later(delay, due)
             return
-        if unique and any(m.message_id == message_id for m in self._queue(queue).messages):
-            return  # the same job is already waiting
         await self.publish(
             channel=queue,
             message=message,
             server_specific_parameters={"message_id": message_id, "priority": level},
         )
 
+    async def withdraw_job(self, queue: str, job_id: str) -> bool:
+        """Remove the delayed or queued (not yet delivered) job `job_id`; True if it was."""
+        timer = self._timers.pop((queue, job_id), None)
+        if timer is not None:
+            timer.cancel()
+            removed = True
+        else:
+            removed = self.withdraw(queue, job_id)
+        if removed:
+            await self._job_state.release(queue, unique_name(job_id))
+        return removed
+
     @property
     def scheduled(self) -> int:
         """How many delayed messages are not due yet."""
         return len(self._timers)
+
+    def is_delayed(self, queue: str, job_id: str) -> bool:
+        """Whether the job `job_id` waits for its due time on `queue`."""
+        return (queue, job_id) in self._timers
 
 
 class InMemoryBucketBroker:
@@ -99,6 +130,13 @@ class InMemoryBucketBroker:
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._connected = False
         self._next_purge = time.monotonic() + purge_interval
+        self._job_state = InMemoryJobState()
+
+    @property
+    def job_state(self) -> InMemoryJobState:
+        """Job state in this process, for a message broker without its own (see
+        `repid.jobs.state`)."""
+        return self._job_state
 
     @property
     def is_connected(self) -> bool:
