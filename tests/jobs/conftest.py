@@ -33,7 +33,8 @@ async def reset_redis(url: str, *queues: str) -> None:
         keys: list[bytes | str] = []
         for queue in queues:
             keys += [layout.stream(queue), layout.dead_letters(queue) or "", layout.delayed(queue)]
-            prefix = layout.delayed_entry_prefix(queue).replace("{", "\\{").replace("}", "\\}")
+            # Every job-layer key of the queue: `{repid:QUEUE}:...` (delayed, unique, ...).
+            prefix = layout.job_state(queue, "").replace("{", "\\{").replace("}", "\\}")
             keys += [k async for k in client.scan_iter(match=prefix + "*")]
         keys += [k async for k in client.scan_iter(match=BUCKET_PREFIX + "*")]
         if keys:

@@ -10,6 +10,9 @@ docs/migration/from-repid-2.md):
 | its dead-letter stream        | `repid:{channel}:dlq`         | 2.x and Repid     |
 | job layer: delayed messages   | `{repid:{channel}}:delayed`   | Repid only        |
 | job layer: one delayed message| `{repid:{channel}}:delayed:ID`| Repid only        |
+| job layer: unique job claim   | `{repid:{channel}}:unique:ID` | Repid only        |
+| job layer: scheduler tick     | `{repid:{channel}}:schedule:KEY` | Repid only     |
+| job layer: cancellation marks | `{repid:{channel}}:cancelled` | Repid only        |
 | job layer: argument/result    | `repid:bucket:{id}`           | Repid only        |
 
 (`{channel}` above stands for the channel's name; the braces of the delayed keys are literal.)
@@ -124,3 +127,12 @@ class KeyLayout:
     def delayed_entry_prefix(self, channel: str) -> str:
         """Job layer: the prefix of the hashes holding delayed messages (prefix + id)."""
         return self.delayed(channel) + ":"
+
+    def job_state(self, channel: str, name: str) -> str:
+        """Job layer: the string holding the state `name` of `channel` (`unique:ID`, a unique
+        job's claim; `schedule:KEY`, a periodic job's last tick)."""
+        return same_slot(self.stream(channel), ":" + name)
+
+    def cancelled(self, channel: str) -> str:
+        """Job layer: the sorted set of `channel`'s cancelled job ids (scored by expiry, ms)."""
+        return same_slot(self.stream(channel), ":cancelled")

@@ -6,21 +6,29 @@ group) plus:
 * queues: a queue is a stream; `declare_queue` creates it with its consumer group
   (`XGROUP CREATE ... MKSTREAM`), and `publish_job` publishes with `NOMKSTREAM`, so enqueueing
   to an undeclared queue fails with `QueueNotDeclaredError` at no extra round trip;
-* delayed delivery (retries): a delayed message is stored in a hash
-  `{repid:QUEUE}:delayed:ID` and its id in the sorted set `{repid:QUEUE}:delayed` scored by
-  its due time (milliseconds, the publisher's clock); both are in the Redis Cluster slot of
-  the queue's stream `repid:QUEUE` (see `repid.connections.redis.keys`). Once a worker
-  subscribed to the queue (and until the broker disconnects), a task of the broker runs a Lua
-  script every `delayed_poll_interval` seconds (default 0.5 s) that moves the due messages into
-  the stream (XADD + DEL + ZREM, atomically). Due messages of a queue nobody consumes wait in
-  Redis until a worker subscribes; nothing is lost in a crash;
+* delayed delivery (deferred jobs, retries): a delayed job is stored in a hash
+  `{repid:QUEUE}:delayed:JOB_ID` and its id in the sorted set `{repid:QUEUE}:delayed`, scored by
+  its due time in Redis's own clock (`TIME`: producers' and workers' clocks do not matter);
+  both are in the Redis Cluster slot of the queue's stream `repid:QUEUE` (see
+  `repid.connections.redis.keys`). Once a worker subscribed to the queue (and until the broker
+  disconnects), a task of the broker runs a Lua script that moves the due jobs into the stream
+  (XADD + DEL + ZREM, atomically), waking when the next one is due and at least every
+  `delayed_poll_interval` seconds (default 0.5 s). Due jobs of a queue nobody consumes wait in
+  Redis until a worker subscribes. Delays survive worker crashes, and Redis restarts as far as
+  Redis persists (AOF or RDB);
+* job state (`repid.jobs.state`) in the same Redis: a unique job's claim
+  `{repid:QUEUE}:unique:JOB_ID` is taken by the same Lua script that adds the job to the stream
+  or the delayed set (a duplicate raises `DuplicateJobError`, nothing is added), scheduler
+  ticks `{repid:QUEUE}:schedule:KEY`, cancellation marks `{repid:QUEUE}:cancelled`;
+* cancellation (`withdraw_job`): a delayed job is removed; a queued unique job is removed from
+  the stream (its claim records its entry) unless a worker already read it; anything else is
+  marked, and the worker drops or stops it;
 * priorities are NOT honoured: a stream is first-in first-out. The job's priority travels in
-  the `job-priority` header only;
-* unique jobs are not deduplicated: enqueueing `Job(id_=...)` twice adds two entries (both
-  with that job id).
+  the `job-priority` header only.
 
 `RedisBucketBroker` stores each bucket as a string `repid:bucket:ID` written with
-`SET ... PX ttl`, so Redis itself expires it.
+`SET ... PX ttl`, so Redis itself expires it. It also keeps job state (the same keys as
+above), which is what `RabbitMessageBroker` uses.
 """
 
 from __future__ import annotations
@@ -28,8 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-import uuid
+import math
 from typing import Any
 
 from redis.asyncio import Redis
@@ -39,34 +46,115 @@ from repid.connections.abc import DeliveryCapacity, MessageCallbackT
 from repid.connections.base import redact_url
 from repid.connections.redis import RedisServer, RedisServerError
 from repid.connections.redis._codec import encode_fields
-from repid.connections.redis.keys import bucket_key
+from repid.connections.redis.keys import KeyLayout, bucket_key
 from repid.connections.redis.subscriber import RedisSubscriber
 from repid.data import MessageData
+from repid.jobs.brokers.redis_state import RedisJobState
 from repid.jobs.buckets import AnyBucketT, decode_bucket
-from repid.jobs.errors import QueueNotDeclaredError
+from repid.jobs.errors import DuplicateJobError, QueueNotDeclaredError
 from repid.jobs.priorities import PrioritiesT
+from repid.jobs.state import unique_name
 
 __all__ = ["RedisBucketBroker", "RedisMessageBroker"]
 
 logger = logging.getLogger("repid.jobs")
 
+# The Redis clock, in milliseconds.
+_NOW_MS = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+
 # KEYS[1]: the sorted set of delayed ids, KEYS[2]: the stream.
-# ARGV[1]: now (ms), ARGV[2]: how many to move at most, ARGV[3]: the hash key prefix.
-_MOVE_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+# ARGV[1]: how many to move at most, ARGV[2]: the hash key prefix, ARGV[3]: the claim prefix.
+# -> {moved, milliseconds until the next one is due (-1: none)}
+_MOVE_DUE = (
+    _NOW_MS
+    + """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, id in ipairs(due) do
-  local key = ARGV[3] .. id
+  local key = ARGV[2] .. id
   local fields = redis.call('HGETALL', key)
   if #fields > 0 then
-    redis.call('XADD', KEYS[2], '*', unpack(fields))
+    local entry = redis.call('XADD', KEYS[2], '*', unpack(fields))
+    local claim = ARGV[3] .. id
+    if redis.call('EXISTS', claim) == 1 then
+      redis.call('SET', claim, 's:' .. entry)
+    end
   end
   redis.call('DEL', key)
   redis.call('ZREM', KEYS[1], id)
 end
-return #due
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #next == 0 then
+  return {#due, -1}
+end
+return {#due, math.max(0, tonumber(next[2]) - now)}
+"""
+)
+
+# KEYS[1]: the stream, KEYS[2]: the delayed set, KEYS[3]: the job's hash, KEYS[4]: its claim.
+# ARGV[1]: the delay (ms), ARGV[2]: the job id, ARGV[3]: '1' to claim the id, ARGV[4...]: the
+# entry's fields. -> 1 done, 0 the id is claimed (a duplicate), -1 no such queue.
+_PUBLISH_DELAYED = (
+    _NOW_MS
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+if ARGV[3] == '1' and not redis.call('SET', KEYS[4], 'd', 'NX') then
+  return 0
+end
+redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[3], unpack(ARGV, 4))
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), ARGV[2])
+return 1
+"""
+)
+
+# KEYS[1]: the stream, KEYS[2]: the claim. ARGV: the entry's fields.
+# -> 1 done, 0 the id is claimed (a duplicate), -1 no such queue.
+_PUBLISH_UNIQUE = """
+if not redis.call('SET', KEYS[2], 'q', 'NX') then
+  return 0
+end
+local entry = redis.call('XADD', KEYS[1], 'NOMKSTREAM', '*', unpack(ARGV))
+if not entry then
+  redis.call('DEL', KEYS[2])
+  return -1
+end
+redis.call('SET', KEYS[2], 's:' .. entry)
+return 1
+"""
+
+# KEYS[1]: the delayed set, KEYS[2]: the job's hash, KEYS[3]: its claim, KEYS[4]: the stream.
+# ARGV[1]: the job id, ARGV[2]: the consumer group. -> 1 removed, 0 not found waiting.
+_WITHDRAW = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  return 1
+end
+local claim = redis.call('GET', KEYS[3])
+if claim and string.sub(claim, 1, 2) == 's:' then
+  local entry = string.sub(claim, 3)
+  local pending = redis.pcall('XPENDING', KEYS[4], ARGV[2], entry, entry, 1)
+  if type(pending) == 'table' and #pending == 0 and redis.call('XDEL', KEYS[4], entry) == 1 then
+    redis.call('DEL', KEYS[3])
+    return 1
+  end
+end
+return 0
 """
 
 _MOVE_BATCH = 100
+
+
+def _flat(message: MessageData) -> list[Any]:
+    fields = encode_fields(message.payload, message.headers, message.content_type, message.reply_to)
+    flat: list[Any] = []
+    for name, value in fields.items():
+        flat += [name, value]
+    return flat
 
 
 class RedisMessageBroker(RedisServer):
@@ -77,6 +165,7 @@ class RedisMessageBroker(RedisServer):
 
     supports_delayed_publish = True
     supports_priorities = False
+    supports_unique_jobs = True
 
     def __init__(
         self,
@@ -91,12 +180,25 @@ class RedisMessageBroker(RedisServer):
         self.delayed_poll_interval = delayed_poll_interval
         self._delayed_channels: set[str] = set()
         self._mover: asyncio.Task[None] | None = None
-        self._move_due_script: Any = None
+        self._mover_wake: asyncio.Event | None = None
+        self._scripts: dict[str, Any] = {}
+        self._job_state = RedisJobState(self._require_client, self.keys, self._error)
+
+    @property
+    def job_state(self) -> RedisJobState:
+        """Job state in this broker's Redis (see `repid.jobs.state`)."""
+        return self._job_state
 
     async def connect(self) -> None:
         await super().connect()
-        if self._move_due_script is None:
-            self._move_due_script = self._require_client().register_script(_MOVE_DUE)
+        if not self._scripts:
+            client = self._require_client()
+            self._scripts = {
+                "move": client.register_script(_MOVE_DUE),
+                "delayed": client.register_script(_PUBLISH_DELAYED),
+                "unique": client.register_script(_PUBLISH_UNIQUE),
+                "withdraw": client.register_script(_WITHDRAW),
+            }
 
     async def disconnect(self) -> None:
         mover, self._mover = self._mover, None
@@ -105,7 +207,7 @@ class RedisMessageBroker(RedisServer):
             with contextlib.suppress(asyncio.CancelledError):
                 await mover
         self._delayed_channels.clear()
-        self._move_due_script = None
+        self._scripts = {}
         await super().disconnect()
 
     # -- queues -------------------------------------------------------------------------------
@@ -132,7 +234,10 @@ class RedisMessageBroker(RedisServer):
         delay: float | None = None,
     ) -> None:
         if delay is not None and delay > 0:
-            await self._publish_delayed(queue, message, delay)
+            await self._publish_delayed(queue, message, delay, message_id, unique)
+            return
+        if unique:
+            await self._publish_unique(queue, message, message_id)
             return
         try:
             await self.publish(
@@ -144,48 +249,92 @@ class RedisMessageBroker(RedisServer):
                 raise QueueNotDeclaredError(queue) from None
             raise
 
-    async def _publish_delayed(self, queue: str, message: MessageData, delay: float) -> None:
-        client = self._require_client()
-        if not await self.is_declared(queue):
-            raise QueueNotDeclaredError(queue)
-        entry = uuid.uuid4().hex
-        zset = self.keys.delayed(queue)
-        due_ms = int((time.time() + delay) * 1000)
-        fields = encode_fields(
-            message.payload, message.headers, message.content_type, message.reply_to
-        )
+    def _script(self, name: str) -> Any:
+        self._require_client()
+        return self._scripts[name]
+
+    async def _publish_delayed(
+        self, queue: str, message: MessageData, delay: float, job_id: str, unique: bool
+    ) -> None:
+        keys = [
+            self.stream_name_for(queue),
+            self.keys.delayed(queue),
+            self.keys.delayed_entry_prefix(queue) + job_id,
+            self.keys.job_state(queue, unique_name(job_id)),
+        ]
+        args = [math.ceil(delay * 1000), job_id, "1" if unique else "0", *_flat(message)]
         try:
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.hset(self.keys.delayed_entry_prefix(queue) + entry, mapping=fields)  # type: ignore[arg-type]
-                pipe.zadd(zset, {entry: due_ms})
-                await pipe.execute()
+            done = int(await self._script("delayed")(keys=keys, args=args))
         except RedisError as exc:
             raise self._error(exc, f"scheduling a delayed message on {queue!r}") from None
+        self._answer(done, queue, job_id)
+        wake = self._mover_wake
+        if wake is not None and queue in self._delayed_channels:
+            wake.set()  # it may be due before the mover's next look
+
+    async def _publish_unique(self, queue: str, message: MessageData, job_id: str) -> None:
+        keys = [self.stream_name_for(queue), self.keys.job_state(queue, unique_name(job_id))]
+        try:
+            done = int(await self._script("unique")(keys=keys, args=_flat(message)))
+        except RedisError as exc:
+            raise self._error(exc, f"publish to {queue!r}") from None
+        self._answer(done, queue, job_id)
+
+    @staticmethod
+    def _answer(done: int, queue: str, job_id: str) -> None:
+        if done == 0:
+            raise DuplicateJobError(job_id, queue)
+        if done < 0:
+            raise QueueNotDeclaredError(queue)
+
+    async def withdraw_job(self, queue: str, job_id: str) -> bool:
+        """Remove the delayed job `job_id`, or the queued unique one nobody read yet (and its
+        claim); True if it was removed."""
+        keys = [
+            self.keys.delayed(queue),
+            self.keys.delayed_entry_prefix(queue) + job_id,
+            self.keys.job_state(queue, unique_name(job_id)),
+            self.stream_name_for(queue),
+        ]
+        try:
+            done = await self._script("withdraw")(keys=keys, args=[job_id, self.keys.group(queue)])
+        except RedisError as exc:
+            raise self._error(exc, f"cancelling job {job_id!r} on {queue!r}") from None
+        return bool(done)
+
+    # -- moving due delayed jobs --------------------------------------------------------------
 
     async def move_due(self, queue: str) -> int:
         """Move `queue`'s delayed messages that are due into its stream now; return how many."""
-        self._require_client()
-        keys = [self.keys.delayed(queue), self.stream_key(queue)]
-        prefix = self.keys.delayed_entry_prefix(queue)
+        moved, _ = await self._move_due(queue)
+        return moved
+
+    async def _move_due(self, queue: str) -> tuple[int, float | None]:
+        """(how many moved, seconds until the next one is due or None)."""
+        keys = [self.keys.delayed(queue), self.stream_name_for(queue)]
+        args = [
+            _MOVE_BATCH,
+            self.keys.delayed_entry_prefix(queue),
+            self.keys.job_state(queue, "unique:"),
+        ]
         moved = 0
         while True:
             try:
-                done = int(
-                    await self._move_due_script(
-                        keys=keys, args=[int(time.time() * 1000), _MOVE_BATCH, prefix]
-                    )
-                )
+                done, wait_ms = await self._script("move")(keys=keys, args=args)
             except RedisError as exc:
                 raise self._error(exc, f"moving due messages of {queue!r}") from None
-            moved += done
-            if done < _MOVE_BATCH:
-                return moved
+            moved += int(done)
+            if int(done) < _MOVE_BATCH:
+                return moved, None if int(wait_ms) < 0 else int(wait_ms) / 1000
 
     async def _move_loop(self) -> None:
+        wake = self._mover_wake
+        assert wake is not None
         while True:
+            wait = self.delayed_poll_interval
             for queue in list(self._delayed_channels):
                 try:
-                    await self.move_due(queue)
+                    _, next_due = await self._move_due(queue)
                 except Exception as exc:  # a connection blip: try again on the next tick
                     logger.warning(
                         "redis.delayed_move_failed: %s: %s",
@@ -193,7 +342,12 @@ class RedisMessageBroker(RedisServer):
                         exc,
                         extra={"channel": queue, "error": type(exc).__name__},
                     )
-            await asyncio.sleep(self.delayed_poll_interval)
+                    continue
+                if next_due is not None:
+                    wait = min(wait, next_due)
+            wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), max(wait, 0.001))
 
     async def subscribe(
         self,
@@ -207,6 +361,7 @@ class RedisMessageBroker(RedisServer):
         # While anyone consumes these queues, keep moving their due delayed messages in.
         self._delayed_channels.update(channels_to_callbacks)
         if self._mover is None or self._mover.done():
+            self._mover_wake = asyncio.Event()
             self._mover = asyncio.get_running_loop().create_task(
                 self._move_loop(), name="repid-redis-delayed"
             )
@@ -226,6 +381,7 @@ class RedisBucketBroker:
         self._dsn = dsn
         self._safe_dsn = redact_url(dsn)
         self._client: Redis | None = None
+        self._job_state = RedisJobState(self._require, KeyLayout(), self._error)
 
     def __repr__(self) -> str:
         return f"RedisBucketBroker({self._safe_dsn!r}, use_result_bucket={self.use_result_bucket})"
@@ -255,6 +411,15 @@ class RedisBucketBroker:
         if self._client is None:
             raise ConnectionError(f"{self!r} is not connected: call `await connect()` first")
         return self._client
+
+    def _error(self, exc: RedisError, doing: str) -> Exception:
+        return ConnectionError(f"{self._safe_dsn}: {doing} failed: {type(exc).__name__}")
+
+    @property
+    def job_state(self) -> RedisJobState:
+        """Job state in this Redis, for a message broker without its own (`RabbitMessageBroker`;
+        see `repid.jobs.state`), with the default key layout (`{repid:QUEUE}:...`)."""
+        return self._job_state
 
     async def store_raw(self, id_: str, raw: bytes, ttl: float | None) -> None:
         px = None if ttl is None else max(1, int(ttl * 1000))
