@@ -23,9 +23,9 @@ import contextlib
 import enum
 import logging
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from repid.jobs.state import JobStateStoreT
+from repid.jobs.state import JobStateStoreT, cancel_mark
 
 __all__ = ["MARK_LIFETIME", "CancelOutcome", "CancelWatcher", "JobWithdrawerT"]
 
@@ -59,9 +59,9 @@ class JobWithdrawerT(Protocol):
 class CancelWatcher:
     """A worker's view of the cancellation marks of its queues (see the module docstring).
 
-    `running` maps (queue, job id) to the task running it; the watcher cancels a marked one and
-    records it in `stopping`, so that the job middleware tells the cancellation apart from a
-    shutdown or a timeout.
+    `running` maps (queue, job id) to the task running it and its unique token (if any); the
+    watcher cancels a marked one and records it in `stopping`, so that the job middleware
+    tells the cancellation apart from a shutdown or a timeout.
     """
 
     def __init__(self, store: JobStateStoreT, queues: Iterable[str], interval: float) -> None:
@@ -71,13 +71,22 @@ class CancelWatcher:
         self.queues = tuple(dict.fromkeys(queues))
         self.interval = interval
         self.marks: dict[str, frozenset[str]] = dict.fromkeys(self.queues, frozenset())
-        self.running: dict[tuple[str, str], asyncio.Task[object]] = {}
+        self.running: dict[tuple[str, str], tuple[asyncio.Task[Any], str | None]] = {}
         self.stopping: set[tuple[str, str]] = set()
         self._task: asyncio.Task[None] | None = None
 
-    def is_marked(self, queue: str, job_id: str) -> bool:
+    def mark_of(self, queue: str, job_id: str, token: str | None) -> str | None:
+        """The mark that cancels this enqueue of `job_id` (None: not marked)."""
         marks = self.marks.get(queue)
-        return marks is not None and job_id in marks
+        if not marks:
+            return None
+        if job_id in marks:
+            return job_id
+        if token is not None:
+            mark = cancel_mark(job_id, token)
+            if mark in marks:
+                return mark
+        return None
 
     async def start(self) -> None:
         """Read the marks once (so that the first messages are checked), then keep polling."""
@@ -104,10 +113,13 @@ class CancelWatcher:
                 )
                 continue
             self.marks[queue] = marks
-            for job_id in marks:
-                key = (queue, job_id)
-                task = self.running.get(key)
-                if task is not None and key not in self.stopping and not task.done():
+            if not marks:
+                continue
+            for key, (task, token) in list(self.running.items()):
+                if key[0] != queue or key in self.stopping or task.done():
+                    continue
+                job_id = key[1]
+                if self.mark_of(queue, job_id, token) is not None:
                     logger.info(
                         "job.cancelling: job %s on %r is running; stopping it",
                         job_id,

@@ -11,7 +11,14 @@ from repid.jobs.buckets import BucketBrokerT
 from repid.jobs.cancellation import MARK_LIFETIME, CancelOutcome, JobWithdrawerT
 from repid.jobs.errors import DuplicateJobError, JobStateNotConfiguredError
 from repid.jobs.priorities import PrioritiesT
-from repid.jobs.state import JobStateProviderT, JobStateStoreT, unique_name
+from repid.jobs.state import (
+    JobStateProviderT,
+    JobStateStoreT,
+    cancel_mark,
+    claim_token,
+    claim_value,
+    unique_name,
+)
 from repid.middlewares import compose_producer_middlewares
 from repid.observers import bind_to_server
 
@@ -83,18 +90,21 @@ class Connection:
         message_id: str,
         unique: bool = False,
         delay: float | None = None,
+        unique_token: str | None = None,
     ) -> None:
         """Publish a job's message; for a unique one, claim its id first.
 
         A broker with `supports_unique_jobs` claims the id itself, atomically with the
-        publish; for the others the id is claimed in `job_state` and released if the publish
-        fails. A claim already held raises `DuplicateJobError`.
+        publish (the token is in the message's `job-unique` header); for the others the id is
+        claimed in `job_state` (`TOKEN:DUE`) and released if the publish fails. A claim
+        already held raises `DuplicateJobError`.
         """
         store: JobStateStoreT | None = None
+        owner = claim_value(unique_token or "")
         if unique and not getattr(self.message_broker, "supports_unique_jobs", False):
             store = self.require_job_state("a unique job (Job(id_=...))")
             due = "" if not delay else repr(time.time() + delay)
-            if not await store.claim(queue, unique_name(message_id), due):
+            if not await store.claim(queue, unique_name(message_id), owner + due):
                 raise DuplicateJobError(message_id, queue)
         try:
             await self.publish_job(
@@ -107,7 +117,7 @@ class Connection:
             )
         except BaseException:
             if store is not None:
-                await store.release(queue, unique_name(message_id))
+                await store.release(queue, unique_name(message_id), owner=owner)
             raise
 
     async def cancel_job(
@@ -118,11 +128,16 @@ class Connection:
         if isinstance(broker, JobWithdrawerT) and await broker.withdraw_job(queue, job_id):
             return CancelOutcome.REMOVED
         store = self.require_job_state("cancelling a queued or running job")
-        if due is None:
-            claimed = await store.get(queue, unique_name(job_id))
-            due = _as_time(claimed)
+        claim = claim_token(await store.get(queue, unique_name(job_id)))
+        token = None if claim is None else claim[0]
+        if due is None and claim is not None:
+            due = _as_time(claim[1])
         expires = max(time.time(), due or 0.0) + MARK_LIFETIME
-        await store.mark_cancelled(queue, job_id, expires)
+        await store.mark_cancelled(queue, cancel_mark(job_id, token), expires)
+        if token is not None:
+            # The id is free again at once: the marked enqueue is dropped or stopped by its
+            # token, and a new one with the same id is not.
+            await store.release(queue, unique_name(job_id), owner=claim_value(token))
         return CancelOutcome.MARKED
 
     async def publish_job(

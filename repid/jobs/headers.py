@@ -13,8 +13,9 @@ All values are strings (every broker carries string headers):
 * `job-due` - present on a delayed job (a deferred one, a retry): when it is due, a Unix time
   in seconds. A worker that receives it earlier (a delay longer than the broker holds one)
   sends it back to wait for the rest;
-* `job-unique` - "1" on a unique job (`Job(id_=...)`): its claim is released at its last
-  outcome;
+* `job-unique` - on a unique job (`Job(id_=...)`): the token of this enqueue's claim (random
+  hex), so that its last outcome releases its own claim and a cancellation of it stops this
+  run only, not a later one with the same id;
 * `job-tick` - on a periodic job's run: the tick it runs for (Unix milliseconds).
 """
 
@@ -56,8 +57,13 @@ class JobHeaders:
     result_id: str | None
     result_ttl: float | None
     due: float | None = None
-    unique: bool = False
+    unique_token: str | None = None
     tick: int | None = None
+
+    @property
+    def unique(self) -> bool:
+        """A unique job (`Job(id_=...)`)."""
+        return self.unique_token is not None
 
     @classmethod
     def parse(cls, headers: dict[str, str]) -> JobHeaders:
@@ -76,7 +82,7 @@ class JobHeaders:
             result_id=headers.get(RESULT_ID) or None,
             result_ttl=_seconds(headers.get(RESULT_TTL)),
             due=_seconds(headers.get(DUE)),
-            unique=headers.get(UNIQUE) == "1",
+            unique_token=headers.get(UNIQUE) or None,
             tick=int(headers[TICK]) if headers.get(TICK) else None,
         )
 
@@ -97,8 +103,8 @@ class JobHeaders:
             headers[RESULT_TTL] = "" if self.result_ttl is None else repr(self.result_ttl)
         if self.due is not None:
             headers[DUE] = repr(self.due)
-        if self.unique:
-            headers[UNIQUE] = "1"
+        if self.unique_token is not None:
+            headers[UNIQUE] = self.unique_token
         if self.tick is not None:
             headers[TICK] = str(self.tick)
         return headers

@@ -214,6 +214,7 @@ class Job:
             job_id = f"{digest}-{tick}"
         else:
             job_id = uuid.uuid4().hex
+        token = uuid.uuid4().hex[:16] if self.is_unique else None
         now = time.time()
         due = self.due_time(now)
         delay = due - now if due is not None and due > now else None
@@ -244,7 +245,7 @@ class Job:
             result_id=self.result_id if self._stores_result(connection) else None,
             result_ttl=self._result_ttl_s,
             due=due if delay is not None else None,
-            unique=self.is_unique,
+            unique_token=token,
             tick=tick,
         ).to_headers(self.name)
         await connection.enqueue_job(
@@ -254,6 +255,7 @@ class Job:
             message_id=job_id,
             unique=self.is_unique,
             delay=delay,
+            unique_token=token,
         )
         self.last_id = job_id
         self.last_due = due if delay is not None else None

@@ -47,7 +47,7 @@ from repid.jobs.connection import Connection
 from repid.jobs.errors import ArgsBucketNotFoundError, JobCancelledError, JobTimeoutError
 from repid.jobs.headers import DUE, JOB_ID, JobHeaders
 from repid.jobs.retry import RetryPolicyT, default_retry_policy_factory
-from repid.jobs.state import unique_name
+from repid.jobs.state import claim_value, unique_name
 from repid.middlewares import ActorCallT
 from repid.serializers import SerializerT, default_serializer
 
@@ -195,7 +195,7 @@ class JobMiddleware:
         job = JobHeaders.parse(headers)
         queue = message.channel
         watcher = self._watcher
-        if watcher is not None and watcher.is_marked(queue, job.job_id):
+        if watcher is not None and watcher.mark_of(queue, job.job_id, job.unique_token):
             logger.info(
                 "job.cancelled: job %s of actor %r on %r was cancelled; dropped on receipt",
                 job.job_id,
@@ -210,7 +210,7 @@ class JobMiddleware:
         if watcher is not None:
             task = asyncio.current_task()
             if task is not None:
-                watcher.running[key] = task
+                watcher.running[key] = (task, job.unique_token)
         started = time.time()
         try:
             received: Any = message
@@ -293,10 +293,10 @@ class JobMiddleware:
         if not job.unique:
             return
         store = self.connection.job_state
-        if store is None:
+        if store is None or job.unique_token is None:
             return
         try:
-            await store.release(queue, unique_name(job.job_id))
+            await store.release(queue, unique_name(job.job_id), owner=claim_value(job.unique_token))
         except Exception:
             logger.exception(
                 "job.unique_release_failed: the claim of unique job %s on %r stays",
@@ -325,8 +325,10 @@ class JobMiddleware:
         watcher = self._watcher
         if watcher is not None:
             watcher.stopping.discard((queue, job.job_id))
+            mark = watcher.mark_of(queue, job.job_id, job.unique_token)
             try:
-                await watcher.store.unmark_cancelled(queue, job.job_id)
+                if mark is not None:
+                    await watcher.store.unmark_cancelled(queue, mark)
             except Exception as exc:  # the mark expires by itself
                 logger.warning("job.unmark_failed: %s: %s", job.job_id, exc)
         return _no_action(actor)
@@ -413,7 +415,7 @@ class JobMiddleware:
                 result_id=job.result_id,
                 result_ttl=job.result_ttl,
                 due=time.time() + delay if delay > 0 and self._delayed else None,
-                unique=job.unique,
+                unique_token=job.unique_token,
                 tick=job.tick,
             ).to_headers(headers.get("topic", actor.name))
         )

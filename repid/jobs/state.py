@@ -12,7 +12,9 @@ no such store: with `RabbitMessageBroker`, give the connection a `RedisBucketBro
 What is kept, per queue (each store names its keys; Redis: `repid.connections.redis.keys`):
 
 * `unique:ID` - a claim held from the enqueue of a unique job (`Job(id_=...)`) until its
-  last outcome (success, the last failure, cancellation);
+  last outcome (success, the last failure, cancellation). Its value starts with the enqueue's
+  token and a colon (`TOKEN:...`, see `claim_value`); what follows is the store's (the due
+  time, where the job waits);
 * `schedule:KEY` - the last tick (Unix milliseconds) a scheduler enqueued for the periodic job
   KEY: advancing it is the claim that makes each tick enqueued once, whichever scheduler
   sees it first;
@@ -29,6 +31,9 @@ __all__ = [
     "InMemoryJobState",
     "JobStateProviderT",
     "JobStateStoreT",
+    "claim_token",
+    "claim_value",
+    "cancel_mark",
     "schedule_name",
     "unique_name",
 ]
@@ -37,6 +42,24 @@ __all__ = [
 def unique_name(job_id: str) -> str:
     """The state name of a unique job's claim."""
     return f"unique:{job_id}"
+
+
+def claim_value(token: str, rest: str = "") -> str:
+    """A unique claim's value: `TOKEN:REST`."""
+    return f"{token}:{rest}"
+
+
+def claim_token(value: str | None) -> tuple[str, str] | None:
+    """(token, rest) of a unique claim's value, or None (no claim, or not one of ours)."""
+    if not value or ":" not in value:
+        return None
+    token, _, rest = value.partition(":")
+    return token, rest
+
+
+def cancel_mark(job_id: str, token: str | None = None) -> str:
+    """A cancellation mark: the job id, or `ID@TOKEN` for one enqueue of a unique job."""
+    return job_id if token is None else f"{job_id}@{token}"
 
 
 def schedule_name(key: str) -> str:
@@ -57,8 +80,9 @@ class JobStateStoreT(Protocol):
         """The value of a claim, if it is set."""
         ...
 
-    async def release(self, queue: str, name: str) -> None:
-        """Remove the claim `name` (nothing happens if it is not set)."""
+    async def release(self, queue: str, name: str, *, owner: str | None = None) -> None:
+        """Remove the claim `name` (nothing happens if it is not set); with `owner`, only if
+        its value starts with `owner`."""
         ...
 
     async def advance(self, queue: str, name: str, value: int) -> tuple[bool, int | None]:
@@ -71,16 +95,16 @@ class JobStateStoreT(Protocol):
         still holds `value`. True if it did."""
         ...
 
-    async def mark_cancelled(self, queue: str, job_id: str, expires: float) -> None:
-        """Mark `job_id` cancelled until `expires` (a Unix time)."""
+    async def mark_cancelled(self, queue: str, mark: str, expires: float) -> None:
+        """Add the cancellation mark `mark` (see `cancel_mark`) until `expires` (Unix time)."""
         ...
 
     async def cancelled(self, queue: str) -> frozenset[str]:
-        """The ids marked cancelled (and not expired) on `queue`."""
+        """The marks (not expired) on `queue`."""
         ...
 
-    async def unmark_cancelled(self, queue: str, job_id: str) -> None:
-        """Remove `job_id`'s mark (the worker dropped or stopped it)."""
+    async def unmark_cancelled(self, queue: str, mark: str) -> None:
+        """Remove a mark (the worker dropped or stopped its job)."""
         ...
 
 
@@ -119,8 +143,10 @@ class InMemoryJobState:
             return None
         return found[0]
 
-    async def release(self, queue: str, name: str) -> None:
-        self._claims.pop((queue, name), None)
+    async def release(self, queue: str, name: str, *, owner: str | None = None) -> None:
+        found = self._claims.get((queue, name))
+        if found is not None and (owner is None or found[0].startswith(owner)):
+            del self._claims[(queue, name)]
 
     async def advance(self, queue: str, name: str, value: int) -> tuple[bool, int | None]:
         previous = self._counters.get((queue, name))
@@ -139,8 +165,8 @@ class InMemoryJobState:
             self._counters[key] = previous
         return True
 
-    async def mark_cancelled(self, queue: str, job_id: str, expires: float) -> None:
-        self._marks.setdefault(queue, {})[job_id] = expires
+    async def mark_cancelled(self, queue: str, mark: str, expires: float) -> None:
+        self._marks.setdefault(queue, {})[mark] = expires
 
     async def cancelled(self, queue: str) -> frozenset[str]:
         marks = self._marks.get(queue)
@@ -151,7 +177,7 @@ class InMemoryJobState:
             del marks[job_id]
         return frozenset(marks)
 
-    async def unmark_cancelled(self, queue: str, job_id: str) -> None:
+    async def unmark_cancelled(self, queue: str, mark: str) -> None:
         marks = self._marks.get(queue)
         if marks is not None:
-            marks.pop(job_id, None)
+            marks.pop(mark, None)

@@ -27,8 +27,9 @@ from repid.connections.in_memory import InMemoryServer
 from repid.data import MessageData
 from repid.jobs.buckets import AnyBucketT, decode_bucket
 from repid.jobs.errors import DuplicateJobError, QueueNotDeclaredError
+from repid.jobs.headers import UNIQUE
 from repid.jobs.priorities import PrioritiesT
-from repid.jobs.state import InMemoryJobState, unique_name
+from repid.jobs.state import InMemoryJobState, claim_value, unique_name
 
 __all__ = ["InMemoryBucketBroker", "InMemoryMessageBroker"]
 
@@ -74,8 +75,10 @@ class InMemoryMessageBroker(InMemoryServer):
         if queue not in self._declared:
             raise QueueNotDeclaredError(queue)
         level = _PRIORITY[PrioritiesT(priority)]
-        if unique and not await self._job_state.claim(queue, unique_name(message_id), ""):
-            raise DuplicateJobError(message_id, queue)
+        if unique:
+            token = (message.headers or {}).get(UNIQUE, "")
+            if not await self._job_state.claim(queue, unique_name(message_id), claim_value(token)):
+                raise DuplicateJobError(message_id, queue)
         if delay is not None and delay > 0:
             key = (queue, message_id)
 

@@ -18,11 +18,17 @@
   delivered before MEDIUM and LOW (weighted, not strict: RabbitMQ delivers high and normal
   messages in a 2:1 ratio when both are waiting), and MEDIUM and LOW are one level. A classic
   queue declared with `x-max-priority` (see `queue_arguments`) orders by priority exactly;
-* unique jobs are not deduplicated (the job id is the AMQP message-id; RabbitMQ does not
-  check it);
-* retry delays: RabbitMQ has no per-message delay without a plugin, so the worker holds a
-  failed message unsettled for the delay, then publishes the retry and acks (see
-  `repid.jobs.middleware`). `supports_delayed_publish` is False.
+* delayed delivery (deferred jobs and retries): inside RabbitMQ, through a chain of fixed-TTL
+  quorum queues that the broker declares once per virtual host (`repid.delay.*`; see
+  `repid.jobs.brokers.rabbit_delay`): exact to 100 ms (rounded up), no head-of-line blocking,
+  up to about 77 days in one pass (longer delays go round again), durable across worker and
+  broker restarts. `declare_queue` also binds the queue to the chain's last exchange;
+* job state - unique ids, cancellation marks, scheduler ticks (`repid.jobs.state`): RabbitMQ
+  has no atomic key-value store, so they live in the connection's bucket broker; give the
+  `Connection` a `RedisBucketBroker` (as `args_bucket_broker` or `results_bucket_broker`) to
+  use `Job(id_=...)`, cancel a queued or running job, or run a `Scheduler`. Without one these
+  raise `JobStateNotConfiguredError`; delays work either way. A queued message cannot be
+  taken off a RabbitMQ queue, so a cancelled one is marked and the worker drops it on receipt.
 
 Queues are declared through `AmqpServer.management_request` (RabbitMQ's management node, see
 `repid.connections.amqp.management`).
@@ -30,6 +36,7 @@ Queues are declared through `AmqpServer.management_request` (RabbitMQ's manageme
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -44,6 +51,7 @@ from repid.connections.amqp.protocol.performatives import (
 from repid.connections.amqp.protocol.types import Symbol
 from repid.connections.amqp.server import AmqpPublishError
 from repid.data import MessageData
+from repid.jobs.brokers import rabbit_delay
 from repid.jobs.errors import QueueNotDeclaredError
 from repid.jobs.priorities import PrioritiesT
 
@@ -68,7 +76,7 @@ class RabbitMessageBroker(AmqpServer):
     queue dead-lettering to `{name}.dead`); `management_timeout` bounds one management request.
     """
 
-    supports_delayed_publish = False
+    supports_delayed_publish = True
     supports_priorities = True
 
     def __init__(
@@ -81,6 +89,9 @@ class RabbitMessageBroker(AmqpServer):
     ) -> None:
         super().__init__(dsn, management_timeout=management_timeout, **kwargs)
         self.queue_arguments = queue_arguments
+        self._delays_ready = False
+        self._delays_lock: asyncio.Lock | None = None
+        self._known_queues: set[str] = set()
 
     @staticmethod
     def dead_letter_queue(name: str) -> str:
@@ -101,17 +112,19 @@ class RabbitMessageBroker(AmqpServer):
     async def declare_queue(self, name: str) -> None:
         if self.queue_arguments is not None:
             await self._put_queue(name, dict(self.queue_arguments))
-            return
-        dead = self.dead_letter_queue(name)
-        await self._put_queue(dead, {"x-queue-type": "quorum"})
-        await self._put_queue(
-            name,
-            {
-                "x-queue-type": "quorum",
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": dead,
-            },
-        )
+        else:
+            dead = self.dead_letter_queue(name)
+            await self._put_queue(dead, {"x-queue-type": "quorum"})
+            await self._put_queue(
+                name,
+                {
+                    "x-queue-type": "quorum",
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": dead,
+                },
+            )
+        self._known_queues.add(name)
+        await self._bind_delays(name)
 
     async def is_declared(self, name: str) -> bool:
         status, body = await self.management_request("GET", f"/queues/{quote(name, safe='')}")
@@ -120,6 +133,47 @@ class RabbitMessageBroker(AmqpServer):
         if status == 404:
             return False
         raise RabbitDeclareError(f"RabbitMQ could not look up queue {name!r}: {status}: {body!r}")
+
+    # -- the delay chain (see repid.jobs.brokers.rabbit_delay) ---------------------------------
+
+    async def _manage(self, method: str, path: str, body: Any, what: str) -> None:
+        status, answer = await self.management_request(method, path, body)
+        if status not in (200, 201, 204):
+            raise RabbitDeclareError(
+                f"RabbitMQ refused to declare {what}: {method} {path}: status {status}: {answer!r}"
+            )
+
+    async def ensure_delay_chain(self, *, again: bool = False) -> None:
+        """Declare the delay chain (once per broker object; `again`: once more, to complete
+        one found incomplete). Declaring is idempotent: exchanges and queues first, then the
+        bindings, each phase's requests at once."""
+        if self._delays_ready and not again:
+            return
+        if self._delays_lock is None:
+            self._delays_lock = asyncio.Lock()
+        async with self._delays_lock:
+            if self._delays_ready and not again:
+                return
+            requests = rabbit_delay.topology()
+            for phase in (
+                [r for r in requests if r[0] == "PUT"],
+                [r for r in requests if r[0] != "PUT"],
+            ):
+                await asyncio.gather(
+                    *(
+                        self._manage(method, path, body, "the delay chain")
+                        for method, path, body in phase
+                    )
+                )
+            self._delays_ready = True
+
+    async def _bind_delays(self, queue: str) -> None:
+        try:
+            binding = rabbit_delay.queue_binding(queue)
+        except ValueError:
+            return  # a name the chain cannot route: a delayed publish to it says why
+        await self.ensure_delay_chain()
+        await self._manage("POST", "/bindings", binding, f"the delay binding of {queue!r}")
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -133,10 +187,14 @@ class RabbitMessageBroker(AmqpServer):
         unique: bool = False,
         delay: float | None = None,
     ) -> None:
-        params = {
+        params: dict[str, Any] = {
             "header": _HEADERS[PrioritiesT(priority)],
             "properties": AmqpMessageProperties(message_id=message_id),
         }
+        if delay is not None and delay > 0:
+            params["to"] = rabbit_delay.delay_address(queue, delay)
+            await self._publish_delayed(queue, message, params)
+            return
         try:
             await self.publish(channel=queue, message=message, server_specific_parameters=params)
         except AmqpPublishError as exc:
@@ -148,3 +206,21 @@ class RabbitMessageBroker(AmqpServer):
             ) or not await self.is_declared(queue):
                 raise QueueNotDeclaredError(queue) from None
             raise
+
+    async def _publish_delayed(
+        self, queue: str, message: MessageData, params: dict[str, Any]
+    ) -> None:
+        if queue not in self._known_queues:
+            # The chain accepts a message for any name; only the queue's binding delivers it.
+            if not await self.is_declared(queue):
+                raise QueueNotDeclaredError(queue)
+            self._known_queues.add(queue)
+            await self._bind_delays(queue)
+        try:
+            await self.publish(channel=queue, message=message, server_specific_parameters=params)
+        except AmqpPublishError:
+            # The chain is missing or incomplete (its entry not found, or nothing routed the
+            # message): declare it again, then once more.
+            await self.ensure_delay_chain(again=True)
+            await self._bind_delays(queue)
+            await self.publish(channel=queue, message=message, server_specific_parameters=params)

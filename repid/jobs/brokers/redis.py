@@ -18,7 +18,8 @@ group) plus:
   Redis persists (AOF or RDB);
 * job state (`repid.jobs.state`) in the same Redis: a unique job's claim
   `{repid:QUEUE}:unique:JOB_ID` is taken by the same Lua script that adds the job to the stream
-  or the delayed set (a duplicate raises `DuplicateJobError`, nothing is added), scheduler
+  or the delayed set (a duplicate raises `DuplicateJobError`, nothing is added); its value
+  `TOKEN:d` (delayed) or `TOKEN:s:ENTRY` (in the stream) says where the job is; scheduler
   ticks `{repid:QUEUE}:schedule:KEY`, cancellation marks `{repid:QUEUE}:cancelled`;
 * cancellation (`withdraw_job`): a delayed job is removed; a queued unique job is removed from
   the stream (its claim records its entry) unless a worker already read it; anything else is
@@ -52,6 +53,7 @@ from repid.data import MessageData
 from repid.jobs.brokers.redis_state import RedisJobState
 from repid.jobs.buckets import AnyBucketT, decode_bucket
 from repid.jobs.errors import DuplicateJobError, QueueNotDeclaredError
+from repid.jobs.headers import UNIQUE
 from repid.jobs.priorities import PrioritiesT
 from repid.jobs.state import unique_name
 
@@ -78,8 +80,12 @@ for _, id in ipairs(due) do
   if #fields > 0 then
     local entry = redis.call('XADD', KEYS[2], '*', unpack(fields))
     local claim = ARGV[3] .. id
-    if redis.call('EXISTS', claim) == 1 then
-      redis.call('SET', claim, 's:' .. entry)
+    local owner = redis.call('GET', claim)
+    if owner then
+      local token = string.match(owner, '^([^:]*):d$')
+      if token then
+        redis.call('SET', claim, token .. ':s:' .. entry)
+      end
     end
   end
   redis.call('DEL', key)
@@ -94,15 +100,16 @@ return {#due, math.max(0, tonumber(next[2]) - now)}
 )
 
 # KEYS[1]: the stream, KEYS[2]: the delayed set, KEYS[3]: the job's hash, KEYS[4]: its claim.
-# ARGV[1]: the delay (ms), ARGV[2]: the job id, ARGV[3]: '1' to claim the id, ARGV[4...]: the
-# entry's fields. -> 1 done, 0 the id is claimed (a duplicate), -1 no such queue.
+# ARGV[1]: the delay (ms), ARGV[2]: the job id, ARGV[3]: the claim's token ('' for a job that
+# is not unique), ARGV[4...]: the entry's fields.
+# -> 1 done, 0 the id is claimed (a duplicate), -1 no such queue.
 _PUBLISH_DELAYED = (
     _NOW_MS
     + """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
-if ARGV[3] == '1' and not redis.call('SET', KEYS[4], 'd', 'NX') then
+if ARGV[3] ~= '' and not redis.call('SET', KEYS[4], ARGV[3] .. ':d', 'NX') then
   return 0
 end
 redis.call('DEL', KEYS[3])
@@ -112,18 +119,18 @@ return 1
 """
 )
 
-# KEYS[1]: the stream, KEYS[2]: the claim. ARGV: the entry's fields.
-# -> 1 done, 0 the id is claimed (a duplicate), -1 no such queue.
+# KEYS[1]: the stream, KEYS[2]: the claim. ARGV[1]: the claim's token, ARGV[2...]: the
+# entry's fields. -> 1 done, 0 the id is claimed (a duplicate), -1 no such queue.
 _PUBLISH_UNIQUE = """
-if not redis.call('SET', KEYS[2], 'q', 'NX') then
+if not redis.call('SET', KEYS[2], ARGV[1] .. ':q', 'NX') then
   return 0
 end
-local entry = redis.call('XADD', KEYS[1], 'NOMKSTREAM', '*', unpack(ARGV))
+local entry = redis.call('XADD', KEYS[1], 'NOMKSTREAM', '*', unpack(ARGV, 2))
 if not entry then
   redis.call('DEL', KEYS[2])
   return -1
 end
-redis.call('SET', KEYS[2], 's:' .. entry)
+redis.call('SET', KEYS[2], ARGV[1] .. ':s:' .. entry)
 return 1
 """
 
@@ -135,8 +142,8 @@ if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
   return 1
 end
 local claim = redis.call('GET', KEYS[3])
-if claim and string.sub(claim, 1, 2) == 's:' then
-  local entry = string.sub(claim, 3)
+local entry = claim and string.match(claim, '^[^:]*:s:(.+)$')
+if entry then
   local pending = redis.pcall('XPENDING', KEYS[4], ARGV[2], entry, entry, 1)
   if type(pending) == 'table' and #pending == 0 and redis.call('XDEL', KEYS[4], entry) == 1 then
     redis.call('DEL', KEYS[3])
@@ -155,6 +162,11 @@ def _flat(message: MessageData) -> list[Any]:
     for name, value in fields.items():
         flat += [name, value]
     return flat
+
+
+def _token(message: MessageData) -> str:
+    """The unique claim's token a job's message carries (`job-unique`)."""
+    return (message.headers or {}).get(UNIQUE) or "-"
 
 
 class RedisMessageBroker(RedisServer):
@@ -262,7 +274,8 @@ class RedisMessageBroker(RedisServer):
             self.keys.delayed_entry_prefix(queue) + job_id,
             self.keys.job_state(queue, unique_name(job_id)),
         ]
-        args = [math.ceil(delay * 1000), job_id, "1" if unique else "0", *_flat(message)]
+        token = _token(message) if unique else ""
+        args = [math.ceil(delay * 1000), job_id, token, *_flat(message)]
         try:
             done = int(await self._script("delayed")(keys=keys, args=args))
         except RedisError as exc:
@@ -275,7 +288,9 @@ class RedisMessageBroker(RedisServer):
     async def _publish_unique(self, queue: str, message: MessageData, job_id: str) -> None:
         keys = [self.stream_name_for(queue), self.keys.job_state(queue, unique_name(job_id))]
         try:
-            done = int(await self._script("unique")(keys=keys, args=_flat(message)))
+            done = int(
+                await self._script("unique")(keys=keys, args=[_token(message), *_flat(message)])
+            )
         except RedisError as exc:
             raise self._error(exc, f"publish to {queue!r}") from None
         self._answer(done, queue, job_id)

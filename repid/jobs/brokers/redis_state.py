@@ -44,6 +44,16 @@ return 1
 """
 
 
+# KEYS[1]: the claim. ARGV[1]: the prefix its value must start with.
+_RELEASE_OWNED = """
+local value = redis.call('GET', KEYS[1])
+if value and string.sub(value, 1, #ARGV[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
 def _text(value: Any) -> str | None:
     if value is None or value is False:
         return None
@@ -66,13 +76,18 @@ class RedisJobState:
         self._client = client
         self._keys = layout
         self._error = error
-        self._scripts: tuple[Redis, Any, Any] | None = None
+        self._scripts: tuple[Redis, Any, Any, Any] | None = None
 
-    def _with_scripts(self) -> tuple[Redis, Any, Any]:
+    def _with_scripts(self) -> tuple[Redis, Any, Any, Any]:
         client = self._client()
         scripts = self._scripts
         if scripts is None or scripts[0] is not client:
-            scripts = (client, client.register_script(_ADVANCE), client.register_script(_REWIND))
+            scripts = (
+                client,
+                client.register_script(_ADVANCE),
+                client.register_script(_REWIND),
+                client.register_script(_RELEASE_OWNED),
+            )
             self._scripts = scripts
         return scripts
 
@@ -94,16 +109,20 @@ class RedisJobState:
         except RedisError as exc:
             raise self._error(exc, f"reading {name!r} on {queue!r}") from None
 
-    async def release(self, queue: str, name: str) -> None:
-        """`DEL key`."""
+    async def release(self, queue: str, name: str, *, owner: str | None = None) -> None:
+        """`DEL key` (with `owner`: a Lua script that compares the value first)."""
+        key = self._keys.job_state(queue, name)
         try:
-            await self._client().delete(self._keys.job_state(queue, name))
+            if owner is None:
+                await self._client().delete(key)
+            else:
+                await self._with_scripts()[3](keys=[key], args=[owner])
         except RedisError as exc:
             raise self._error(exc, f"releasing {name!r} on {queue!r}") from None
 
     async def advance(self, queue: str, name: str, value: int) -> tuple[bool, int | None]:
         """Set if greater, by a Lua script."""
-        _, advance, _ = self._with_scripts()
+        advance = self._with_scripts()[1]
         try:
             done, previous = await advance(keys=[self._keys.job_state(queue, name)], args=[value])
         except RedisError as exc:
@@ -113,7 +132,7 @@ class RedisJobState:
 
     async def rewind(self, queue: str, name: str, value: int, previous: int | None) -> bool:
         """Compare-and-set back, by a Lua script."""
-        _, _, rewind = self._with_scripts()
+        rewind = self._with_scripts()[2]
         try:
             done = await rewind(
                 keys=[self._keys.job_state(queue, name)],
@@ -123,16 +142,16 @@ class RedisJobState:
             raise self._error(exc, f"rewinding {name!r} on {queue!r}") from None
         return bool(done)
 
-    async def mark_cancelled(self, queue: str, job_id: str, expires: float) -> None:
+    async def mark_cancelled(self, queue: str, mark: str, expires: float) -> None:
         """`ZADD` the mark and drop the expired ones, in one transaction."""
         key = self._keys.cancelled(queue)
         try:
             async with self._client().pipeline(transaction=True) as pipe:
                 pipe.zremrangebyscore(key, "-inf", int(time.time() * 1000))
-                pipe.zadd(key, {job_id: int(expires * 1000)})
+                pipe.zadd(key, {mark: int(expires * 1000)})
                 await pipe.execute()
         except RedisError as exc:
-            raise self._error(exc, f"marking job {job_id!r} cancelled on {queue!r}") from None
+            raise self._error(exc, f"marking {mark!r} cancelled on {queue!r}") from None
 
     async def cancelled(self, queue: str) -> frozenset[str]:
         """`ZRANGEBYSCORE key now +inf`."""
@@ -144,9 +163,9 @@ class RedisJobState:
             raise self._error(exc, f"reading the cancelled jobs of {queue!r}") from None
         return frozenset(t for t in (_text(item) for item in found) if t is not None)
 
-    async def unmark_cancelled(self, queue: str, job_id: str) -> None:
-        """`ZREM key id`."""
+    async def unmark_cancelled(self, queue: str, mark: str) -> None:
+        """`ZREM key mark`."""
         try:
-            await self._client().zrem(self._keys.cancelled(queue), job_id)
+            await self._client().zrem(self._keys.cancelled(queue), mark)
         except RedisError as exc:
-            raise self._error(exc, f"unmarking job {job_id!r} on {queue!r}") from None
+            raise self._error(exc, f"unmarking {mark!r} on {queue!r}") from None
