@@ -3,6 +3,7 @@
     repid run myproject.tasks:app
     repid run myproject.tasks:app --workers 4 --health 0.0.0.0:8080 --log-format json
     repid run myproject.tasks:app --reload            # development: restart on code changes
+    repid run myproject.tasks:app --scheduler         # also enqueue periodic jobs
 
 One process by default. `--workers N` (or `--reload`, or `--max-messages-per-worker`) runs
 the workers as processes under a supervisor that restarts them when they die and serves the
@@ -129,6 +130,12 @@ def register(commands: Any) -> None:
         help="replace a worker process with a fresh one after N messages",
     )
     parser.add_argument(
+        "--scheduler",
+        action="store_true",
+        help="also run the app's Schedulers (periodic jobs) in each worker process; an app "
+        "without servers runs only them (see repid.cli.scheduling)",
+    )
+    parser.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
         default="auto",
@@ -159,6 +166,7 @@ def _worker_options(args: argparse.Namespace, *, supervised: bool) -> Any:
         health=None if supervised else args.health,
         docs=None if supervised else args.docs,
         metrics=None if supervised else args.metrics,
+        scheduler=args.scheduler,
     )
 
 
@@ -206,6 +214,8 @@ def _run_supervisor(args: argparse.Namespace) -> int:
     ]
     if args.server is not None:
         worker_args += ["--server", args.server]
+    if args.scheduler:
+        worker_args.append("--scheduler")
     options = SupervisorOptions(
         workers=args.workers,
         worker_args=worker_args,

@@ -24,6 +24,7 @@ from repid.cli.describe import channel_actors, describe_server
 from repid.cli.loading import load_app
 from repid.cli.metrics import start_worker_metrics
 from repid.cli.progress import progress_interval, report_progress
+from repid.cli.scheduling import has_servers, serve_schedulers, start_schedulers, stop_schedulers
 from repid.cli.status import StatusLink
 from repid.connections.abc import ServerT
 from repid.worker.runner import Runner
@@ -47,6 +48,7 @@ class WorkerOptions:
         health: tuple[str, int] | None = None,
         docs: tuple[str, int] | None = None,
         metrics: tuple[str, int] | None = None,
+        scheduler: bool = False,
     ) -> None:
         self.app = app
         self.server = server
@@ -56,6 +58,7 @@ class WorkerOptions:
         self.health = health
         self.docs = docs
         self.metrics = metrics
+        self.scheduler = scheduler
 
 
 def _limit(value: int | None) -> str:
@@ -94,6 +97,8 @@ async def serve_worker(options: WorkerOptions, link: StatusLink | None = None) -
     if link is not None:
         await link.open()
     app = load_app(options.app)
+    if options.scheduler and link is None and not has_servers(app):
+        return await serve_schedulers(app, options.app)  # a job-layer app: schedulers only
     if link is not None:
         await link.hello(app.generate_asyncapi_schema() if link.send_docs else None)
     name, server = app.servers.resolve(options.server)
@@ -101,6 +106,7 @@ async def serve_worker(options: WorkerOptions, link: StatusLink | None = None) -
     runner: Runner | None = None
     progress: asyncio.Task[None] | None = None
     metrics: Any = None
+    schedulers: list[Any] = []
     started = time.monotonic()
     try:
         metrics = await start_worker_metrics(app, options.metrics)
@@ -115,6 +121,8 @@ async def serve_worker(options: WorkerOptions, link: StatusLink | None = None) -
             messages_limit=options.messages_limit,
             tasks_limit=options.tasks_limit,
         )
+        if options.scheduler:
+            schedulers = await start_schedulers(app, options.app)
         log_start(app, name, server, options)
         progress = asyncio.get_running_loop().create_task(
             report_progress(runner, progress_interval()), name="repid-progress"
@@ -134,6 +142,7 @@ async def serve_worker(options: WorkerOptions, link: StatusLink | None = None) -
             extra={"processed": info.processed, "failed": info.failed},
         )
     finally:
+        await stop_schedulers(schedulers)
         if progress is not None:
             progress.cancel()
         if metrics is not None:
