@@ -25,7 +25,7 @@ async def reset_redis(url: str, *queues: str) -> None:
     """Delete the given queues (and their dead letters, delayed sets) and every bucket."""
     import redis.asyncio as aioredis
 
-    from repid.connections.redis.keys import BUCKET_PREFIX, KeyLayout
+    from repid.connections.redis.keys import BUCKET_PREFIX, KeyLayout, default_job_state_name
 
     client = aioredis.Redis.from_url(url)
     try:
@@ -34,8 +34,9 @@ async def reset_redis(url: str, *queues: str) -> None:
         for queue in queues:
             keys += [layout.stream(queue), layout.dead_letters(queue) or "", layout.delayed(queue)]
             # Every job-layer key of the queue: `{repid:QUEUE}:...` (delayed, unique, ...).
-            prefix = layout.job_state(queue, "").replace("{", "\\{").replace("}", "\\}")
-            keys += [k async for k in client.scan_iter(match=prefix + "*")]
+            for base in (layout, KeyLayout(stream_name=default_job_state_name)):
+                prefix = base.job_state(queue, "").replace("{", "\\{").replace("}", "\\}")
+                keys += [k async for k in client.scan_iter(match=prefix + "*")]
         keys += [k async for k in client.scan_iter(match=BUCKET_PREFIX + "*")]
         if keys:
             await client.delete(*keys)

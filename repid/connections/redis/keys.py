@@ -14,6 +14,10 @@ docs/migration/from-repid-2.md):
 | job layer: scheduler tick     | `{repid:{channel}}:schedule:KEY` | Repid only     |
 | job layer: cancellation marks | `{repid:{channel}}:cancelled` | Repid only        |
 | job layer: argument/result    | `repid:bucket:{id}`           | Repid only        |
+| job state of a RabbitMQ queue | `{repid-state:{channel}}:...` | Repid only        |
+
+(The last row: a `RedisBucketBroker` keeps the unique, schedule and cancelled keys of another
+broker's queue under that base instead, apart from any Redis queue of the same name.)
 
 (`{channel}` above stands for the channel's name; the braces of the delayed keys are literal.)
 The first three follow the 2.x names `stream_name_strategy`, `consumer_group_strategy` and
@@ -41,6 +45,7 @@ __all__ = [
     "bucket_key",
     "default_consumer_group",
     "default_dead_letter_stream",
+    "default_job_state_name",
     "default_stream_name",
     "hash_tag",
     "same_slot",
@@ -88,6 +93,13 @@ def same_slot(base: str, suffix: str) -> str:
     if hash_tag(base) is not None or "}" in base:
         return base + suffix
     return "{" + base + "}" + suffix
+
+
+def default_job_state_name(channel: str) -> str:
+    """`repid-state:{channel}`: the base name of the job state a `RedisBucketBroker` keeps for
+    a queue of another broker (RabbitMQ). No Redis stream is named so, so the state of a
+    RabbitMQ queue never meets that of a Redis queue of the same name in a shared Redis."""
+    return f"repid-state:{channel}"
 
 
 def bucket_key(bucket_id: str) -> str:

@@ -28,8 +28,9 @@ group) plus:
   the `job-priority` header only.
 
 `RedisBucketBroker` stores each bucket as a string `repid:bucket:ID` written with
-`SET ... PX ttl`, so Redis itself expires it. It also keeps job state (the same keys as
-above), which is what `RabbitMessageBroker` uses.
+`SET ... PX ttl`, so Redis itself expires it. It also keeps job state for a message broker
+that has none (`RabbitMessageBroker`), under `{repid-state:QUEUE}:unique:ID`,
+`{repid-state:QUEUE}:schedule:KEY` and `{repid-state:QUEUE}:cancelled`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from repid.connections.abc import DeliveryCapacity, MessageCallbackT
 from repid.connections.base import redact_url
 from repid.connections.redis import RedisServer, RedisServerError
 from repid.connections.redis._codec import encode_fields
-from repid.connections.redis.keys import KeyLayout, bucket_key
+from repid.connections.redis.keys import KeyLayout, bucket_key, default_job_state_name
 from repid.connections.redis.subscriber import RedisSubscriber
 from repid.data import MessageData
 from repid.jobs.brokers.redis_state import RedisJobState
@@ -396,7 +397,9 @@ class RedisBucketBroker:
         self._dsn = dsn
         self._safe_dsn = redact_url(dsn)
         self._client: Redis | None = None
-        self._job_state = RedisJobState(self._require, KeyLayout(), self._error)
+        self._job_state = RedisJobState(
+            self._require, KeyLayout(stream_name=default_job_state_name), self._error
+        )
 
     def __repr__(self) -> str:
         return f"RedisBucketBroker({self._safe_dsn!r}, use_result_bucket={self.use_result_bucket})"
@@ -433,7 +436,7 @@ class RedisBucketBroker:
     @property
     def job_state(self) -> RedisJobState:
         """Job state in this Redis, for a message broker without its own (`RabbitMessageBroker`;
-        see `repid.jobs.state`), with the default key layout (`{repid:QUEUE}:...`)."""
+        see `repid.jobs.state`): keys `{repid-state:QUEUE}:...`, apart from any Redis queue's."""
         return self._job_state
 
     async def store_raw(self, id_: str, raw: bytes, ttl: float | None) -> None:

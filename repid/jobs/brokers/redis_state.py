@@ -1,10 +1,11 @@
 """`RedisJobState`: the job state of `repid.jobs.state` in Redis (needs `repid[redis]`).
 
-Keys (built by `repid.connections.redis.keys.KeyLayout`, all in the Redis Cluster slot of the
-queue's stream): `{repid:QUEUE}:unique:ID` and `{repid:QUEUE}:schedule:KEY` are strings (a
-claim: `SET ... NX`; a tick: "set if greater" by a Lua script), `{repid:QUEUE}:cancelled` a
-sorted set of job ids scored by the mark's expiry (milliseconds). `RedisMessageBroker` keeps
-its state in its own Redis, `RedisBucketBroker` in its own (for `RabbitMessageBroker`).
+Keys (built by `repid.connections.redis.keys.KeyLayout`, all in one Redis Cluster slot per
+queue): `{BASE}:unique:ID` and `{BASE}:schedule:KEY` are strings (a claim: `SET ... NX`; a tick:
+"set if greater" by a Lua script), `{BASE}:cancelled` a sorted set of marks scored by their
+expiry (milliseconds). BASE is the queue's stream `repid:QUEUE` for `RedisMessageBroker` (the
+slot of the stream), and `repid-state:QUEUE` for `RedisBucketBroker` (state it keeps for
+`RabbitMessageBroker`'s queues).
 """
 
 from __future__ import annotations
