@@ -157,7 +157,7 @@ def moments(draw: st.DrawFn, zone_name: str) -> datetime:
 HORIZON = 26 * 60  # minutes the reference looks ahead (a day and a clock change)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), expression=expressions(), zone_name=st.sampled_from(ZONES))
 def test_next_after_matches_the_brute_force_reference(
     data: st.DataObject, expression: tuple[str, list[set[int]]], zone_name: str
@@ -176,7 +176,7 @@ def test_next_after_matches_the_brute_force_reference(
         after = got
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(data=st.data(), expression=expressions(), zone_name=st.sampled_from(ZONES))
 def test_latest_at_or_before_is_the_tick_before_the_next(
     data: st.DataObject, expression: tuple[str, list[set[int]]], zone_name: str
