@@ -80,6 +80,24 @@ EVENTS: dict[str, str] = {
     "job.retry": "a job's retry was scheduled (attempt, delay)",
     "job.retry_failed": "publishing a job's retry failed; the attempt goes back to its queue",
     "job.result_store_failed": "storing a job's result bucket failed",
+    "job.cancelled": "a cancelled job was dropped on receipt or stopped while running: acked, "
+    "its result bucket says cancelled",
+    "job.cancelling": "a running job was marked cancelled; its actor's task is being cancelled",
+    "job.cancel_poll_failed": "reading a queue's cancellation marks failed; the last ones stay",
+    "job.unmark_failed": "removing a cancellation mark failed (it expires by itself)",
+    "job.unique_release_failed": "releasing a unique job's claim failed; the id stays taken",
+    "job.early": "a job arrived before its due time (a delay longer than the broker holds) and "
+    "waits again (DEBUG)",
+    # Schedulers -------------------------------------------------------------------------------
+    "scheduler.started": "a Scheduler started: its periodic jobs",
+    "scheduler.stopped": "a Scheduler stopped",
+    "scheduler.error": "a Scheduler's look at its jobs failed (broker or state store); retried "
+    "with backoff",
+    "scheduler.failed": "a scheduler of `repid run --scheduler` ended with an error",
+    "scheduler.first_tick": "a periodic job seen for the first time starts with its next tick",
+    "scheduler.missed": "a periodic job missed ticks (no scheduler ran); it runs once now",
+    "scheduler.skipped": "a unique periodic job's tick was skipped: its previous run is pending",
+    "scheduler.enqueued": "a periodic job was enqueued for a tick (DEBUG)",
     # Redis ------------------------------------------------------------------------------------
     "redis.connection_lost": "the Redis connection was lost; retrying with backoff",
     "redis.read_failed": "reading from a stream failed; retrying with backoff",

@@ -56,7 +56,8 @@ async def stop_schedulers(running: list[tuple[Any, asyncio.Task[None]]]) -> None
         task.cancel()
     for task in done:
         if not task.cancelled() and task.exception() is not None:
-            logger.error("scheduler.failed: %s", task.exception())
+            error = task.exception()
+            logger.error("scheduler.failed: %s", error, extra={"error": type(error).__name__})
 
 
 async def serve_schedulers(app: Any, app_path: str) -> int:

@@ -109,7 +109,10 @@ class CancelWatcher:
                 marks = await self.store.cancelled(queue)
             except Exception as exc:  # a connection blip: keep the last known marks
                 logger.warning(
-                    "job.cancel_poll_failed: %s: %s", queue, exc, extra={"channel": queue}
+                    "job.cancel_poll_failed: %s: %s",
+                    queue,
+                    exc,
+                    extra={"channel": queue, "error": type(exc).__name__},
                 )
                 continue
             self.marks[queue] = marks

@@ -302,6 +302,7 @@ class JobMiddleware:
                 "job.unique_release_failed: the claim of unique job %s on %r stays",
                 job.job_id,
                 queue,
+                extra={"job_id": job.job_id, "channel": queue},
             )
 
     async def _cancelled(
@@ -330,7 +331,12 @@ class JobMiddleware:
                 if mark is not None:
                     await watcher.store.unmark_cancelled(queue, mark)
             except Exception as exc:  # the mark expires by itself
-                logger.warning("job.unmark_failed: %s: %s", job.job_id, exc)
+                logger.warning(
+                    "job.unmark_failed: %s: %s",
+                    job.job_id,
+                    exc,
+                    extra={"job_id": job.job_id, "channel": queue, "error": type(exc).__name__},
+                )
         return _no_action(actor)
 
     async def _wait_more(self, message: ReceivedMessageT, job: JobHeaders, actor: ActorData) -> Any:

@@ -162,7 +162,7 @@ class Scheduler:
                         "scheduler.error: %s: %s; trying again",
                         type(exc).__name__,
                         exc,
-                        extra={"failures": failures},
+                        extra={"failures": failures, "error": type(exc).__name__},
                     )
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(stop.wait(), min(30.0, 0.5 * 2 ** min(failures, 6)))
@@ -171,7 +171,7 @@ class Scheduler:
                     await asyncio.wait_for(stop.wait(), self._sleep_time())
         finally:
             self._stop = None
-            logger.info("scheduler.stopped")
+            logger.info("scheduler.stopped", extra={"jobs": list(self._jobs)})
             if opened:
                 await connection.disconnect()
 
