@@ -93,12 +93,15 @@ async def run(url: str, n: int, capacity_limit: int, batch_size: int) -> dict[st
         results["consume_per_s"] = n / (time.perf_counter() - started)
         results["consume_per_cpu_s"] = n / (time.process_time() - cpu)
         await subscriber.close()
-        left = await raw.xlen(batch_channel)
+        left = await raw.xlen(server.stream_key(batch_channel))
         if left:
             raise RuntimeError(f"{left} messages left in {batch_channel} after consuming")
     finally:
         await server.disconnect()
-        await raw.delete(single_channel, batch_channel, f"{batch_channel}:dead")
+        await raw.delete(
+            *(server.stream_key(c) for c in (single_channel, batch_channel)),
+            server.dead_letter_stream(batch_channel) or "",
+        )
         await raw.aclose()
     return results
 
