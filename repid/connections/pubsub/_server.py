@@ -811,7 +811,6 @@ def _parse_dsn(dsn: str) -> tuple[str, bool]:
     return f"{host}:{port}", tls
 
 
-@functools.lru_cache(maxsize=1024)
 def _named_error(exc: grpc.aio.AioRpcError, doing: str) -> Exception:
     """A RepidError naming the problem for the codes a newcomer hits; other codes unchanged."""
     code = exc.code()
@@ -828,6 +827,7 @@ def _named_error(exc: grpc.aio.AioRpcError, doing: str) -> Exception:
     return exc
 
 
+@functools.lru_cache(maxsize=1024)
 def _routing(field: str, value: str) -> tuple[tuple[str, str], ...]:
     """The `x-goog-request-params` header Google's front ends route requests by."""
     return (("x-goog-request-params", urllib.parse.urlencode({field: value})),)
