@@ -52,14 +52,9 @@ EVENTS: dict[str, str] = {
     "message.processed": "one message done (DEBUG): message_id, actor, channel, outcome, "
     "duration_ms",
     "message.already_acted_on": "a second ack/nack/reject/reply of a message was ignored",
-    "message.lease_expired": "a message stayed unsettled longer than the server's max lease "
-    "and was given back",
-    "message.release_failed": "giving back a message held past its lease failed",
-    "message.settled_after_lease": "an actor settled a message that had already been given back",
     # Actors -----------------------------------------------------------------------------------
     "actor.error": "an actor raised; its message is settled by its on_error policy",
     "actor.timeout": "an actor ran past its timeout; it was cancelled and its message rejected",
-    "actor.payload_invalid": "a message's payload did not validate against the actor's arguments",
     "actor.confirmation.invalid_return": "a manual_explicit actor returned no outcome word",
     "actor.confirmation.failed": "settling a message failed; the broker will deliver it again",
     "actor.on_error.failed": "an actor's on_error callable raised; the message is rejected",
@@ -69,12 +64,6 @@ EVENTS: dict[str, str] = {
     "actor.route.settle_failed": "settling an unrouted message failed",
     "actor.route.strategy_failed": "a routing strategy raised; treated as no match",
     "observer.failed": "a message observer (metrics, tracing) raised; the message is unaffected",
-    # Subscriptions (every server) -------------------------------------------------------------
-    "subscription.recovering": "a subscription lost its connection, stream or link; reconnecting",
-    "subscription.recovered": "a subscription consumes again after recovering",
-    "subscription.failed": "a subscription's consumer task died; it delivers nothing more",
-    "subscription.give_back_failed": "giving undelivered messages back on close failed",
-    "subscription.stop_failed": "stopping a subscription's background work failed",
     # Jobs -------------------------------------------------------------------------------------
     "job.failed": "a job's attempt failed and will be retried",
     "job.retry": "a job's retry was scheduled (attempt, delay)",
@@ -141,6 +130,8 @@ EVENTS: dict[str, str] = {
     "pubsub.lease_extension_failed": "extending ack deadlines failed",
     "pubsub.keep_alive_failed": "the channel keep-alive failed",
     "pubsub.return_failed": "giving messages back (ack deadline 0) failed",
+    "pubsub.connection_silent": "no answer on a connected channel for too long; reconnecting",
+    "pubsub.channel_check_failed": "probing the gRPC channel's health failed",
     # Side servers and the command line --------------------------------------------------------
     "http.listening": "an HTTP side server (health, docs, metrics) listens: server, url",
     "http.bad_request": "a malformed or over-limit request was answered 4xx",

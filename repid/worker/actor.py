@@ -256,6 +256,12 @@ class CompiledActor:
                 "actor.error: actor %r raised CancelledError on a message from channel %r",
                 self.data.name,
                 received.channel,
+                extra={
+                    "actor": self.data.name,
+                    "channel": received.channel,
+                    "message_id": received.message_id,
+                    "error": "CancelledError",
+                },
             )
             if not received.is_acted_on:
                 await _settle(received, self._outcome_for(exc), self.data.name)
@@ -276,7 +282,15 @@ class CompiledActor:
                     f"actor {self.data.name!r} uses confirmation_mode='manual_explicit' and must "
                     f'return "ack", "nack", "reject" or "no_action", but returned {result!r}'
                 )
-                logger.error("actor.confirmation.invalid_return: %s", invalid)
+                logger.error(
+                    "actor.confirmation.invalid_return: %s",
+                    invalid,
+                    extra={
+                        "actor": self.data.name,
+                        "channel": received.channel,
+                        "message_id": received.message_id,
+                    },
+                )
                 if not received.is_acted_on:
                     fallback = self._outcome_for(invalid)
                     # Never leave a message silently unsettled because of a bad return value.
@@ -298,6 +312,7 @@ class CompiledActor:
                     "actor.on_error.failed: the on_error callable of actor %r raised; "
                     "rejecting the message",
                     self.data.name,
+                    extra={"actor": self.data.name, "channel": self.data.channel},
                 )
                 return "reject"
             outcome = outcome_literal(decided)
@@ -307,6 +322,7 @@ class CompiledActor:
                     "rejecting the message",
                     self.data.name,
                     decided,
+                    extra={"actor": self.data.name, "channel": self.data.channel},
                 )
                 return "reject"
             return outcome
@@ -333,6 +349,12 @@ async def _settle(received: ReceivedMessageT, outcome: str, actor_name: str) -> 
             outcome,
             actor_name,
             received.channel,
+            extra={
+                "actor": actor_name,
+                "channel": received.channel,
+                "outcome": outcome,
+                "message_id": received.message_id,
+            },
         )
 
 
@@ -360,6 +382,7 @@ def _guarded_strategy(data: ActorData) -> Callable[[Any], bool]:
                 "actor.route.strategy_failed: the routing strategy of actor %r raised; "
                 "treating the message as not matching",
                 name,
+                extra={"actor": name},
             )
             return False
 

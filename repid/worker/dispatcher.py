@@ -119,6 +119,13 @@ class Dispatcher:
                     topic,
                     message.message_id,
                     sightings,
+                    extra={
+                        "channel": message.channel,
+                        "topic": topic,
+                        "message_id": message.message_id,
+                        "deliveries": sightings,
+                        "outcome": "nack",
+                    },
                 )
                 self.poison.forget(message)
                 await message.nack()
@@ -131,10 +138,18 @@ class Dispatcher:
                     message.message_id,
                     sightings,
                     POISON_THRESHOLD,
+                    extra={
+                        "channel": message.channel,
+                        "topic": topic,
+                        "message_id": message.message_id,
+                        "deliveries": sightings,
+                        "outcome": "reject",
+                    },
                 )
                 await message.reject()
         except Exception:
             logger.exception(
                 "actor.route.settle_failed: could not settle an unrouted message on %r",
                 message.channel,
+                extra={"channel": message.channel, "message_id": message.message_id},
             )

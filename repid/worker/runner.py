@@ -147,11 +147,22 @@ class Runner:
             if limit is not None and info.processed >= limit:
                 self.stop()
         except Exception:
-            logger.exception("worker.task_failed: unexpected error while handling a message")
+            logger.exception(
+                "worker.task_failed: unexpected error while handling a message",
+                extra={"channel": message.channel, "message_id": message.message_id},
+            )
         except (KeyboardInterrupt, SystemExit) as exc:
             # Raised by an actor: the message was rejected back to its queue by the actor
             # pipeline. Shut down gracefully, then re-raise from `run()`.
-            logger.error("worker.fatal: %r raised by an actor; shutting down", exc)
+            logger.error(
+                "worker.fatal: %r raised by an actor; shutting down",
+                exc,
+                extra={
+                    "channel": message.channel,
+                    "message_id": message.message_id,
+                    "error": type(exc).__name__,
+                },
+            )
             if self._fatal is None:
                 self._fatal = exc
             self.stop()
@@ -188,10 +199,14 @@ class Runner:
                     "worker.started: consuming %s on server %r",
                     ", ".join(repr(c) for c in channels),
                     self.server_name,
+                    extra={"server": self.server_name, "channels": channels},
                 )
                 self._lifecycle_started(channels)
             else:
-                logger.warning("worker.no_actors: no actors registered; waiting for a stop signal")
+                logger.warning(
+                    "worker.no_actors: no actors registered; waiting for a stop signal",
+                    extra={"server": self.server_name},
+                )
             await self._stop.wait()
         finally:
             self._stop.set()
@@ -216,7 +231,11 @@ class Runner:
                 try:
                     observer.worker_started(self.server, channels)
                 except Exception:
-                    logger.exception("observer.failed: %r raised in worker_started", observer)
+                    logger.exception(
+                        "observer.failed: %r raised in worker_started",
+                        observer,
+                        extra={"server": self.server_name},
+                    )
                 else:
                     self._started_observers.append(observer)
 
@@ -226,7 +245,11 @@ class Runner:
             try:
                 await observer.worker_stopped(self.server)
             except Exception:
-                logger.exception("observer.failed: %r raised in worker_stopped", observer)
+                logger.exception(
+                    "observer.failed: %r raised in worker_stopped",
+                    observer,
+                    extra={"server": self.server_name},
+                )
 
     def _install_signals(
         self, loop: asyncio.AbstractEventLoop, signals: Sequence[signal.Signals]
@@ -237,7 +260,8 @@ class Runner:
         if threading.current_thread() is not threading.main_thread():
             logger.warning(
                 "worker.signals_skipped: signal handlers can only be installed in the main "
-                "thread; pass register_signals=[] to silence this"
+                "thread; pass register_signals=[] to silence this",
+                extra={"server": self.server_name},
             )
             return installed
         for sig in signals:
@@ -245,7 +269,11 @@ class Runner:
             try:
                 loop.add_signal_handler(sig, self._on_signal, sig)
             except (NotImplementedError, RuntimeError, ValueError):
-                logger.warning("worker.signal_unsupported: cannot handle %s here", sig)
+                logger.warning(
+                    "worker.signal_unsupported: cannot handle %s here",
+                    sig,
+                    extra={"signal": str(sig)},
+                )
                 continue
             installed.append((sig, previous))
         return installed
@@ -256,6 +284,7 @@ class Runner:
                 "worker.force_stop: second SIGINT: cancelling %d running actor(s) now; their "
                 "messages go back to the queue",
                 len(self.in_flight),
+                extra={"in_flight": len(self.in_flight)},
             )
             self.force_stop()
             return
@@ -264,6 +293,7 @@ class Runner:
             "press Ctrl-C again to stop at once)",
             sig.name,
             self.graceful_shutdown_time,
+            extra={"signal": sig.name, "graceful_shutdown_time": self.graceful_shutdown_time},
         )
         self.stop()
 
@@ -273,13 +303,20 @@ class Runner:
             try:
                 await subscriber.pause()
             except Exception:
-                logger.exception("worker.shutdown: pausing the subscription failed")
+                logger.exception(
+                    "worker.shutdown: pausing the subscription failed",
+                    extra={"server": self.server_name},
+                )
         pending = set(self.in_flight)
         if pending:
             logger.info(
                 "worker.shutdown: waiting up to %.1f s for %d running actor(s)",
                 self.graceful_shutdown_time,
                 len(pending),
+                extra={
+                    "in_flight": len(pending),
+                    "graceful_shutdown_time": self.graceful_shutdown_time,
+                },
             )
             pending = await self._wait_graceful(pending)
         if pending:
@@ -288,6 +325,7 @@ class Runner:
                 "worker.shutdown: cancelling %d actor(s) still running after the grace period; "
                 "their messages go back to the queue",
                 len(pending),
+                extra={"in_flight": len(pending)},
             )
             for task in pending:
                 task.cancel()
@@ -298,7 +336,10 @@ class Runner:
             try:
                 await subscriber.close()
             except Exception:
-                logger.exception("worker.shutdown: closing the subscription failed")
+                logger.exception(
+                    "worker.shutdown: closing the subscription failed",
+                    extra={"server": self.server_name},
+                )
             self._subscriber = None
 
     async def _wait_graceful(self, pending: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
@@ -329,6 +370,7 @@ class Runner:
             logger.exception(
                 "worker.shutdown: could not reject a message on %r; the broker will redeliver it",
                 message.channel,
+                extra={"channel": message.channel, "message_id": message.message_id},
             )
 
 
