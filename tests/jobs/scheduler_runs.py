@@ -33,7 +33,9 @@ class SchedulerProcess:
     """One `python -m repid run tests.jobs._scheduler_app:app --scheduler` process, its log
     read as it comes (by a thread)."""
 
-    def __init__(self, queue: str, kinds: list[str], offset: float) -> None:
+    def __init__(
+        self, queue: str, kinds: list[str], offset: float, *, log_level: str = "info"
+    ) -> None:
         env = dict(
             os.environ,
             REPID_SCHEDULER_QUEUE=queue,
@@ -42,7 +44,7 @@ class SchedulerProcess:
         )
         self.kinds = kinds
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "repid", "run", APP, "--scheduler", "--log-level", "info"],
+            [sys.executable, "-m", "repid", "run", APP, "--scheduler", "--log-level", log_level],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

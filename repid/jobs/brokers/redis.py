@@ -194,6 +194,7 @@ class RedisMessageBroker(RedisServer):
         self._delayed_channels: set[str] = set()
         self._mover: asyncio.Task[None] | None = None
         self._mover_wake: asyncio.Event | None = None
+        self._mover_next = 0.0  # when (loop time) the mover looks next
         self._scripts: dict[str, Any] = {}
         self._job_state = RedisJobState(self._require_client, self.keys, self._error)
 
@@ -283,8 +284,12 @@ class RedisMessageBroker(RedisServer):
             raise self._error(exc, f"scheduling a delayed message on {queue!r}") from None
         self._answer(done, queue, job_id)
         wake = self._mover_wake
-        if wake is not None and queue in self._delayed_channels:
-            wake.set()  # it may be due before the mover's next look
+        if (
+            wake is not None
+            and queue in self._delayed_channels
+            and asyncio.get_running_loop().time() + delay < self._mover_next
+        ):
+            wake.set()  # due before the mover's next look
 
     async def _publish_unique(self, queue: str, message: MessageData, job_id: str) -> None:
         keys = [self.stream_name_for(queue), self.keys.job_state(queue, unique_name(job_id))]
@@ -362,8 +367,10 @@ class RedisMessageBroker(RedisServer):
                 if next_due is not None:
                     wait = min(wait, next_due)
             wake.clear()
+            wait = max(wait, 0.001)
+            self._mover_next = asyncio.get_running_loop().time() + wait
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), max(wait, 0.001))
+                await asyncio.wait_for(wake.wait(), wait)
 
     async def subscribe(
         self,
