@@ -274,7 +274,8 @@ class JobMiddleware:
                     if not message.is_acted_on:
                         await message.reject()
                 return None
-            await self._release(queue, job)
+            if job.unique_token is not None:
+                await self._release(queue, job)
             raise
         finally:
             if watcher is not None:
@@ -285,7 +286,8 @@ class JobMiddleware:
             return await self._cancelled(message, job, actor, started)
         if job.result_id is not None:
             await self._store_result(job, self.serializer(result), True, None, started, time.time())
-        await self._release(queue, job)
+        if job.unique_token is not None:
+            await self._release(queue, job)
         return result
 
     async def _release(self, queue: str, job: JobHeaders) -> None:
