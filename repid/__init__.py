@@ -16,6 +16,7 @@ from repid.asyncapi.models import Contact, ExternalDocs, License, Tag
 from repid.asyncapi.settings import AsyncAPIServerSettings
 from repid.connections.abc import (
     BaseMessageT,
+    BatchPublisherT,
     DeliveryCapacity,
     MessageAction,
     ReceivedMessageT,
@@ -29,6 +30,8 @@ from repid.data import ActorData, MessageData
 from repid.dependencies import Depends, FullPayload, Header
 from repid.errors import (
     ActorDeclarationError,
+    BatchPublishError,
+    BatchSendError,
     ConfigurationError,
     InvalidConfirmationError,
     NoServerRegisteredError,
@@ -76,6 +79,7 @@ from repid.routing import (
     catch_all_routing_strategy,
     topic_routing_strategy,
 )
+from repid.sending import OutgoingMessage, SendResult, SendResults
 from repid.serializers import default_serializer
 from repid.sync import SyncProducer
 from repid.testing import TestClient, TestMessage
@@ -99,6 +103,9 @@ __all__ = [
     "ArgsBucketNotFoundError",
     "AsyncAPIServerSettings",
     "BaseMessageT",
+    "BatchPublishError",
+    "BatchPublisherT",
+    "BatchSendError",
     "BasicConverter",
     "BucketBrokerT",
     "CancelOutcome",
@@ -134,6 +141,7 @@ __all__ = [
     "MessageRegistry",
     "NoServerRegisteredError",
     "Operation",
+    "OutgoingMessage",
     "OperationNotFoundError",
     "PayloadValidationError",
     "PrioritiesT",
@@ -157,6 +165,8 @@ __all__ = [
     "RoutingStrategyT",
     "RunnerInfo",
     "Scheduler",
+    "SendResult",
+    "SendResults",
     "ServerCapabilities",
     "ServerNotConnectedError",
     "ServerNotFoundError",

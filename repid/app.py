@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from repid.asyncapi.models import Contact, ExternalDocs, License, Tag
@@ -19,6 +19,7 @@ from repid.observers import bind_to_server
 from repid.registry.messages import MessageRegistry
 from repid.registry.servers import ServerRegistry
 from repid.routing import Router
+from repid.sending import OutgoingMessage, Prepared, SendResults, send_prepared
 from repid.serializers import SerializerT, default_serializer
 from repid.serializers import default_serializer as _default_serializer
 from repid.worker.runner import DEFAULT_SIGNALS, RunnerInfo
@@ -260,6 +261,81 @@ class Repid:
             content_type="application/json",
             server_name=server_name,
             server_specific_parameters=server_specific_parameters,
+        )
+
+    async def send_messages(
+        self, messages: Iterable[OutgoingMessage], *, server_name: str | None = None
+    ) -> SendResults:
+        """Publish many raw-bytes messages, to one or several channels, in few round trips.
+
+        Messages are grouped by channel (and `server_specific_parameters`); each group goes
+        to the server's `publish_batch` in the given order (`repid.sending` explains the
+        details, producer middlewares included). Returns one `SendResult` per message, in
+        order: a message the broker refused carries its error and does not stop the others
+        (`results.raise_on_error()` raises `BatchSendError` if any failed). A payload that is
+        not bytes, a missing channel or a server that is not connected raise before anything
+        is sent.
+        """
+        prepared: list[Prepared] = []
+        for message in messages:
+            payload = message.payload
+            if not isinstance(payload, _BYTES_TYPES):
+                raise TypeError(
+                    f"send_messages takes bytes payloads, got {type(payload).__name__} (message "
+                    f"{len(prepared)}); use send_messages_json for objects"
+                )
+            headers = message.headers
+            prepared.append(
+                (
+                    self._resolve_channel(message.channel, message.operation_id),
+                    MessageData(
+                        bytes(payload),
+                        dict(headers) if headers is not None else None,
+                        message.content_type,
+                    ),
+                    message.server_specific_parameters,
+                )
+            )
+        return await self._send_prepared(prepared, server_name)
+
+    async def send_messages_json(
+        self, messages: Iterable[OutgoingMessage], *, server_name: str | None = None
+    ) -> SendResults:
+        """`send_messages` for objects: each payload is serialized as `send_message_json` does.
+
+        A payload the serializer refuses raises before anything is sent.
+        """
+        serialize = self.default_serializer
+        prepared: list[Prepared] = []
+        for message in messages:
+            headers = message.headers
+            prepared.append(
+                (
+                    self._resolve_channel(message.channel, message.operation_id),
+                    MessageData(
+                        serialize(message.payload),
+                        dict(headers) if headers is not None else None,
+                        "application/json",
+                    ),
+                    message.server_specific_parameters,
+                )
+            )
+        return await self._send_prepared(prepared, server_name)
+
+    async def _send_prepared(
+        self, prepared: list[Prepared], server_name: str | None
+    ) -> SendResults:
+        _, server = self._connected_server(server_name)
+        if not prepared:
+            return SendResults()
+        if not self.producer_middlewares:
+            return await send_prepared(server, prepared, None)
+        return await send_prepared(
+            server,
+            prepared,
+            lambda collector: compose_producer_middlewares(
+                bind_to_server(tuple(self.producer_middlewares), server), collector
+            ),
         )
 
     # AsyncAPI ------------------------------------------------------------------------------

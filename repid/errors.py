@@ -5,6 +5,8 @@ from __future__ import annotations
 __all__ = [
     "ActorDeclarationError",
     "AppLoadError",
+    "BatchPublishError",
+    "BatchSendError",
     "BrokerAuthenticationError",
     "BrokerConnectionError",
     "ChannelNotFoundError",
@@ -99,3 +101,39 @@ class NotSupportedByServerError(RepidError, NotImplementedError):
 
 class AppLoadError(RepidError):
     """An app path (`package.module:app`) does not import or does not name a `Repid`."""
+
+
+class BatchPublishError(RepidError):
+    """Some messages of one `publish_batch` call were published and some were not.
+
+    Raised by servers' `publish_batch` (see `repid.connections.abc.BatchPublisherT`) when the
+    outcome differs between the messages of the call. `message_ids[i]` is the id of message `i`
+    (None where it failed or the broker gave none) and `errors[i]` why message `i` failed.
+    """
+
+    def __init__(self, message_ids: list[str | None], errors: dict[int, Exception]) -> None:
+        self.message_ids = message_ids
+        self.errors = errors
+        first = min(errors) if errors else None
+        detail = f"; message {first}: {errors[first]}" if first is not None else ""
+        super().__init__(
+            f"{len(errors)} of {len(message_ids)} messages of the batch were not published{detail}"
+        )
+
+
+class BatchSendError(RepidError):
+    """`SendResults.raise_on_error()`: some messages of `send_messages` failed.
+
+    `results` is the whole `SendResults`; `failures` the `(index, SendResult)` pairs that
+    failed, in order. The first failure's error is the `__cause__`.
+    """
+
+    def __init__(self, results: object, failures: list[tuple[int, object]]) -> None:
+        self.results = results
+        self.failures = failures
+        index, first = failures[0]
+        super().__init__(
+            f"{len(failures)} of {len(results)} messages were not sent "  # type: ignore[arg-type]
+            f"(first: message {index} to {first.channel!r}: "  # type: ignore[attr-defined]
+            f"{first.error!r})"  # type: ignore[attr-defined]
+        )

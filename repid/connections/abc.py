@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -389,3 +389,33 @@ class ChannelStatsT(Protocol):
 
 
 __all__ += ["ChannelStats", "ChannelStatsT", "DeadLetter", "DeadLetterStoreT"]
+
+
+# Optional publishing protocol ------------------------------------------------------------
+
+
+@runtime_checkable
+class BatchPublisherT(Protocol):
+    """A server that publishes many messages to one channel in about one round trip.
+
+    `Repid.send_messages` uses it where the server has it (every built-in server does) and
+    falls back to concurrent `publish` calls otherwise.
+
+    Contract: `publish_batch` publishes `messages` to `channel` in their order with the same
+    `server_specific_parameters` each, and returns one message id per message (an empty
+    string where the broker gives none). When every message failed it raises that error, as
+    `publish` would; when only some did, it raises `repid.errors.BatchPublishError`, which
+    names the failed indices and the ids of the others. Any other exception means that no
+    message of the call is known to be published.
+    """
+
+    async def publish_batch(
+        self,
+        *,
+        channel: str,
+        messages: Sequence[MessageData],
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> list[str]: ...
+
+
+__all__ += ["BatchPublisherT"]

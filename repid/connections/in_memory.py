@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from repid.connections.abc import (
@@ -329,6 +329,30 @@ class InMemoryServer(BaseServer):
             )
         message_id, priority = _parse_parameters(server_specific_parameters)
         self._put(channel, message, message_id, priority)
+
+    async def publish_batch(
+        self,
+        *,
+        channel: str,
+        messages: Sequence[MessageData],
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """Queue many messages on `channel` in order; return their ids (`BatchPublisherT`).
+
+        `priority` applies to every message; `message_id` is refused (each needs its own).
+        """
+        if not self._connected:
+            raise ServerNotConnectedError(
+                "InMemoryServer is not connected: publish inside "
+                "`async with server.connection():` (or after `await server.connect()`)"
+            )
+        message_id, priority = _parse_parameters(server_specific_parameters)
+        if message_id is not None:
+            raise ValueError(
+                "publish_batch does not take 'message_id': every message needs its own"
+            )
+        put = self._put
+        return [put(channel, message, None, priority).message_id for message in messages]
 
     async def subscribe(
         self,

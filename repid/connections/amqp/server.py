@@ -75,6 +75,7 @@ from repid.connections.amqp.transport import (
 from repid.connections.base import BaseServer, redact_url
 from repid.data import MessageData
 from repid.errors import (
+    BatchPublishError,
     BrokerAuthenticationError,
     BrokerConnectionError,
     ChannelNotFoundError,
@@ -459,7 +460,8 @@ class AmqpServer(BaseServer):
         round trip. The same `server_specific_parameters` apply to every message (each still
         gets its own message id unless `properties` names one). Messages not confirmed because
         the connection dropped are sent again after the reconnect (at-least-once); a message
-        the broker refuses raises `AmqpPublishError` once the whole batch has been answered.
+        the broker refuses raises `AmqpPublishError` once the whole batch has been answered
+        (`BatchPublishError`, naming each refused message, when the broker accepted others).
         """
         ids: list[str] = []
         addresses: list[str | None] = []
@@ -529,8 +531,16 @@ class AmqpServer(BaseServer):
                 await asyncio.sleep(0.05)
             pending = retry
         if refused:
-            index, outcome = refused[0]
-            raise _publish_error(channel, addresses[index], outcome)
+            if len(refused) == len(encoded):
+                index, outcome = refused[0]
+                raise _publish_error(channel, addresses[index], outcome)
+            errors: dict[int, Exception] = {
+                index: _publish_error(channel, addresses[index], outcome)
+                for index, outcome in refused
+            }
+            raise BatchPublishError(
+                [None if index in errors else ids[index] for index in range(len(ids))], errors
+            )
         return ids
 
     async def _sender_for(self, client: AmqpClient) -> SenderLink:

@@ -41,6 +41,7 @@ from repid.connections.pubsub._subscriber import (
 )
 from repid.data import MessageData
 from repid.errors import (
+    BatchPublishError,
     BrokerAuthenticationError,
     BrokerConnectionError,
     ChannelNotFoundError,
@@ -589,11 +590,13 @@ class PubsubServer(BaseServer):
         """Publish many messages to one topic in as few PublishRequests as Pub/Sub allows.
 
         The same `server_specific_parameters` apply to every message. Returns the message ids,
-        in order.
+        in order. The requests go one after the other (order, ordering keys); when one fails,
+        the messages of the later requests are not sent either: if an earlier request was
+        published, `BatchPublishError` names what was and was not.
         """
         params = server_specific_parameters or {}
         topic, timeout, ordering_key, extra = self._publish_options(channel, params)
-        ids: list[str] = []
+        requests: list[list[bytes]] = []
         batch: list[bytes] = []
         size = 0
         for message in messages:
@@ -608,12 +611,24 @@ class PubsubServer(BaseServer):
             if batch and (
                 len(batch) >= MAX_BATCH_MESSAGES or size + len(encoded) > MAX_BATCH_BYTES
             ):
-                ids += await self._publish_encoded(topic, batch, timeout)
+                requests.append(batch)
                 batch, size = [], 0
             batch.append(encoded)
             size += len(encoded) + 8
         if batch:
-            ids += await self._publish_encoded(topic, batch, timeout)
+            requests.append(batch)
+        ids: list[str] = []
+        for request in requests:
+            try:
+                ids += await self._publish_encoded(topic, request, timeout)
+            except Exception as exc:
+                if not ids:
+                    raise
+                total = sum(len(r) for r in requests)
+                raise BatchPublishError(
+                    [*ids, *([None] * (total - len(ids)))],
+                    dict.fromkeys(range(len(ids), total), exc),
+                ) from exc
         return ids
 
     def _publish_options(

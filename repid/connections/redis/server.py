@@ -105,7 +105,7 @@ from repid.connections.redis.keys import (
 )
 from repid.connections.redis.subscriber import RedisSubscriber
 from repid.data import MessageData
-from repid.errors import ConfigurationError
+from repid.errors import BatchPublishError, ConfigurationError
 
 __all__ = ["RedisDeadLetter", "RedisServer"]
 
@@ -533,16 +533,30 @@ class RedisServer(BaseServer):
                     results[i] = result
         except RedisError as exc:
             raise self._error(exc, f"batch publish to {channel!r}") from None
-        for result in results:
-            if isinstance(result, RedisError):
-                raise self._error(result, f"batch publish to {channel!r}")
         self._connected = True
-        if any(result is None for result in results):
-            raise RedisServerError(
-                f"redis at {self.host}: batch publish to {channel!r} failed: the stream does "
-                "not exist and nomkstream=True"
-            )
-        return [entry_id for result in results for entry_id in result.decode().split(",")]
+        ids: list[str | None] = []
+        errors: dict[int, Exception] = {}
+        for chunk, result in zip(chunks, results, strict=True):
+            if isinstance(result, RedisError) or result is None:
+                error = (
+                    self._error(result, f"batch publish to {channel!r}")
+                    if result is not None
+                    else RedisServerError(
+                        f"redis at {self.host}: batch publish to {channel!r} failed: the "
+                        "stream does not exist and nomkstream=True"
+                    )
+                )
+                for _ in chunk:
+                    errors[len(ids)] = error
+                    ids.append(None)
+            else:
+                ids.extend(result.decode().split(","))
+        if errors:
+            # Each chunk is atomic; chunks are independent (see BatchPublisherT).
+            if len(errors) == len(ids):
+                raise errors[0]
+            raise BatchPublishError(ids, errors)
+        return ids  # type: ignore[return-value]  # no None left once no chunk failed
 
     async def _send_packed(self, pieces: list[bytes], replies: int) -> list[Any]:
         """Write pre-packed commands on one pooled connection and read `replies` replies.
