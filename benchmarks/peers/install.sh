@@ -18,7 +18,8 @@ declare -A SPECS=(
   [dramatiq]="dramatiq[redis,rabbitmq]==2.2.1"
   [arq]="arq==0.28.0"
   [celery]="celery[redis]==5.7.0"
-  [saq]="saq==0.26.4"
+  # saq imports typing_extensions without declaring it (0.26.4)
+  [saq]="saq[redis]==0.26.4 typing_extensions==4.15.0"
 )
 # repid 2.1.4 has its own venv (benchmarks/baseline.sh); the peer runner uses it too.
 

@@ -23,6 +23,10 @@ import _common  # noqa: E402
 import repid  # noqa: E402
 
 
+# The default routing strategy routes on the `topic` header (the actor's name).
+HEADERS = {"topic": "noop"}
+
+
 def _app(args: Any) -> Any:
     app = repid.Repid(title="peer benchmark")
     server = repid.RedisServer(args.url) if args.broker == "redis" else repid.AmqpServer(args.url)
@@ -41,7 +45,7 @@ async def _send(args: Any) -> dict[str, Any]:
     queue = args.queue
 
     async def send(payload: dict[str, Any]) -> None:
-        await app.send_message_json(channel=queue, payload=payload)
+        await app.send_message_json(channel=queue, payload=payload, headers=HEADERS)
 
     async with app.servers.default.connection():
         seconds = await _common.send_concurrently(send, args.n, args.concurrency)
@@ -70,7 +74,7 @@ async def _batch(args: Any, server_batch: bool) -> dict[str, Any] | None:
                     messages=[
                         MessageData(
                             payload=json.dumps(_common.payload(i)).encode(),
-                            headers=None,
+                            headers=HEADERS,
                             content_type="application/json",
                         )
                         for i in range(start, stop)
@@ -78,7 +82,7 @@ async def _batch(args: Any, server_batch: bool) -> dict[str, Any] | None:
                 )
             else:
                 results = await batch_api(
-                    [repid.OutgoingMessage(channel=queue, payload=_common.payload(i))
+                    [repid.OutgoingMessage(channel=queue, payload=_common.payload(i), headers=HEADERS)
                      for i in range(start, stop)]
                 )  # fmt: skip
                 results.raise_on_error()
@@ -108,7 +112,7 @@ async def _rate(args: Any) -> dict[str, Any]:
     queue = args.queue
 
     async def send(payload: dict[str, Any]) -> None:
-        await app.send_message_json(channel=queue, payload=payload)
+        await app.send_message_json(channel=queue, payload=payload, headers=HEADERS)
 
     async with app.servers.default.connection():
         return await _common.send_at_rate(send, args.rate, args.seconds, args.ready)
