@@ -14,6 +14,10 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "PubsubServer needs the gRPC runtime, which is not installed: pip install repid[pubsub]"
     ) from exc
 
-from repid.connections.pubsub._server import ChannelOverride, PubsubServer
+from repid.connections.pubsub._server import (
+    ChannelOverride,
+    PubsubMessageTooLargeError,
+    PubsubServer,
+)
 
-__all__ = ["ChannelOverride", "PubsubServer"]
+__all__ = ["ChannelOverride", "PubsubMessageTooLargeError", "PubsubServer"]

@@ -46,9 +46,29 @@ from repid.errors import (
     BrokerConnectionError,
     ChannelNotFoundError,
     ConfigurationError,
+    RepidError,
 )
 
-__all__ = ["ChannelOverride", "PubsubServer"]
+__all__ = ["ChannelOverride", "PubsubMessageTooLargeError", "PubsubServer"]
+
+# Pub/Sub refuses a message over 10 MB (data, attributes and ordering key together). The
+# emulator does not answer such a request at all (the call runs into its deadline), so the
+# size is checked here and the message refused at once.
+MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+
+
+class PubsubMessageTooLargeError(RepidError, ValueError):
+    """A message is larger than Pub/Sub's 10 MB limit; it was not sent (nothing else fails)."""
+
+
+def _check_size(encoded: bytes, channel: str) -> None:
+    if len(encoded) > MAX_MESSAGE_BYTES:
+        raise PubsubMessageTooLargeError(
+            f"message to {channel!r} is {len(encoded):,} bytes encoded, over Pub/Sub's "
+            f"{MAX_MESSAGE_BYTES:,}-byte limit: store the payload elsewhere and send a reference "
+            "(see the large-payloads recipe in the docs)"
+        )
+
 
 logger = logging.getLogger("repid.connections.pubsub")
 
@@ -577,6 +597,7 @@ class PubsubServer(BaseServer):
         params = server_specific_parameters or {}
         topic, timeout, ordering_key, extra = self._publish_options(channel, params)
         encoded = _encode(payload, headers, content_type, ordering_key, extra, reply_to)
+        _check_size(encoded, channel)
         self._require_channel()
         return await self._coalescer.publish(topic, encoded, timeout)
 
@@ -599,7 +620,8 @@ class PubsubServer(BaseServer):
         requests: list[list[bytes]] = []
         batch: list[bytes] = []
         size = 0
-        for message in messages:
+        too_large: dict[int, Exception] = {}
+        for index, message in enumerate(messages):
             encoded = _encode(
                 message.payload,
                 message.headers,
@@ -608,6 +630,11 @@ class PubsubServer(BaseServer):
                 extra,
                 message.reply_to,
             )
+            try:
+                _check_size(encoded, channel)
+            except PubsubMessageTooLargeError as exc:
+                too_large[index] = exc
+                continue
             if batch and (
                 len(batch) >= MAX_BATCH_MESSAGES or size + len(encoded) > MAX_BATCH_BYTES
             ):
@@ -618,18 +645,33 @@ class PubsubServer(BaseServer):
         if batch:
             requests.append(batch)
         ids: list[str] = []
+        failure: Exception | None = None
         for request in requests:
             try:
                 ids += await self._publish_encoded(topic, request, timeout)
             except Exception as exc:
-                if not ids:
-                    raise
-                total = sum(len(r) for r in requests)
-                raise BatchPublishError(
-                    [*ids, *([None] * (total - len(ids)))],
-                    dict.fromkeys(range(len(ids), total), exc),
-                ) from exc
-        return ids
+                failure = exc
+                break
+        if failure is None and not too_large:
+            return ids
+        # Map back to the caller's indices: too-large messages were never queued, and after a
+        # failed request nothing later was sent.
+        sent = iter(ids)
+        all_ids: list[str | None] = []
+        errors: dict[int, Exception] = {}
+        for index in range(len(messages)):
+            if index in too_large:
+                errors[index] = too_large[index]
+                all_ids.append(None)
+                continue
+            message_id = next(sent, None)
+            if message_id is None:
+                assert failure is not None
+                errors[index] = failure
+            all_ids.append(message_id)
+        if len(errors) == len(messages):
+            raise errors[0]
+        raise BatchPublishError(all_ids, errors)
 
     def _publish_options(
         self, channel: str, params: Mapping[str, Any]
