@@ -85,6 +85,23 @@ def subjects() -> list[Subject]:
 SERVER_BATCH = "ours, server.publish_batch"
 
 
+def ref_subject(revision: str) -> Subject:
+    """Ours at `revision`: `git archive` of its repid/ into .bench/ref-<sha>, our venv."""
+    sha = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", revision],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    target = ROOT / ".bench" / f"ref-{sha}"
+    if not (target / "repid").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", sha, "repid"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return Subject(f"ours@{sha}", ROOT / ".venv/bin/python", "repid_adapter.py",
+                   ("redis", "amqp"), str(target))  # fmt: skip
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--broker", choices=("redis", "amqp"), required=True)
@@ -103,6 +120,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plot", action="store_true", help="save PNG plots (matplotlib)")
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument("--tag", default="", help="suffix of the result files' names")
+    parser.add_argument(
+        "--ref",
+        action="append",
+        default=[],
+        help="also run ours as of this git revision (e.g. a commit before a change), from a "
+        "snapshot in .bench/ref-<sha>; may be repeated",
+    )
     args = parser.parse_args(argv)
     args.workload_set = {w.strip() for w in args.workloads.split(",") if w.strip()}
     unknown = args.workload_set - {"send", "consume", "batch", "latency", "max-rate"}
@@ -372,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.subjects:
         names = {s.strip() for s in args.subjects.split(",")}
         chosen = [s for s in chosen if s.name in names]
+    chosen[1:1] = [ref_subject(revision) for revision in args.ref]
     chosen = [s for s in chosen if args.broker in s.brokers]
     missing = [s.name for s in chosen if not s.python.exists()]
     if missing:

@@ -37,7 +37,9 @@ def _app(args: Any) -> Any:
 def _version() -> str:
     path = os.path.dirname(os.path.abspath(repid.__file__ or ""))
     version = importlib.metadata.version("repid")
-    return f"repid=={version}" if "site-packages" in path.split(os.sep) else f"ours ({version})"
+    if "site-packages" in path.split(os.sep):
+        return f"repid=={version}"
+    return f"ours ({repid.__version__}, {os.path.basename(os.path.dirname(path))})"
 
 
 async def _send(args: Any) -> dict[str, Any]:
