@@ -391,6 +391,8 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # A SIGTERM still stops the private broker and the worker in flight (ExitStack, finally).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     harness.load_brokers_env()
     chosen = subjects()
     if args.subjects:
