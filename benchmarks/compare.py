@@ -361,6 +361,8 @@ def run_latency(subject: Subject, broker: Broker, rate: float, seconds: float, t
         "rate": rate,
         "seconds": seconds,
         "achieved_rate": sent["achieved_rate"],
+        "send_p50_ms": sent.get("send_p50_ms"),
+        "send_p99_ms": sent.get("send_p99_ms"),
         "count": len(latencies),
         **percentiles(latencies),
         "histogram_ms": histogram(latencies),

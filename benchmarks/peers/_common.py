@@ -136,13 +136,19 @@ async def send_at_rate(
             errors.append(task.exception())  # type: ignore[arg-type]
 
     loop = asyncio.get_running_loop()
+    durations: list[float] = []
+
+    async def timed(body: dict[str, Any]) -> None:
+        await send(body)
+        durations.append(time.monotonic() - body["t"])
+
     started = time.monotonic()
     i = 0
     while i < total:
         now = time.monotonic()
         due = min(total, int((now - started) * rate) + 1)
         while i < due:
-            task = loop.create_task(send(payload(i)))
+            task = loop.create_task(timed(payload(i)))
             tasks.add(task)
             task.add_done_callback(finished)
             i += 1
@@ -154,7 +160,16 @@ async def send_at_rate(
         await asyncio.gather(*tasks, return_exceptions=True)
     if errors:
         raise RuntimeError(f"{len(errors)} sends failed, first: {errors[0]!r}")
-    return {"sent": total, "seconds": sent_s, "achieved_rate": total / sent_s, "warmup": warm}
+    durations.sort()
+    return {
+        "sent": total,
+        "seconds": sent_s,
+        "achieved_rate": total / sent_s,
+        "warmup": warm,
+        # How long the send call itself took (to the broker's acceptance), for diagnosis.
+        "send_p50_ms": durations[len(durations) // 2] * 1000 if durations else None,
+        "send_p99_ms": durations[int(len(durations) * 0.99)] * 1000 if durations else None,
+    }
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
