@@ -34,7 +34,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -42,7 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,8 +88,10 @@ def ref_subject(revision: str) -> Subject:
     """Ours at `revision`: `git archive` of its repid/ into .bench/ref-<sha>, our venv."""
     sha = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", revision],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     target = ROOT / ".bench" / f"ref-{sha}"
     if not (target / "repid").is_dir():
         target.mkdir(parents=True, exist_ok=True)
@@ -98,8 +99,9 @@ def ref_subject(revision: str) -> Subject:
             ["git", "-C", str(ROOT), "archive", sha, "repid"], capture_output=True, check=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return Subject(f"ours@{sha}", ROOT / ".venv/bin/python", "repid_adapter.py",
-                   ("redis", "amqp"), str(target))  # fmt: skip
+    return Subject(
+        f"ours@{sha}", ROOT / ".venv/bin/python", "repid_adapter.py", ("redis", "amqp"), str(target)
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -199,12 +201,15 @@ def _command(subject: Subject, broker: Broker, command: str, queue: str, *extra:
         str(subject.python),
         str(PEERS / subject.adapter),
         command,
-        "--broker", broker.kind,
-        "--url", broker.url,
-        "--queue", queue,
+        "--broker",
+        broker.kind,
+        "--url",
+        broker.url,
+        "--queue",
+        queue,
         *subject.extra,
         *extra,
-    ]  # fmt: skip
+    ]
 
 
 def _env(subject: Subject) -> dict[str, str]:
@@ -234,8 +239,9 @@ def _step(cmd: list[str], subject: Subject, timeout: float) -> dict[str, Any]:
 class Worker:
     """The subject's worker in its own process (own session, so its children stop with it)."""
 
-    def __init__(self, subject: Subject, broker: Broker, queue: str, n: int, tmp: Path,
-                 latency: bool) -> None:  # fmt: skip
+    def __init__(
+        self, subject: Subject, broker: Broker, queue: str, n: int, tmp: Path, latency: bool
+    ) -> None:
         self.out = tmp / f"{uuid.uuid4().hex}.json"
         self.ready = tmp / f"{uuid.uuid4().hex}.ready"
         self.log = tmp / f"{uuid.uuid4().hex}.log"
@@ -258,8 +264,9 @@ class Worker:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited ({self.proc.returncode}): {self.tail()}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not see every message in {timeout:.0f}s: "
-                                   f"{self.tail()}")  # fmt: skip
+                raise RuntimeError(
+                    f"worker did not see every message in {timeout:.0f}s: {self.tail()}"
+                )
             time.sleep(0.05)
         return dict(json.loads(self.out.read_text()))
 
@@ -273,24 +280,32 @@ class Worker:
                 os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(timeout=15)
             except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
+                with suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.proc.wait()
         self._log.close()
 
 
-def run_send_consume(subject: Subject, broker: Broker, args: argparse.Namespace, tmp: Path,
-                     consume: bool) -> dict[str, Any]:  # fmt: skip
+def run_send_consume(
+    subject: Subject, broker: Broker, args: argparse.Namespace, tmp: Path, consume: bool
+) -> dict[str, Any]:
     queue = f"bench-{uuid.uuid4().hex[:10]}"
     broker.prepare(subject, queue)
     try:
         sent = _step(
-            _command(subject, broker, "send", queue, "--n", str(args.n),
-                     "--concurrency", str(args.concurrency)),
-            subject, args.timeout,
-        )  # fmt: skip
+            _command(
+                subject,
+                broker,
+                "send",
+                queue,
+                "--n",
+                str(args.n),
+                "--concurrency",
+                str(args.concurrency),
+            ),
+            subject,
+            args.timeout,
+        )
         result = {
             "send_per_s": args.n / sent["seconds"],
             "send_mode": sent.get("mode"),
@@ -309,8 +324,9 @@ def run_send_consume(subject: Subject, broker: Broker, args: argparse.Namespace,
         broker.empty()
 
 
-def run_batch(subject: Subject, broker: Broker, args: argparse.Namespace,
-              server_batch: bool = False) -> dict[str, Any]:  # fmt: skip
+def run_batch(
+    subject: Subject, broker: Broker, args: argparse.Namespace, server_batch: bool = False
+) -> dict[str, Any]:
     queue = f"bench-{uuid.uuid4().hex[:10]}"
     broker.prepare(subject, queue)
     extra = ["--n", str(args.n), "--batch-size", "1000"]
@@ -340,18 +356,30 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
-def run_latency(subject: Subject, broker: Broker, rate: float, seconds: float, tmp: Path,
-                timeout: float) -> dict[str, Any]:  # fmt: skip
+def run_latency(
+    subject: Subject, broker: Broker, rate: float, seconds: float, tmp: Path, timeout: float
+) -> dict[str, Any]:
     queue = f"bench-{uuid.uuid4().hex[:10]}"
     broker.prepare(subject, queue)
     total = int(rate * seconds)
     worker = Worker(subject, broker, queue, total, tmp, latency=True)
     try:
         sent = _step(
-            _command(subject, broker, "rate", queue, "--rate", str(rate),
-                     "--seconds", str(seconds), "--ready", str(worker.ready)),
-            subject, timeout + seconds,
-        )  # fmt: skip
+            _command(
+                subject,
+                broker,
+                "rate",
+                queue,
+                "--rate",
+                str(rate),
+                "--seconds",
+                str(seconds),
+                "--ready",
+                str(worker.ready),
+            ),
+            subject,
+            timeout + seconds,
+        )
         done = worker.wait_result(timeout)
     finally:
         worker.stop()
@@ -371,7 +399,7 @@ def run_latency(subject: Subject, broker: Broker, rate: float, seconds: float, t
 
 def histogram(values: list[float]) -> list[tuple[float, int]]:
     """Counts per logarithmic bin (upper edges in ms), small enough to keep in the JSON."""
-    edges = [0.1 * (1.25**k) for k in range(0, 60)]
+    edges = [0.1 * (1.25**k) for k in range(60)]
     counts = [0] * len(edges)
     for value in values:
         for k, edge in enumerate(edges):
@@ -404,8 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [s for s in chosen if args.broker in s.brokers]
     missing = [s.name for s in chosen if not s.python.exists()]
     if missing:
-        sys.exit(f"missing venvs for {missing}: bash benchmarks/baseline.sh; "
-                 "bash benchmarks/peers/install.sh")  # fmt: skip
+        sys.exit(
+            f"missing venvs for {missing}: bash benchmarks/baseline.sh; "
+            "bash benchmarks/peers/install.sh"
+        )
     started = dt.datetime.now(dt.timezone.utc)
     document: dict[str, Any] = {
         "broker": args.broker,
@@ -437,8 +467,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{label}] {what}: FAILED {exc}", file=sys.stderr)
                 runs[label].setdefault("errors", []).append(f"{what}: {exc}")
                 return None
-            shown = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in result.items()
-                     if k not in ("histogram_ms", "versions")}  # fmt: skip
+            shown = {
+                k: (round(v, 2) if isinstance(v, float) else v)
+                for k, v in result.items()
+                if k not in ("histogram_ms", "versions")
+            }
             print(f"[{label}] {what} ({time.perf_counter() - t0:.1f}s): {shown}", file=sys.stderr)
             return result
 
@@ -449,26 +482,38 @@ def main(argv: list[str] | None = None) -> int:
                 for subject in order:
                     row: dict[str, Any] = {}
                     if consume or "send" in args.workload_set:
-                        got = attempt(subject.name, f"rep {rep + 1} send/consume",
-                                      lambda s=subject: run_send_consume(s, broker, args, tmp,
-                                                                         consume))  # fmt: skip
+                        got = attempt(
+                            subject.name,
+                            f"rep {rep + 1} send/consume",
+                            lambda s=subject: run_send_consume(s, broker, args, tmp, consume),
+                        )
                         row.update(got or {"error": True})
                     if "batch" in args.workload_set:
-                        got = attempt(subject.name, f"rep {rep + 1} batch",
-                                      lambda s=subject: run_batch(s, broker, args))  # fmt: skip
+                        got = attempt(
+                            subject.name,
+                            f"rep {rep + 1} batch",
+                            lambda s=subject: run_batch(s, broker, args),
+                        )
                         if got:
                             row.update(got)
                         if subject.name == "ours":
-                            ref = attempt(SERVER_BATCH, f"rep {rep + 1} batch",
-                                          lambda s=subject: run_batch(s, broker, args, True))  # fmt: skip
+                            ref = attempt(
+                                SERVER_BATCH,
+                                f"rep {rep + 1} batch",
+                                lambda s=subject: run_batch(s, broker, args, True),
+                            )
                             runs[SERVER_BATCH]["runs"].append(ref or {"error": True})
                     runs[subject.name]["runs"].append(row)
         if "latency" in args.workload_set:
             for rate in [float(r) for r in args.rates.split(",")]:
                 for subject in chosen:
-                    got = attempt(subject.name, f"latency {rate:.0f}/s",
-                                  lambda s=subject, r=rate: run_latency(
-                                      s, broker, r, args.seconds, tmp, args.timeout))  # fmt: skip
+                    got = attempt(
+                        subject.name,
+                        f"latency {rate:.0f}/s",
+                        lambda s=subject, r=rate: run_latency(
+                            s, broker, r, args.seconds, tmp, args.timeout
+                        ),
+                    )
                     if got:
                         runs[subject.name]["latency"].append(got)
         if "max-rate" in args.workload_set:
@@ -477,9 +522,13 @@ def main(argv: list[str] | None = None) -> int:
                 search: list[dict[str, Any]] = []
                 best = None
                 for rate in [float(r) for r in args.search_rates.split(",")]:
-                    got = attempt("ours", f"max-rate {rate:.0f}/s",
-                                  lambda r=rate: run_latency(ours, broker, r, args.search_seconds,
-                                                             tmp, args.timeout))  # fmt: skip
+                    got = attempt(
+                        "ours",
+                        f"max-rate {rate:.0f}/s",
+                        lambda r=rate: run_latency(
+                            ours, broker, r, args.search_seconds, tmp, args.timeout
+                        ),
+                    )
                     if got is None:
                         break
                     search.append(got)
@@ -496,8 +545,12 @@ def main(argv: list[str] | None = None) -> int:
         ok = [r for r in data["runs"] if "error" not in r]
         modes = {k: ok[0].get(k) for k in ("send_mode", "batch_mode")} if ok else {}
         versions = next((r["versions"] for r in ok if r.get("versions")), None)
-        document["subjects"][label] = {**data, "summary": summary, "modes": modes,
-                                       "versions": versions}  # fmt: skip
+        document["subjects"][label] = {
+            **data,
+            "summary": summary,
+            "modes": modes,
+            "versions": versions,
+        }
     lines = markdown(document)
     print("\n".join(lines))
     if not args.no_save:
@@ -567,8 +620,11 @@ def markdown(document: dict[str, Any]) -> list[str]:
             for r in ours["max_rate_search"]
         )
         best = ours["max_rate_p99_5ms"]
-        lines += ["", f"ours, highest steady rate with p99 <= 5 ms: "
-                      f"{'none of those tried' if best is None else f'{best:,.0f}/s'} ({tried})"]  # fmt: skip
+        lines += [
+            "",
+            f"ours, highest steady rate with p99 <= 5 ms: "
+            f"{'none of those tried' if best is None else f'{best:,.0f}/s'} ({tried})",
+        ]
     return lines
 
 

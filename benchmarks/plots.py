@@ -51,8 +51,13 @@ def throughput(
         )
         for bar, value in zip(bars, series[subject], strict=True):
             text = "n/a" if value is None else f"{value:,.0f}"
-            ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {text}",
-                    va="center", fontsize=7)  # fmt: skip
+            ax.text(
+                bar.get_width(),
+                bar.get_y() + bar.get_height() / 2,
+                f" {text}",
+                va="center",
+                fontsize=7,
+            )
     ax.set_yticks(range(len(groups)))
     ax.set_yticklabels(groups)
     ax.invert_yaxis()
@@ -83,9 +88,14 @@ def latency(title: str, rows: list[dict[str, Any]], path: Path) -> Path:
                 xs.append(edge)
                 ys.append(100.0 * seen / total)
             color = colors[labels.index(row["subject"]) % len(colors)]
-            ax.step(xs, ys, where="post", color=color,
-                    linewidth=2.2 if row["subject"] == "ours" else 1.2,
-                    label=f"{row['subject']} (p99 {row['p99_ms']:.1f} ms)")  # fmt: skip
+            ax.step(
+                xs,
+                ys,
+                where="post",
+                color=color,
+                linewidth=2.2 if row["subject"] == "ours" else 1.2,
+                label=f"{row['subject']} (p99 {row['p99_ms']:.1f} ms)",
+            )
         ax.axvline(5.0, color="grey", linestyle=":", linewidth=1)
         ax.set_xscale("log")
         ax.set_xlabel("send_message to actor start, ms (log)")
@@ -121,17 +131,27 @@ def compare_plots(document: dict[str, Any], stem: Path) -> list[Path]:
             for label, data in subjects.items()
             if any(data["summary"].get(key) is not None for key, _ in present)
         }
-        title = (f"{broker}: throughput, N={document['n']}, medians of {document['reps']} "
-                 f"({document['started_utc'][:10]}, {document['broker_setup']})")  # fmt: skip
-        written.append(throughput(title, [label for _, label in present], series,
-                                  stem.with_name(stem.name + "-throughput.png")))  # fmt: skip
+        title = (
+            f"{broker}: throughput, N={document['n']}, medians of {document['reps']} "
+            f"({document['started_utc'][:10]}, {document['broker_setup']})"
+        )
+        written.append(
+            throughput(
+                title,
+                [label for _, label in present],
+                series,
+                stem.with_name(stem.name + "-throughput.png"),
+            )
+        )
     rows = [
         {"subject": label, **run}
         for label, data in subjects.items()
         for run in data.get("latency", [])
     ]
     if rows:
-        title = (f"{broker}: latency at a steady rate, worker in its own process "
-                 f"({document['started_utc'][:10]})")  # fmt: skip
+        title = (
+            f"{broker}: latency at a steady rate, worker in its own process "
+            f"({document['started_utc'][:10]})"
+        )
         written.append(latency(title, rows, stem.with_name(stem.name + "-latency.png")))
     return written

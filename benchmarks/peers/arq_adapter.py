@@ -12,10 +12,10 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _common  # noqa: E402
-from arq import create_pool  # noqa: E402
-from arq.connections import RedisSettings  # noqa: E402
-from arq.worker import Worker, func  # noqa: E402
+import _common
+from arq import create_pool
+from arq.connections import RedisSettings
+from arq.worker import Worker, func
 
 args = _common.parse()
 settings = RedisSettings.from_dsn(args.url)
@@ -42,8 +42,10 @@ async def amain() -> dict[str, Any] | None:
 
 
 def main() -> int:
-    versions = {"subject": f"arq=={_common.version_of('arq')['arq']}",
-                "python": _common.python_tag()}  # fmt: skip
+    versions = {
+        "subject": f"arq=={_common.version_of('arq')['arq']}",
+        "python": _common.python_tag(),
+    }
     if args.command == "batch":
         _common.emit({"not_supported": True, **versions})
         return _common.NOT_SUPPORTED

@@ -13,8 +13,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _common  # noqa: E402
-from celery import Celery  # noqa: E402
+import _common
+from celery import Celery
 
 args = _common.parse()
 recorder = _common.Recorder(args.n, args.out or "", args.latency, args.ready)
@@ -32,8 +32,10 @@ async def send(payload: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    versions = {"subject": f"celery=={_common.version_of('celery')['celery']}",
-                "python": _common.python_tag()}  # fmt: skip
+    versions = {
+        "subject": f"celery=={_common.version_of('celery')['celery']}",
+        "python": _common.python_tag(),
+    }
     if args.command == "batch":
         _common.emit({"not_supported": True, **versions})
         return _common.NOT_SUPPORTED

@@ -14,8 +14,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _common  # noqa: E402
-import dramatiq  # noqa: E402
+import _common
+import dramatiq
 
 args = _common.parse()
 recorder = _common.Recorder(args.n, args.out or "", args.latency, args.ready)
@@ -43,8 +43,10 @@ async def send(payload: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    versions = {"subject": f"dramatiq=={_common.version_of('dramatiq')['dramatiq']}",
-                "python": _common.python_tag()}  # fmt: skip
+    versions = {
+        "subject": f"dramatiq=={_common.version_of('dramatiq')['dramatiq']}",
+        "python": _common.python_tag(),
+    }
     if args.command == "batch":
         _common.emit({"not_supported": True, **versions})
         return _common.NOT_SUPPORTED

@@ -18,10 +18,9 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _common  # noqa: E402
+import _common
 
-import repid  # noqa: E402
-
+import repid
 
 # The default routing strategy routes on the `topic` header (the actor's name).
 HEADERS = {"topic": "noop"}
@@ -84,9 +83,13 @@ async def _batch(args: Any, server_batch: bool) -> dict[str, Any] | None:
                 )
             else:
                 results = await batch_api(
-                    [repid.OutgoingMessage(channel=queue, payload=_common.payload(i), headers=HEADERS)
-                     for i in range(start, stop)]
-                )  # fmt: skip
+                    [
+                        repid.OutgoingMessage(
+                            channel=queue, payload=_common.payload(i), headers=HEADERS
+                        )
+                        for i in range(start, stop)
+                    ]
+                )
                 results.raise_on_error()
         seconds = asyncio.get_running_loop().time() - started
     return {

@@ -12,8 +12,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _common  # noqa: E402
-from saq import Queue, Worker  # noqa: E402
+import _common
+from saq import Queue, Worker
 
 args = _common.parse()
 recorder = _common.Recorder(args.n, args.out or "", args.latency, args.ready)
@@ -44,8 +44,10 @@ async def amain() -> dict[str, Any] | None:
 
 
 def main() -> int:
-    versions = {"subject": f"saq=={_common.version_of('saq')['saq']}",
-                "python": _common.python_tag()}  # fmt: skip
+    versions = {
+        "subject": f"saq=={_common.version_of('saq')['saq']}",
+        "python": _common.python_tag(),
+    }
     if args.command == "batch":
         _common.emit({"not_supported": True, **versions})
         return _common.NOT_SUPPORTED

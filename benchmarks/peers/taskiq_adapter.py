@@ -15,7 +15,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _common  # noqa: E402
+import _common
 
 args = _common.parse()
 if args.broker == "redis":
@@ -62,8 +62,10 @@ async def amain() -> dict[str, Any] | None:
 def main() -> int:
     plugin = "taskiq-redis" if args.broker == "redis" else "taskiq-aio-pika"
     found = _common.version_of("taskiq", plugin)
-    versions = {"subject": ", ".join(f"{k}=={v}" for k, v in found.items()),
-                "python": _common.python_tag()}  # fmt: skip
+    versions = {
+        "subject": ", ".join(f"{k}=={v}" for k, v in found.items()),
+        "python": _common.python_tag(),
+    }
     if args.command == "batch":
         _common.emit({"not_supported": True, **versions})
         return _common.NOT_SUPPORTED
