@@ -92,14 +92,18 @@ class Params:
 
     kill9_count: int = 10_000
     kill9_rate: float = 500.0
+    kill9_ms: float | None = None  # the actor's duration (None: actor_ms)
+    kill9_trigger: str = "finished"  # kill after a third finished, or "started" (see kill9)
     rolling_count: int = 9_000
     rolling_rate: float = 300.0
     restart_seconds: float = 40.0
     restart_rate: float = 200.0
     restart_down: float = 3.0
+    restart_mode: str = "node"  # RabbitMQ: "app" restarts the application, not the node
     partition_seconds: float = 30.0
     partition_rate: float = 200.0
     partition_mode: str = "blackhole"
+    partition_tail: float = 30.0  # seconds the producer goes on after the heal
     longtask_seconds: float = 180.0
     longtask_kill_after: float = 20.0
     badinput_good: int = 2_000
@@ -236,6 +240,7 @@ class Agent:
 
     def __init__(self, run: Run, role: str, name: str, extra: list[str], url: str | None) -> None:
         self.run = run
+        self.role = role
         self.name = name
         self.record = run.dir / f"{name}.rec"
         self.log = run.dir / f"{name}.log"
@@ -448,11 +453,19 @@ class Run:
     def producer(
         self, name: str, count: int, rate: float, *, start: int = 0, ms: float | None = None
     ) -> Agent:
+        """A producer publishing `count` messages at `rate`/s; `stop_producer` ends it early."""
+        stop_file = self.dir / f"{name}.stop"
         extra = ["--count", str(count), "--rate", str(rate), "--start", str(start),
-                 "--ms", str(self.params.actor_ms if ms is None else ms)]  # fmt: skip
+                 "--ms", str(self.params.actor_ms if ms is None else ms),
+                 "--stop-file", str(stop_file)]  # fmt: skip
         agent = Agent(self, "producer", name, extra, self.broker.url)
         self.agents.append(agent)
         return agent
+
+    def stop_producer(self, producer: Agent, timeout: float = 180.0) -> None:
+        """Ask `producer` to publish no more and wait until the ones under way are done."""
+        (self.dir / f"{producer.name}.stop").touch()
+        producer.wait_line("done", timeout)
 
     def memory(self, name: str, extra: list[str]) -> Agent:
         agent = Agent(self, "memory", name, extra, None)
@@ -467,9 +480,15 @@ class Run:
             if not agent.wait_line("ready", timeout):
                 raise RuntimeError(f"{agent.name} did not start; see {agent.log}")
 
-    def drain(self, timeout: float | None = None) -> Records:
-        """Wait until every published message was processed (or `timeout`); return records."""
-        wait_until(lambda: self.records().all_finished(), timeout or self.params.drain_timeout, 1.0)
+    def drain(self, seqs: list[int] | None = None, timeout: float | None = None) -> Records:
+        """Wait until every published message (or every one of `seqs`) was processed, or
+        `timeout`; return the records."""
+
+        def done() -> bool:
+            records = self.records()
+            return records.all_finished() if seqs is None else not records.lost(seqs)
+
+        wait_until(done, timeout or self.params.drain_timeout, 1.0)
         return self.records()
 
     def finish(self, records: Records, **figures: Any) -> dict[str, Any]:
@@ -486,7 +505,10 @@ class Run:
             processed=records.finished_count(),
             lost=len(lost),
             duplicated=len(records.duplicated()),
-            peak_rss_mb=round(max((a.peak_rss_kb for a in self.agents), default=0) / 1024, 1),
+            peak_rss_mb=round(
+                max((a.peak_rss_kb for a in self.agents if a.role != "producer"), default=0) / 1024,
+                1,
+            ),
         )
         if lost:
             self.result["lost_sample"] = lost[:20]
@@ -520,12 +542,21 @@ def scenario_kill9(run: Run) -> dict[str, Any]:
     p = run.params
     a, b = run.worker("w1"), run.worker("w2")
     run.wait_ready(a, b)
-    producer = run.producer("producer", p.kill9_count, p.kill9_rate)
+    producer = run.producer("producer", p.kill9_count, p.kill9_rate, ms=p.kill9_ms)
     run.wait_ready(producer)
-    wait_until(lambda: run.records().finished_count() >= p.kill9_count // 3, 120, 0.1)
+    if p.kill9_trigger == "started":
+        # Kill once everything is published and the victim holds part of it unfinished.
+        producer.wait_line("done", 120)
+        wait_until(
+            lambda: sum(1 for v in run.records().starts.values() if v[0][1] == a.name) >= 10,
+            120,
+            0.05,
+        )
+    else:
+        wait_until(lambda: run.records().finished_count() >= p.kill9_count // 3, 120, 0.1)
     killed_at = time.monotonic()
     a.kill()
-    producer.wait_line("done", p.kill9_count / p.kill9_rate + 120)
+    producer.wait_line("done", p.kill9_count / max(p.kill9_rate, 1) + 120)
     records = run.drain()
     waits = []
     for seq, published in records.published.items():
@@ -533,8 +564,24 @@ def scenario_kill9(run: Run) -> dict[str, Any]:
         if done is not None and done >= killed_at:
             waits.append(done - max(published, killed_at))
     recover = max(waits, default=0.0)
+    # The messages the killed worker had started and not finished: back once the broker
+    # redelivers them (the rest of `waits` also counts what the broker routed to the dead
+    # worker after the kill, which only the emulator does).
+    held = [
+        done - killed_at
+        for seq, starts in records.starts.items()
+        if any(name == a.name for _, name in starts)
+        and not any(name == a.name for _, name in records.finishes.get(seq, []))
+        and (done := records.first_finish(seq)) is not None
+    ]
     target = KILL9_TARGET[run.broker.name]
-    result = run.finish(records, recover_s=round(recover, 2), target_s=target)
+    result = run.finish(
+        records,
+        recover_s=round(recover, 2),
+        held_back_s=round(max(held, default=0.0), 2),
+        held=len(held),
+        target_s=target,
+    )
     result["ok"] = result["lost"] == 0 and recover <= target
     return result
 
@@ -547,9 +594,12 @@ def scenario_rolling(run: Run) -> dict[str, Any]:
     p = run.params
     workers = [run.worker(f"w{i}") for i in (1, 2, 3)]
     run.wait_ready(*workers)
-    producer = run.producer("producer", p.rolling_count, p.rolling_rate)
+    # Messages keep coming until every worker was restarted, and `rolling_count / rate`
+    # seconds at least.
+    producer = run.producer("producer", 100 * p.rolling_count, p.rolling_rate)
     run.wait_ready(producer)
     duration = p.rolling_count / p.rolling_rate
+    started = time.monotonic()
     time.sleep(min(5.0, duration / 6))
     hung = 0
     for i in (1, 2, 3):
@@ -561,7 +611,8 @@ def scenario_rolling(run: Run) -> dict[str, Any]:
         run.wait_ready(restarted)
         since = time.monotonic()
         wait_until(lambda n=restarted.name, t=since: bool(run.records().worker_back(n, t)), 30, 0.2)
-    producer.wait_line("done", duration + 120)
+    time.sleep(max(3.0, started + duration - time.monotonic()))
+    run.stop_producer(producer)
     records = run.drain()
     result = run.finish(records, hung_on_sigterm=hung)
     recover = result.get("max_wait_s", 0.0)
@@ -577,29 +628,31 @@ def scenario_restart(run: Run) -> dict[str, Any]:
     consumers must resume on their own.
 
     recover_s: the longest any worker took, after the broker answered again, to process a
-    message published after that. The emulator keeps no data: there, topics are recreated
-    after the restart and only messages published afterwards are counted.
+    message published after that (the producer goes on for six seconds at least once the
+    broker is back). The emulator keeps no data: there, topics are recreated after the
+    restart and only messages published afterwards are counted.
     """
     p = run.params
     a, b = run.worker("w1"), run.worker("w2")
     run.wait_ready(a, b)
-    count = int(p.restart_seconds * p.restart_rate)
-    producer = run.producer("producer", count, p.restart_rate)
+    producer = run.producer("producer", int(600 * p.restart_rate), p.restart_rate)
     run.wait_ready(producer)
     time.sleep(p.restart_seconds / 4)
     restart_at = time.monotonic()
-    back_at = run.broker.controller.restart(down_for=p.restart_down)
+    back_at = run.broker.controller.restart(down_for=p.restart_down, mode=p.restart_mode)
     if run.broker.name == "pubsub":
         run.broker.prepare(run.channel)
         back_at = time.monotonic()
-    producer.wait_line("done", p.restart_seconds + 180)
-    records = run.drain()
+    # However long the broker was down, messages keep coming for a while after it is back.
+    time.sleep(max(6.0, p.restart_seconds * 3 / 4 - (back_at - restart_at)))
+    run.stop_producer(producer)
+    counted = None
+    if run.broker.name == "pubsub":  # the emulator lost what it held: count what came after
+        counted = [s for s, t in run.records().published.items() if t > back_at]
+    records = run.drain(counted)
     backs = {w.name: records.worker_back(w.name, back_at) for w in (a, b)}
     stuck = [name for name, back in backs.items() if back is None]
     recover = max((v for v in backs.values() if v is not None), default=None)
-    counted = [
-        s for s, t in records.published.items() if run.broker.name != "pubsub" or t > back_at
-    ]
     lost = records.lost(counted)
     error_kinds = Counter(text.split(":", 1)[0] for _, _, text in records.errors)
     result = run.finish(
@@ -629,10 +682,10 @@ def scenario_partition(run: Run) -> dict[str, Any]:
     p = run.params
     a, b = run.worker("w1", via_proxy=True), run.worker("w2", via_proxy=True)
     run.wait_ready(a, b)
-    count = int((p.partition_seconds + 30) * p.partition_rate)
-    producer = run.producer("producer", count, p.partition_rate)
+    producer = run.producer("producer", int(600 * p.partition_rate), p.partition_rate)
     run.wait_ready(producer)
-    wait_until(lambda: run.records().finished_count() >= 200, 60, 0.2)
+    warm = max(20, int(2 * p.partition_rate))  # two seconds' worth
+    wait_until(lambda: run.records().finished_count() >= warm, 60, 0.2)
     cut_at = time.monotonic()
     for proxy in run.proxies:
         proxy.partition(p.partition_mode)  # type: ignore[arg-type]
@@ -645,7 +698,8 @@ def scenario_partition(run: Run) -> dict[str, Any]:
         60,
         0.5,
     )
-    producer.wait_line("done", p.partition_seconds + 200)
+    time.sleep(max(0.0, healed_at + p.partition_tail - time.monotonic()))
+    run.stop_producer(producer)
     records = run.drain()
     backs = {w.name: records.worker_back(w.name, healed_at) for w in (a, b)}
     stuck = [name for name, back in backs.items() if back is None]
@@ -728,7 +782,12 @@ def scenario_longtask(run: Run) -> dict[str, Any]:
         result["lost"] = 2 - result["processed"]
         result["duplicated"] = (runs_a - 1) + max(0, runs_b - 2)
         result["peak_rss_mb"] = round(
-            max((x.peak_rss_kb for x in run.agents + other.agents), default=0) / 1024, 1
+            max(
+                (x.peak_rss_kb for x in run.agents + other.agents if x.role != "producer"),
+                default=0,
+            )
+            / 1024,
+            1,
         )
         result["ok"] = runs_a == 1 and runs_b == 2 and result["lost"] == 0
         return result
@@ -799,14 +858,18 @@ def scenario_badinput(run: Run) -> dict[str, Any]:
             wait_until(lambda t=target: t.records().all_finished(), 300, 0.2)
             rates[label] = p.badinput_good / (time.monotonic() - started)
             if label == "dirty":
-                time.sleep(15)  # let the poison ones run out their redeliveries
+                # Dead-lettered: every kind expected to be, less the ones the broker refused.
+                expected_dead = (
+                    sum(1 for k in kinds if k.expect == "dead" and k.kind not in refused)
+                    * p.badinput_each
+                )
+                # The unroutable ones go round a few times before they are dead-lettered.
+                outcome = _await_bad_outcome(run, expected_dead, 90.0)
                 alive = worker.alive
-                outcome = _bad_outcome(run)
                 worker.terminate(60)
         records = run.records()
         logs = _log_summary([a.log for a in run.agents if a.name.startswith("w")])
         bad = len(kinds) * p.badinput_each
-        expected_dead = sum(1 for k in kinds if k.expect == "dead") * p.badinput_each
         # Valid after all (seq < -1): processed once each; seq -1 is the JSON the unroutable
         # and malformed kinds carry, which no actor may ever run.
         processed_bad = len([s for s in records.finishes if s < -1])
@@ -852,6 +915,28 @@ def _inject(run: Run, kinds: list[bad_input.BadMessage]) -> dict[str, str]:
     return bad_input.inject_pubsub(broker, run.channel, kinds)
 
 
+def _await_bad_outcome(run: Run, expected_dead: int, timeout: float) -> dict[str, Any]:
+    """Poll where the bad messages went until the expected number is dead-lettered and the
+    queue is empty (or `timeout`), then once more a moment later (a late extra would show)."""
+    total: dict[str, Any] = {"dead_lettered": 0}
+    deadline = time.monotonic() + timeout
+    settled_at: float | None = None
+    while time.monotonic() < deadline:
+        outcome = _bad_outcome(run)
+        if run.broker.name == "pubsub":  # pulled and acked: the counts add up
+            outcome["dead_lettered"] += total["dead_lettered"]
+        total = outcome
+        done = total["dead_lettered"] >= expected_dead and not total.get("left_in_queue")
+        if done and settled_at is None:
+            settled_at = time.monotonic()
+        elif not done:
+            settled_at = None
+        if settled_at is not None and time.monotonic() - settled_at >= 3.0:
+            break
+        time.sleep(1.0)
+    return total
+
+
 def _bad_outcome(run: Run) -> dict[str, Any]:
     """Where the bad messages went: the dead-letter store, and what is still queued."""
     broker = run.broker.controller
@@ -862,8 +947,6 @@ def _bad_outcome(run: Run) -> dict[str, Any]:
         main = sum(broker.xlen(k) for k in keys if not is_dead_letter_key(k))
         return {"dead_lettered": dead, "left_in_queue": main}
     if name == "amqp":
-        wait_until(lambda: broker.queue(run.channel).get("messages") is not None, 10)
-        time.sleep(3)  # management counters lag a little
         return {
             "dead_lettered": int(broker.queue(f"{run.channel}.dead").get("messages") or 0),
             "left_in_queue": int(broker.queue(run.channel).get("messages") or 0),
@@ -890,6 +973,7 @@ def scenario_soak(run: Run) -> dict[str, Any]:
     """
     p = run.params
     stream_lengths: list[int] = []
+    memory: list[int] = []
     if run.broker.name == "memory":
         agent = run.memory(
             "memory", ["--mode", "soak", "--count", str(p.soak_memory), "--ms", "0",
@@ -915,6 +999,7 @@ def scenario_soak(run: Run) -> dict[str, Any]:
                 key = keys[0] if keys else None
             if key is not None:
                 stream_lengths.append(controller.xlen(key))
+                memory.append(controller.used_memory())
             time.sleep(1.0)
         records = run.drain()
         time.sleep(2)
@@ -932,6 +1017,11 @@ def scenario_soak(run: Run) -> dict[str, Any]:
     if stream_lengths:
         result["stream_len_max"] = max(stream_lengths)
         result["stream_len_last"] = stream_lengths[-1]
+    if len(memory) >= 10:  # Redis' own memory: the fifth sample against the last tenth
+        result["redis_mem_warm_mb"] = round(memory[len(memory) // 5] / 2**20, 1)
+        result["redis_mem_end_mb"] = round(
+            statistics.median(memory[-len(memory) // 10 :]) / 2**20, 1
+        )
     result["ok"] = (
         result["lost"] == 0
         and flat.get("rss_growth_pct", 100) <= 10
@@ -941,24 +1031,28 @@ def scenario_soak(run: Run) -> dict[str, Any]:
 
 
 def _flatness(samples: list[tuple[float, int, int, int]], total: int) -> dict[str, Any]:
-    """Compare RSS and task count just after warm-up (20-30% of the messages) with the end
-    (the last 10% before the run finished); medians of the samples in each window."""
+    """Compare RSS (median) and the framework's task count (highest; all tasks but the
+    running actors) just after warm-up (20-30% of the messages done) with late in the run
+    (80-90%). The last 10% (the worker draining the backlog) is left out."""
     if len(samples) < 6:
         return {"samples": len(samples)}
     warm = [s for s in samples if 0.2 * total <= s[3] <= 0.3 * total] or samples[1:3]
-    end = [s for s in samples if 0.9 * total <= s[3] < total] or samples[-3:-1] or samples[-2:]
+    late = [s for s in samples if 0.8 * total <= s[3] <= 0.9 * total] or samples[-3:-1]
     rss_warm = statistics.median(s[1] for s in warm)
-    rss_end = statistics.median(s[1] for s in end)
-    tasks_warm = statistics.median(s[2] for s in warm)
-    tasks_end = statistics.median(s[2] for s in end)
+    rss_late = statistics.median(s[1] for s in late)
+    # Tasks: the highest count in each window (in flight, they swing with the load; a leak
+    # raises the ceiling).
+    tasks_warm = max(s[2] for s in warm)
+    tasks_late = max(s[2] for s in late)
     return {
         "samples": len(samples),
         "rss_warm_mb": round(rss_warm / 1024, 1),
-        "rss_end_mb": round(rss_end / 1024, 1),
-        "rss_growth_pct": round(100 * (rss_end - rss_warm) / rss_warm, 1),
+        "rss_end_mb": round(rss_late / 1024, 1),
+        "rss_growth_pct": round(100 * (rss_late - rss_warm) / rss_warm, 1),
         "tasks_warm": tasks_warm,
-        "tasks_end": tasks_end,
-        "tasks_growth_pct": round(100 * (tasks_end - tasks_warm) / max(tasks_warm, 1), 1),
+        "tasks_end": tasks_late,
+        "tasks_growth_pct": round(100 * (tasks_late - tasks_warm) / max(tasks_warm, 1), 1),
+        "tasks_max": max(s[2] for s in samples),
     }
 
 
@@ -1023,7 +1117,8 @@ def notes_of(result: dict[str, Any]) -> str:
         "expected_dead", "processed_bad", "expected_processed", "wrongly_processed",
         "left_in_queue", "refused_by_broker", "rate_ratio", "log_records", "tracebacks",
         "events", "rss_warm_mb", "rss_end_mb", "rss_growth_pct", "tasks_warm", "tasks_end",
-        "tasks_growth_pct", "stream_len_max", "max_wait_s",
+        "tasks_growth_pct", "tasks_max", "stream_len_max", "redis_mem_warm_mb",
+        "redis_mem_end_mb", "held", "held_back_s", "max_wait_s", "wall_s",
     )  # fmt: skip
     parts = []
     for key in keys:

@@ -18,7 +18,8 @@ times are `time.monotonic()`, one clock for every process on the machine):
     E seq attempt t what   the producer's publish raised; it tries again after a backoff
     T t rss_kb tasks done  a sample: resident memory, asyncio tasks, messages finished
 
-A worker prints `ready` when it starts consuming; a producer prints `done` when it is through.
+A worker prints `ready` when it starts consuming; a producer prints `done` when it is through
+(all `--count` messages, or as soon as `--stop-file` exists: those under way still finish).
 Payloads are `{"seq": n, "attempt": k, "ms": d}` sent to the actor `work` (topic "work").
 """
 
@@ -56,14 +57,12 @@ class Recorder:
             line = b"%s %d %d %.6f%s\n" % (kind, seq, attempt, time.monotonic(), extra)
             os.write(self._fd, line)
 
-    def sample(self, done: int) -> None:
+    def sample(self, done: int, running: int = 0) -> None:
+        """A `T` line; the `running` actors are not counted as tasks, so what is left is the
+        framework's own tasks (a leak shows there, whatever the load)."""
         if self._fd is not None:
-            line = b"T %.6f %d %d %d\n" % (
-                time.monotonic(),
-                rss_kb(),
-                len(asyncio.all_tasks()),
-                done,
-            )
+            tasks = len(asyncio.all_tasks()) - running
+            line = b"T %.6f %d %d %d\n" % (time.monotonic(), rss_kb(), tasks, done)
             os.write(self._fd, line)
 
 
@@ -128,7 +127,11 @@ def _actor(channel: str, recorder: Recorder, counter: list[int]) -> Any:
     @router.actor(channel=channel, name=TOPIC)
     async def work(seq: int, attempt: int = 0, ms: float = 5.0) -> None:
         recorder.write(b"S", seq, attempt)
-        await asyncio.sleep(ms / 1000)
+        counter[1] += 1
+        try:
+            await asyncio.sleep(ms / 1000)
+        finally:
+            counter[1] -= 1
         recorder.write(b"F", seq, attempt)
         counter[0] += 1
 
@@ -137,7 +140,7 @@ def _actor(channel: str, recorder: Recorder, counter: list[int]) -> Any:
 
 async def _sampler(recorder: Recorder, counter: list[int], interval: float) -> None:
     while True:
-        recorder.sample(counter[0])
+        recorder.sample(counter[0], counter[1])
         await asyncio.sleep(interval)
 
 
@@ -146,7 +149,7 @@ async def _sampler(recorder: Recorder, counter: list[int], interval: float) -> N
 
 async def run_worker(args: argparse.Namespace) -> None:
     recorder = Recorder(args.record)
-    counter = [0]
+    counter = [0, 0]  # actors finished, actors running
     app = _app(args.broker, args.url)
     app.include_router(_actor(args.channel, recorder, counter))
     sampler = asyncio.get_running_loop().create_task(
@@ -169,7 +172,7 @@ async def run_worker(args: argparse.Namespace) -> None:
     finally:
         sampler.cancel()
         announcer.cancel()
-        recorder.sample(counter[0])
+        recorder.sample(counter[0], counter[1])
         print(f"exit peak_rss_kb={peak_rss_kb()}", flush=True)
 
 
@@ -216,6 +219,8 @@ async def run_producer(args: argparse.Namespace) -> None:
         print("ready", flush=True)
         start = time.monotonic()
         for i in range(args.count):
+            if args.stop_file and i % 20 == 0 and os.path.exists(args.stop_file):
+                break  # asked to stop: publish no more, finish the ones under way
             if args.rate > 0:
                 due = start + i / args.rate
                 delay = due - time.monotonic()
@@ -236,7 +241,7 @@ async def run_producer(args: argparse.Namespace) -> None:
 async def run_memory(args: argparse.Namespace) -> None:
     """In-memory scenarios: publisher and worker share the process (and the broker)."""
     recorder = Recorder(args.record)
-    counter = [0]
+    counter = [0, 0]  # actors finished, actors running
     app = _app("memory", None)
     app.include_router(_actor(args.channel, recorder, counter))
     server = app.servers.default
@@ -286,7 +291,7 @@ async def _memory_soak(
         sent = min(args.count, sent + 500)
     await worker
     sampler.cancel()
-    recorder.sample(counter[0])
+    recorder.sample(counter[0], counter[1])
 
 
 async def _memory_bad_input(
@@ -348,6 +353,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ms", type=float, default=5.0, help="actor duration per message")
     parser.add_argument("--retry-delay", type=float, default=0.5)
     parser.add_argument("--give-up", type=float, default=300.0)
+    parser.add_argument("--stop-file", default=None, help="stop publishing once this file exists")
     # memory
     parser.add_argument("--mode", choices=("soak", "longtask", "badinput"), default="soak")
     parser.add_argument("--backlog", type=int, default=5000)

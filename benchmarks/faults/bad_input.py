@@ -232,7 +232,7 @@ def inject_amqp(url: str, queue: str, kinds: list[BadMessage]) -> dict[str, str]
             try:
                 connection.wait(
                     lambda d=delivery: d.remote_state != 0 or d.settled,  # type: ignore[misc]
-                    timeout=20,
+                    timeout=5,  # RabbitMQ answers in milliseconds, or never
                     msg=f"outcome of {bad.kind}",
                 )
             except Exception as exc:

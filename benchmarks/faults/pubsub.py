@@ -120,8 +120,11 @@ class PubsubBroker:
 
     cleanup = stop
 
-    def restart(self, down_for: float = 2.0) -> float:
-        """Kill the emulator, stay down `down_for` s, start a fresh (empty) one on the same port."""
+    def restart(self, down_for: float = 2.0, *, mode: str = "node") -> float:
+        """Kill the emulator, stay down `down_for` s, start a fresh (empty) one on the same port.
+
+        `mode` is accepted for symmetry with `RabbitBroker.restart` and ignored.
+        """
         self.stop(signal.SIGKILL)
         time.sleep(down_for)
         self.start()

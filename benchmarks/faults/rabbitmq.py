@@ -9,7 +9,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from ._util import http_json, run_tool, wait_for
+from ._util import http_json, run_tool, wait_for, wait_for_port
 
 __all__ = ["RabbitBroker"]
 
@@ -101,8 +101,20 @@ class RabbitBroker:
             return False
         return True
 
-    def restart(self, down_for: float = 2.0) -> float:
-        """`rabbitmqctl stop`, stay down `down_for` s, start again; return when AMQP answers."""
+    def restart(self, down_for: float = 2.0, *, mode: str = "node") -> float:
+        """Restart the broker; return the monotonic time it answers again.
+
+        `node`: `rabbitmqctl stop` (the whole node, gracefully), down `down_for` s, then a new
+        node on the same ports and data. `app`: `rabbitmqctl stop_app` / `start_app` (the
+        RabbitMQ application inside the running Erlang VM: every connection is closed, the
+        listeners go away and the queues restart; a few seconds faster than a node restart).
+        """
+        if mode == "app":
+            self.rabbitmqctl("stop_app")
+            time.sleep(down_for)
+            self.rabbitmqctl("start_app")
+            wait_for(lambda: self.is_up() and wait_for_port(self.port, 0.5), 120, 0.2)
+            return time.monotonic()
         self.rabbitmqctl("stop", check=False)
         wait_for(lambda: not self.is_up(), 60)
         time.sleep(down_for)

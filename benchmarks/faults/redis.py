@@ -74,10 +74,11 @@ class RedisBroker:
                 proc.kill()
                 proc.wait()
 
-    def restart(self, down_for: float = 2.0) -> float:
+    def restart(self, down_for: float = 2.0, *, mode: str = "node") -> float:
         """SHUTDOWN (AOF flushed), stay down `down_for` seconds, start again on the same port.
 
-        Returns the monotonic time the new server answered PING.
+        Returns the monotonic time the new server answered PING. `mode` is accepted for
+        symmetry with `RabbitBroker.restart` and ignored.
         """
         self.cli("SHUTDOWN", check=False)
         if self.proc is not None:
