@@ -80,8 +80,8 @@ EVENTS: dict[str, str] = {
     # Schedulers -------------------------------------------------------------------------------
     "scheduler.started": "a Scheduler started: its periodic jobs",
     "scheduler.stopped": "a Scheduler stopped",
-    "scheduler.error": "a Scheduler's look at its jobs failed (broker or state store); retried "
-    "with backoff",
+    "scheduler.error": "enqueueing a periodic job's tick failed (broker or state store); its "
+    "tick is given back and the job retried with backoff, the others go on",
     "scheduler.failed": "a scheduler of `repid run --scheduler` ended with an error",
     "scheduler.first_tick": "a periodic job seen for the first time starts with its next tick",
     "scheduler.missed": "a periodic job missed ticks (no scheduler ran); it runs once now",

@@ -101,6 +101,7 @@ class Scheduler:
         self._connection = _connection
         self._jobs: dict[str, Job] = {}
         self._seen: dict[str, int] = {}
+        self._backoff: dict[str, tuple[int, float]] = {}  # key -> (failures, retry at)
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         for job in jobs:
@@ -151,22 +152,10 @@ class Scheduler:
                 ", ".join(f"{j.name} ({j.schedule!r})" for j in self._jobs.values()) or "none",
                 extra={"jobs": [j.schedule_key for j in self._jobs.values()]},
             )
-            failures = 0
             while not stop.is_set():
-                try:
-                    await self.run_pending(store=store)
-                    failures = 0
-                except Exception as exc:
-                    failures += 1
-                    logger.warning(
-                        "scheduler.error: %s: %s; trying again",
-                        type(exc).__name__,
-                        exc,
-                        extra={"failures": failures, "error": type(exc).__name__},
-                    )
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(stop.wait(), min(30.0, 0.5 * 2 ** min(failures, 6)))
-                    continue
+                # A job whose look fails is logged and backs off on its own (see run_pending);
+                # the others keep their ticks.
+                await self.run_pending(store=store, raise_errors=False)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._sleep_time())
         finally:
@@ -208,14 +197,50 @@ class Scheduler:
         # A couple of milliseconds past the tick, so that it is not seen a hair early.
         return max(0.0, min(self.max_sleep, (min(due) - now_ms + 2) / 1000))
 
-    async def run_pending(self, *, store: JobStateStoreT | None = None) -> list[str]:
-        """Enqueue every tick that is due now and not yet taken; return the ids enqueued."""
+    async def run_pending(
+        self, *, store: JobStateStoreT | None = None, raise_errors: bool = True
+    ) -> list[str]:
+        """Enqueue every tick that is due now and not yet taken; return the ids enqueued.
+
+        A job whose enqueue (or state store) fails is logged (`scheduler.error`), its tick
+        given back, and it is not looked at again for a backoff of 0.5 s doubling to 30 s
+        (the other jobs go on); with `raise_errors` the first such error is raised at the end.
+        """
         connection = self.connection
         if store is None:
             store = connection.require_job_state("a Scheduler")
         enqueued: list[str] = []
+        errors: list[Exception] = []
+        now = self.clock()
         for key, job in list(self._jobs.items()):
-            enqueued += await self._fire(key, job, connection, store)
+            failures, retry_at = self._backoff.get(key, (0, 0.0))
+            if now < retry_at:
+                continue
+            try:
+                enqueued += await self._fire(key, job, connection, store)
+            except Exception as exc:
+                failures += 1
+                delay = min(30.0, 0.5 * 2 ** min(failures - 1, 6))
+                self._backoff[key] = (failures, now + delay)
+                logger.warning(
+                    "scheduler.error: %s: %s: %s; trying again in %.1f s",
+                    job.name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    extra={
+                        "job": key,
+                        "actor": job.name,
+                        "channel": job.queue.name,
+                        "failures": failures,
+                        "error": type(exc).__name__,
+                    },
+                )
+                errors.append(exc)
+            else:
+                self._backoff.pop(key, None)
+        if errors and raise_errors:
+            raise errors[0]
         return enqueued
 
     async def _fire(
