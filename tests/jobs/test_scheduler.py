@@ -133,14 +133,21 @@ async def test_a_failed_enqueue_gives_the_tick_back() -> None:
     connection = Connection(broker)
     await connection.connect()
     clock = Clock(START + 0.1)
+    await Queue("default", connection).declare()
     scheduler = Scheduler(
-        [Job("beat", queue="later", every=timedelta(seconds=1))],
+        [
+            Job("beat", queue="later", every=timedelta(seconds=1)),
+            Job("other", every=timedelta(seconds=1)),
+        ],
         _connection=connection,
         clock=clock,
     )
     with pytest.raises(KeyError):  # QueueNotDeclaredError: the tick is not lost
         await scheduler.run_pending()
+    assert len(ticks(broker)) == 1  # the other job is not held up
     await Queue("later", connection).declare()
+    clock.now = START + 0.3
+    assert await scheduler.run_pending() == []  # the failed job backs off (0.5 s)
     clock.now = START + 0.6
     assert len(await scheduler.run_pending()) == 1
     assert ticks(broker, "later") == [round(START * 1000)]
