@@ -75,6 +75,8 @@ EVENTS: dict[str, str] = {
     "job.cancel_poll_failed": "reading a queue's cancellation marks failed; the last ones stay",
     "job.unmark_failed": "removing a cancellation mark failed (it expires by itself)",
     "job.unique_release_failed": "releasing a unique job's claim failed; the id stays taken",
+    "job.delay_chain_failed": "RabbitMQ refused to declare the delay chain (permissions?); "
+    "delayed jobs on that queue will fail",
     "job.early": "a job arrived before its due time (a delay longer than the broker holds) and "
     "waits again (DEBUG)",
     # Schedulers -------------------------------------------------------------------------------

@@ -171,6 +171,7 @@ class Scheduler:
 
     async def __aenter__(self) -> Scheduler:
         """Run the scheduler in a background task for the `async with` block."""
+        self.connection.require_job_state("a Scheduler")  # a missing store fails here, not later
         self._task = asyncio.get_running_loop().create_task(self.run(), name="repid-scheduler")
         await asyncio.sleep(0)
         return self

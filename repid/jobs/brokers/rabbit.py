@@ -37,6 +37,7 @@ Queues are declared through `AmqpServer.management_request` (RabbitMQ's manageme
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 from urllib.parse import quote
 
@@ -56,6 +57,8 @@ from repid.jobs.errors import QueueNotDeclaredError
 from repid.jobs.priorities import PrioritiesT
 
 __all__ = ["RabbitDeclareError", "RabbitMessageBroker"]
+
+logger = logging.getLogger("repid.jobs")
 
 _PRIORITY = {PrioritiesT.LOW: 0, PrioritiesT.MEDIUM: 2, PrioritiesT.HIGH: 9}
 _HEADERS = {p: AmqpMessageHeader(durable=True, priority=v) for p, v in _PRIORITY.items()}
@@ -123,8 +126,18 @@ class RabbitMessageBroker(AmqpServer):
                     "x-dead-letter-routing-key": dead,
                 },
             )
-        self._known_queues.add(name)
-        await self._bind_delays(name)
+        try:
+            await self._bind_delays(name)
+            self._known_queues.add(name)
+        except RabbitDeclareError as exc:
+            # E.g. a user allowed to configure its queues only: the queue works, delayed jobs
+            # (and retry delays) on it do not, and say why when they are published.
+            logger.warning(
+                "job.delay_chain_failed: %s: delayed jobs on %r will fail",
+                exc,
+                name,
+                extra={"channel": name, "error": type(exc).__name__},
+            )
 
     async def is_declared(self, name: str) -> bool:
         status, body = await self.management_request("GET", f"/queues/{quote(name, safe='')}")
@@ -214,8 +227,8 @@ class RabbitMessageBroker(AmqpServer):
             # The chain accepts a message for any name; only the queue's binding delivers it.
             if not await self.is_declared(queue):
                 raise QueueNotDeclaredError(queue)
-            self._known_queues.add(queue)
             await self._bind_delays(queue)
+            self._known_queues.add(queue)
         try:
             await self.publish(channel=queue, message=message, server_specific_parameters=params)
         except AmqpPublishError:
