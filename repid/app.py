@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from repid.asyncapi.models import Contact, ExternalDocs, License, Tag
-from repid.data import MessageData
+from repid.connections.abc import MessageData
 from repid.dependencies.resolver import ExecutorPools
 from repid.errors import ServerNotConnectedError
 from repid.middlewares import (
     ActorMiddlewareT,
+    ProducerCallT,
     ProducerMiddlewareT,
     compose_producer_middlewares,
 )
@@ -36,11 +38,25 @@ if TYPE_CHECKING:
     from repid.worker.actor import CompiledActor
     from repid.worker.runner import Runner
 
-__all__ = ["Repid"]
+__all__ = ["Repid", "sending_operation_id"]
 
 logger = logging.getLogger("repid")
 
 _BYTES_TYPES = (bytes, bytearray, memoryview)
+
+_sending_operation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "repid_sending_operation", default=None
+)
+
+
+def sending_operation_id() -> str | None:
+    """The operation id of the `send_message(operation_id=...)` being published in this task.
+
+    For producer middlewares and servers that want to know which operation a message belongs
+    to (`TestClient` records it; several operations may share one channel). None when the
+    send named a channel.
+    """
+    return _sending_operation.get()
 
 
 class Repid:
@@ -95,6 +111,7 @@ class Repid:
         self.messages = MessageRegistry()
         self._router = Router()
         self._pools: ExecutorPools | None = None
+        self._pool_users = 0
         self._producer_chains: dict[int, tuple[tuple[Any, ...], ServerT, Any]] = {}
 
     # Job layer: the bound connection ----------------------------------------------------
@@ -165,8 +182,27 @@ class Repid:
         return bind_to_server(self.observers, server)
 
     def shutdown_executors(self) -> None:
-        """Stop the thread and process pools that ran sync actors (made again when needed)."""
+        """Stop the thread and process pools that ran sync actors now (made again when needed).
+
+        Workers share the app's pools; each `run_worker` (and `TestClient`) holds them while it
+        runs and the last one to finish stops them, so this is only needed for pools used
+        outside of those.
+        """
         if self._pools is not None:
+            self._pools.shutdown()
+            self._pools = None
+        self._pool_users = 0
+
+    def hold_executors(self) -> None:
+        """Keep the sync-actor pools alive until the matching `release_executors()`."""
+        self._pool_users += 1
+
+    def release_executors(self) -> None:
+        """End one `hold_executors()`; the last one stops the pools (a worker still running
+        sync actors on them keeps them)."""
+        if self._pool_users > 0:
+            self._pool_users -= 1
+        if self._pool_users == 0 and self._pools is not None:
             self._pools.shutdown()
             self._pools = None
 
@@ -187,10 +223,7 @@ class Repid:
     def _connected_server(self, server_name: str | None) -> tuple[str, ServerT]:
         name, server = self.servers.resolve(server_name)
         if not server.is_connected:
-            raise ServerNotConnectedError(
-                f"server {name!r} ({server!r}) is not connected: open it first, e.g. "
-                f"`async with app.servers[{name!r}].connection(): ...`"
-            )
+            raise _not_connected(name, server)
         return name, server
 
     async def send_message(
@@ -215,28 +248,49 @@ class Repid:
                 "send_message_json for objects"
             )
         target = self._resolve_channel(channel, operation_id)
-        _, server = self._connected_server(server_name)
+        # Not refused on `is_connected`: that follows the broker connection, and a producer
+        # whose broker was restarted must get through again without a reconnect call. A
+        # server the user never connected raises ServerNotConnectedError itself.
+        name, server = self.servers.resolve(server_name)
         # A copy: middlewares may edit the headers without touching the caller's dict.
         message = MessageData(
             bytes(payload), dict(headers) if headers is not None else None, content_type
         )
-        if self.producer_middlewares:
-            await self._producer_chain(server)(target, message, server_specific_parameters)
-        else:
-            await server.publish(
-                channel=target,
-                message=message,
-                server_specific_parameters=server_specific_parameters,
-            )
+        token = _sending_operation.set(operation_id) if operation_id is not None else None
+        try:
+            if self.producer_middlewares:
+                await self._producer_chain(server)(target, message, server_specific_parameters)
+            else:
+                await server.publish(
+                    channel=target,
+                    message=message,
+                    server_specific_parameters=server_specific_parameters,
+                )
+        except ServerNotConnectedError:
+            raise _not_connected(name, server) from None
+        finally:
+            if token is not None:
+                _sending_operation.reset(token)
 
     def _producer_chain(self, server: ServerT) -> Any:
         # Composed once per server and middleware list, not per message.
         key = tuple(self.producer_middlewares)
-        cached = self._producer_chains.get(id(server))
+        chains = self._producer_chains
+        cached = chains.get(id(server))
         if cached is None or cached[0] != key or cached[1] is not server:
+            # Forget the chains of servers no longer registered (a TestClient's stand-ins),
+            # so that they and everything they recorded can be freed.
+            registered = {id(s) for _, s in self.servers.items()}
+            for stale in [k for k in chains if k not in registered]:
+                del chains[stale]
             chain = compose_producer_middlewares(bind_to_server(key, server), _publisher(server))
-            cached = self._producer_chains[id(server)] = (key, server, chain)
+            cached = chains[id(server)] = (key, server, chain)
         return cached[2]
+
+    def wrap_publish(self, endpoint: ProducerCallT) -> ProducerCallT:
+        """`endpoint(channel, message, server_specific_parameters)` inside the app's producer
+        middlewares (what `Message.reply()` publishes through)."""
+        return compose_producer_middlewares(tuple(self.producer_middlewares), endpoint)
 
     async def send_message_json(
         self,
@@ -342,6 +396,7 @@ class Repid:
 
     def generate_asyncapi_schema(self) -> dict[str, Any]:
         """This app as an AsyncAPI 3.0.0 document (a JSON-ready dict, without credentials)."""
+        # The seam to the AsyncAPI layer: it reads this app through a protocol of its own.
         from repid.asyncapi.generator import generate_schema
 
         return generate_schema(self)
@@ -404,15 +459,20 @@ class Repid:
         from repid.worker.runner import Runner
 
         name, server = self._connected_server(server_name)
+        actors = self.compile_actors(name)
+        # The runner holds the shared sync-actor pools until its run ends (see
+        # `release_executors`), so one worker ending does not stop another one's actors.
+        self.hold_executors()
         return Runner(
             server=server,
             server_name=name,
-            actors=self.compile_actors(name),
+            actors=actors,
             tasks_limit=tasks_limit,
             messages_limit=messages_limit,
             graceful_shutdown_time=graceful_shutdown_time,
             cancellation_timeout=cancellation_timeout,
             observers=self.observers_for(name),
+            on_finished=self.release_executors,
         )
 
     async def run_worker(
@@ -477,7 +537,6 @@ class Repid:
         finally:
             for side in side_servers:
                 await side.close()
-            self.shutdown_executors()
             # Step 4 of the shutdown sequence: close the broker connection. Servers make
             # `disconnect` idempotent, so the enclosing `async with server.connection():`
             # exits cleanly afterwards.
@@ -513,6 +572,13 @@ class Repid:
                 await side.close()
             raise
         return started
+
+
+def _not_connected(name: str, server: ServerT) -> ServerNotConnectedError:
+    return ServerNotConnectedError(
+        f"server {name!r} ({server!r}) is not connected: open it first, e.g. "
+        f"`async with app.servers[{name!r}].connection(): ...`"
+    )
 
 
 def _publisher(server: ServerT) -> Any:

@@ -1,34 +1,26 @@
-"""Plain data records shared by producers, servers and the worker."""
+"""Plain data records shared by producers, servers and the worker.
+
+`MessageData` is defined with the server interface (`repid.connections.abc`) and re-exported
+here. `ActorData` is what the worker knows about one actor; it carries no job-layer fields:
+options of layers above the message layer (the job layer's `retry_policy`) travel in its
+`extensions` mapping, which the message layer stores and never reads.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from repid.connections.abc import MessageData, ReceivedMessageT
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from repid.converters import ConverterFactoryT
-    from repid.middlewares import ActorMiddlewareT
-    from repid.routing import OnErrorT, RoutingStrategyFactoryT
-    from repid.types import ConfirmationModeT
+    from repid.converters.abc import ConverterFactoryT
+    from repid.types import ConfirmationModeT, OnErrorT, RoutingStrategyFactoryT
 
-__all__ = ["ActorData", "MessageData"]
-
-
-@dataclass(slots=True)
-class MessageData:
-    """A message on its way to a broker: the payload bytes and their metadata.
-
-    Producer middlewares receive and may replace it before it is published. `reply_to` names
-    the channel a reply should go to (the broker's own reply-to field; repid 2.x's
-    `MessageData.reply_to`); a `reply_to` header does the same on every broker.
-    """
-
-    payload: bytes
-    headers: dict[str, str] | None = None
-    content_type: str | None = None
-    reply_to: str | None = None
+__all__ = ["ActorCallT", "ActorData", "ActorMiddlewareT", "MessageData"]
 
 
 @dataclass(slots=True, eq=False)
@@ -36,6 +28,8 @@ class ActorData:
     """Everything the worker knows about one actor, after router defaults are applied.
 
     Actor middlewares receive it next to the message; `name` is the routing topic.
+    `extensions` holds options of higher layers by name (the job layer reads `retry_policy`
+    there); it is empty for plain message-layer actors.
     """
 
     fn: Any
@@ -58,5 +52,20 @@ class ActorData:
     bindings: Any | None = None
     messages: list[Any] | None = None
     security: list[Any] | None = None
-    retry_policy: Any | None = None
-    """Job layer: the delay before retry N (`RetryPolicyT`); None means the default policy."""
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+
+
+ActorCallT = Callable[[ReceivedMessageT, ActorData], Coroutine[Any, Any, Any]]
+"""The next step of an actor middleware chain: `await call_next(message, actor)`."""
+
+
+class ActorMiddlewareT(Protocol):
+    """`async def __call__(call_next, message, actor)`; see `repid.middlewares`."""
+
+    def __call__(
+        self,
+        call_next: ActorCallT,
+        message: ReceivedMessageT,
+        actor: ActorData,
+        /,
+    ) -> Coroutine[Any, Any, Any]: ...

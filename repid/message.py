@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
-from repid.connections.abc import MessageAction, ReceivedMessageT
+from repid.connections.abc import MessageAction, MessageData, ReceivedMessageT
+from repid.serializers import SerializerT
 
-if TYPE_CHECKING:
-    from repid.app import Repid
+__all__ = ["AppT", "Message", "MessageDependency"]
 
-__all__ = ["Message", "MessageDependency"]
+PublishT = Callable[[str, MessageData, "dict[str, Any] | None"], Coroutine[Any, Any, Any]]
+
+
+class AppT(Protocol):
+    """What a `Message` (and the worker) needs of the app it came through (`Repid` is one)."""
+
+    @property
+    def default_serializer(self) -> SerializerT: ...
+
+    @property
+    def producer_middlewares(self) -> Sequence[Any]: ...
+
+    def wrap_publish(self, endpoint: PublishT) -> PublishT:
+        """`endpoint` inside the app's producer middlewares."""
+        ...
+
+    async def send_message(
+        self,
+        *,
+        payload: bytes,
+        channel: str | None = None,
+        operation_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
+        server_name: str | None = None,
+        server_specific_parameters: dict[str, Any] | None = None,
+    ) -> None: ...
 
 
 class MessageDependency:
@@ -32,7 +59,7 @@ class Message:
 
     __slots__ = ("_app", "_received", "_server_name")
 
-    def __init__(self, received: ReceivedMessageT, app: Repid, server_name: str | None) -> None:
+    def __init__(self, received: ReceivedMessageT, app: AppT, server_name: str | None) -> None:
         self._received = received
         self._app = app
         self._server_name = server_name
@@ -108,14 +135,38 @@ class Message:
         channel: str | None = None,
         server_specific_parameters: dict[str, Any] | None = None,
     ) -> None:
-        """Publish a reply (to `channel`, else the message's reply-to) and acknowledge."""
-        await self._received.reply(
-            payload=payload,
-            headers=headers,
-            content_type=content_type,
-            channel=channel,
-            server_specific_parameters=server_specific_parameters,
-        )
+        """Publish a reply (to `channel`, else the message's reply-to) and acknowledge.
+
+        The reply goes through the app's producer middlewares, like `send_message`.
+        """
+        received = self._received
+        target = channel if channel is not None else received.reply_to
+        if not self._app.producer_middlewares or received.is_acted_on or target is None:
+            # (A message without a reply channel raises its own clear error.)
+            await received.reply(
+                payload=payload,
+                headers=headers,
+                content_type=content_type,
+                channel=channel,
+                server_specific_parameters=server_specific_parameters,
+            )
+            return
+
+        async def publish_and_ack(
+            channel: str, message: MessageData, params: dict[str, Any] | None
+        ) -> None:
+            await received.reply(
+                payload=message.payload,
+                headers=message.headers,
+                content_type=message.content_type,
+                channel=channel,
+                server_specific_parameters=params,
+            )
+
+        # Composed per reply: the endpoint is this message's own (atomic) reply.
+        chain = self._app.wrap_publish(publish_and_ack)
+        data = MessageData(payload, dict(headers) if headers is not None else None, content_type)
+        await chain(target, data, server_specific_parameters)
 
     async def reply_json(
         self,
@@ -126,7 +177,7 @@ class Message:
         server_specific_parameters: dict[str, Any] | None = None,
     ) -> None:
         """`reply` with `payload` serialized by the app's serializer (JSON by default)."""
-        await self._received.reply(
+        await self.reply(
             payload=self._app.default_serializer(payload),
             headers=headers,
             content_type="application/json",
@@ -165,11 +216,12 @@ class Message:
         server_specific_parameters: dict[str, Any] | None = None,
     ) -> None:
         """Publish a new JSON message on the server this message came from."""
-        await self._app.send_message_json(
-            payload=payload,
+        await self._app.send_message(
+            payload=self._app.default_serializer(payload),
             channel=channel,
             operation_id=operation_id,
             headers=headers,
+            content_type="application/json",
             server_name=self._server_name,
             server_specific_parameters=server_specific_parameters,
         )

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
-from repid.connections.abc import ReceivedMessageT
-from repid.data import ActorData, MessageData
+from repid.connections.abc import MessageData, ReceivedMessageT
+from repid.data import ActorCallT, ActorData, ActorMiddlewareT
 
 __all__ = [
     "ActorCallT",
@@ -24,20 +24,7 @@ __all__ = [
     "compose_producer_middlewares",
 ]
 
-ActorCallT = Callable[[ReceivedMessageT, ActorData], Coroutine[Any, Any, Any]]
 ProducerCallT = Callable[[str, MessageData, "dict[str, Any] | None"], Coroutine[Any, Any, Any]]
-
-
-class ActorMiddlewareT(Protocol):
-    """`async def __call__(call_next, message, actor)`; see the module docstring."""
-
-    def __call__(
-        self,
-        call_next: ActorCallT,
-        message: ReceivedMessageT,
-        actor: ActorData,
-        /,
-    ) -> Coroutine[Any, Any, Any]: ...
 
 
 class ProducerMiddlewareT(Protocol):

@@ -15,13 +15,17 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from repid._compat import refuse
 from repid.connections.abc import BaseMessageT
-from repid.data import ActorData
+from repid.data import ActorData, ActorMiddlewareT
 from repid.errors import ActorDeclarationError
-from repid.types import ConfirmationModeT, OutcomeT
+from repid.types import (
+    ConfirmationModeT,
+    OnErrorT,
+    RoutingStrategyFactoryT,
+    RoutingStrategyT,
+)
 
 if TYPE_CHECKING:
     from repid.converters.abc import ConverterFactoryT
-    from repid.middlewares import ActorMiddlewareT
 
 __all__ = [
     "OnErrorT",
@@ -31,15 +35,6 @@ __all__ = [
     "catch_all_routing_strategy",
     "topic_routing_strategy",
 ]
-
-RoutingStrategyT = Callable[[BaseMessageT], bool]
-"""Decides whether an actor takes a message."""
-
-RoutingStrategyFactoryT = Callable[..., RoutingStrategyT]
-"""Called once per actor as `factory(actor_name=..., channel=...)`; returns the strategy."""
-
-OnErrorT = OutcomeT | Callable[[Exception], OutcomeT]
-"""What happens to a message when its actor raises (or its payload does not parse)."""
 
 FnT = TypeVar("FnT", bound=Callable[..., Any])
 
@@ -163,7 +158,7 @@ def _check_repid2_options(
 
 
 class _ActorDeclaration:
-    __slots__ = ("fn", "metadata", "middlewares", "name", "options")
+    __slots__ = ("extensions", "fn", "metadata", "middlewares", "name", "options")
 
     def __init__(
         self,
@@ -172,12 +167,14 @@ class _ActorDeclaration:
         options: dict[str, Any],
         middlewares: list[ActorMiddlewareT],
         metadata: dict[str, Any],
+        extensions: dict[str, Any],
     ) -> None:
         self.fn = fn
         self.name = name
         self.options = options
         self.middlewares = middlewares
         self.metadata = metadata
+        self.extensions = extensions
 
 
 class Router:
@@ -338,8 +335,9 @@ class Router:
             "bindings": bindings,
             "messages": list(messages) if messages is not None else None,
             "security": list(security) if security is not None else None,
-            "retry_policy": retry_policy,
         }
+        # Job-layer options travel opaquely in the extension slot (see `ActorData`).
+        extensions = {"retry_policy": retry_policy} if retry_policy is not None else {}
 
         def decorator(func: FnT) -> FnT:
             if not callable(func):
@@ -360,7 +358,9 @@ class Router:
                     "the event loop"
                 )
             self._declarations.append(
-                _ActorDeclaration(func, actor_name, explicit, list(middlewares or ()), metadata)
+                _ActorDeclaration(
+                    func, actor_name, explicit, list(middlewares or ()), metadata, extensions
+                )
             )
             return func
 
@@ -372,14 +372,15 @@ class Router:
         """Add `router`'s actors (and its nested routers') under this router's defaults."""
         if router is self:
             raise ValueError("a router cannot include itself")
-        if self in router._iter_routers():
+        if self in router.iter_routers():
             raise ValueError("including this router would create a cycle")
         self._children.append(router)
 
-    def _iter_routers(self) -> list[Router]:
+    def iter_routers(self) -> list[Router]:
+        """This router and every router included into it, depth first."""
         found: list[Router] = [self]
         for child in self._children:
-            found.extend(child._iter_routers())
+            found.extend(child.iter_routers())
         return found
 
     def collect_actors(
@@ -450,6 +451,7 @@ def _resolve(
         pool_executor=pool_executor,
         converter=options.get("converter", DefaultConverter),
         middlewares=[*router_middlewares, *declaration.middlewares],
+        extensions=declaration.extensions,
         **declaration.metadata,
     )
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from repid.connections.abc import MessageAction
-from repid.connections.in_memory import InMemoryReceivedMessage, InMemoryServer, StoredMessage
-from repid.data import MessageData
+from repid.app import sending_operation_id
+from repid.connections.abc import MessageAction, MessageData
+from repid.connections.in_memory import InMemoryServer, StoredMessage
 from repid.errors import OperationNotFoundError, RepidError
 from repid.worker.dispatcher import Dispatcher
 
@@ -50,6 +50,8 @@ class TestMessage:
     content_type: str | None
     message_id: str | None
     server_name: str
+    operation_id: str | None = None
+    """The operation it was sent with (`send_message(operation_id=...)`), if any."""
     processed: bool = False
     actor_name: str | None = None
     acked: bool = False
@@ -76,12 +78,22 @@ class _RecordingServer(InMemoryServer):
         self.sent: list[TestMessage] = []
         # Publish order of every stored message (kept when it is requeued).
         self.sequence: dict[int, int] = {}
+        # The operation id each stored message was sent with, when it was sent by operation.
+        self.operations: dict[int, str] = {}
 
-    def _put(
-        self, channel: str, message: MessageData, message_id: str | None, priority: int = 0
+    def put(
+        self,
+        channel: str,
+        message: MessageData,
+        *,
+        message_id: str | None = None,
+        priority: int = 0,
     ) -> StoredMessage:
-        stored = super()._put(channel, message, message_id, priority)
+        stored = super().put(channel, message, message_id=message_id, priority=priority)
         self.sequence[id(stored)] = next(_PUBLISH_ORDER)
+        operation_id = sending_operation_id()
+        if operation_id is not None:
+            self.operations[id(stored)] = operation_id
         self.sent.append(
             TestMessage(
                 channel=channel,
@@ -90,6 +102,7 @@ class _RecordingServer(InMemoryServer):
                 content_type=stored.content_type,
                 message_id=stored.message_id,
                 server_name=self.name,
+                operation_id=operation_id,
                 _stored=stored,
             )
         )
@@ -146,6 +159,7 @@ class TestClient:
         registry.replace_all(dict(self._servers), default or "default")
         for server in self._servers.values():
             await server.connect()
+        self.app.hold_executors()
         self._dispatchers = {
             name: Dispatcher(self.app.compile_actors(name), self.app.observers_for(name))
             for name in self._servers
@@ -160,7 +174,7 @@ class TestClient:
     ) -> None:
         for server in self._servers.values():
             await server.disconnect()
-        self.app.shutdown_executors()
+        self.app.release_executors()
         if self._saved is not None:
             originals, default = self._saved
             self.app.servers.replace_all(originals, default)
@@ -269,9 +283,7 @@ class TestClient:
         )
 
     async def _process(self, server: _RecordingServer, stored: StoredMessage) -> TestMessage:
-        server._queue(stored.channel).messages.remove(stored)
-        stored.delivery_count += 1
-        received = InMemoryReceivedMessage(stored, server, None)
+        received = server.take(stored)
         outcome = await self._dispatchers[server.name].dispatch(received)
         record = TestMessage(
             channel=stored.channel,
@@ -280,6 +292,7 @@ class TestClient:
             content_type=stored.content_type,
             message_id=stored.message_id,
             server_name=server.name,
+            operation_id=server.operations.get(id(stored)),
             processed=True,
             actor_name=outcome.actor.name if outcome is not None and outcome.actor else None,
             acked=received.action in (MessageAction.ACKED, MessageAction.REPLIED),
@@ -315,27 +328,32 @@ class TestClient:
 
     # Inspection ----------------------------------------------------------------------------
 
-    def _channel_filter(self, channel: str | None, operation_id: str | None) -> str | None:
+    def _filter(
+        self, messages: Sequence[TestMessage], channel: str | None, operation_id: str | None
+    ) -> list[TestMessage]:
         if channel is not None and operation_id is not None:
             raise ValueError("filter by channel= or operation_id=, not both")
         if operation_id is not None:
-            return self.app.messages.get_operation(operation_id).channel.address
-        return channel
+            self.app.messages.get_operation(operation_id)  # an unknown id raises here
+            return [m for m in messages if m.operation_id == operation_id]
+        return [m for m in messages if channel is None or m.channel == channel]
 
     def get_sent_messages(
         self, *, channel: str | None = None, operation_id: str | None = None
     ) -> list[TestMessage]:
-        """Every message published while the client was open, oldest first."""
-        wanted = self._channel_filter(channel, operation_id)
+        """Every message published while the client was open, oldest first.
+
+        `channel=` keeps those published to that channel; `operation_id=` those sent with that
+        operation id (several operations may share one channel).
+        """
         sent: Sequence[TestMessage] = [m for s in self._servers.values() for m in s.sent]
-        return [m for m in sent if wanted is None or m.channel == wanted]
+        return self._filter(sent, channel, operation_id)
 
     def get_processed_messages(
         self, *, channel: str | None = None, operation_id: str | None = None
     ) -> list[TestMessage]:
-        """Every message processed so far, in processing order."""
-        wanted = self._channel_filter(channel, operation_id)
-        return [m for m in self._processed if wanted is None or m.channel == wanted]
+        """Every message processed so far, in processing order (filters as for sent ones)."""
+        return self._filter(self._processed, channel, operation_id)
 
     def get_server(self, name: str | None = None) -> InMemoryServer:
         """The in-memory server standing in for `name` (default: the default server)."""

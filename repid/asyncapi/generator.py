@@ -27,18 +27,53 @@ import dataclasses
 import enum
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
+from repid.connections.abc import DescribedServerT, ServerDescription
 from repid.routing import topic_routing_strategy
 
 if TYPE_CHECKING:
-    from repid.app import Repid
-    from repid.connections.abc import ServerT
     from repid.registry.messages import Channel, Operation
     from repid.worker.actor import CompiledActor
 
-__all__ = ["ASYNCAPI_VERSION", "generate_schema", "safe_key", "to_jsonable"]
+__all__ = [
+    "ASYNCAPI_VERSION",
+    "AsyncAPISourceT",
+    "generate_schema",
+    "safe_key",
+    "to_jsonable",
+]
+
+
+class _ServersT(Protocol):
+    def items(self) -> Iterable[tuple[str, Any]]: ...
+
+
+class AsyncAPISourceT(Protocol):
+    """The parts of an app that its AsyncAPI document is made of (`Repid` has them).
+
+    The generator reads the app through this protocol, so it does not depend on the app's
+    module: `Repid.generate_asyncapi_schema()` is the one seam between them.
+    """
+
+    title: str
+    version: str
+    description: str | None
+    terms_of_service: str | None
+    contact: Any
+    license: Any
+    tags: list[Any] | None
+    external_docs: Any
+
+    @property
+    def servers(self) -> _ServersT: ...
+
+    @property
+    def messages(self) -> Iterable[Operation]: ...
+
+    def compile_actors(self, server_name: str | None) -> list[CompiledActor]: ...
+
 
 ASYNCAPI_VERSION = "3.0.0"
 DEFAULT_CONTENT_TYPE = "application/json"
@@ -149,20 +184,28 @@ def _clean_host(host: str) -> str:
     return host.split("/", 1)[0].split("?", 1)[0]
 
 
-def _server_object(server: ServerT) -> dict[str, Any]:
+def _description_of(server: Any) -> ServerDescription:
+    if isinstance(server, DescribedServerT):
+        return server.asyncapi_description()
+    # A server that does not describe itself: what its type says, nothing it holds.
+    return ServerDescription(host="localhost", protocol=type(server).__name__.lower())
+
+
+def _server_object(server: Any) -> dict[str, Any]:
+    described = _description_of(server)
     result: dict[str, Any] = {
-        "host": _clean_host(str(server.host)),
-        "protocol": str(server.protocol),
+        "host": _clean_host(str(described.host)),
+        "protocol": str(described.protocol),
     }
-    pathname = server.pathname
+    pathname = described.pathname
     if pathname:
         # A pathname is a path; a query string (where some URLs carry secrets) is dropped.
         result["pathname"] = str(pathname).split("?", 1)[0].split("#", 1)[0]
-    if server.protocol_version:
-        result["protocolVersion"] = str(server.protocol_version)
-    _describe(result, server)
-    _put(result, "variables", server.variables)
-    _put(result, "security", server.security)
+    if described.protocol_version:
+        result["protocolVersion"] = str(described.protocol_version)
+    _describe(result, described)
+    _put(result, "variables", described.variables)
+    _put(result, "security", described.security)
     return result
 
 
@@ -424,7 +467,7 @@ def _routing_headers(
     return result
 
 
-def _info(app: Repid) -> dict[str, Any]:
+def _info(app: AsyncAPISourceT) -> dict[str, Any]:
     info: dict[str, Any] = {"title": str(app.title), "version": str(app.version)}
     if app.description:
         info["description"] = str(app.description)
@@ -439,7 +482,7 @@ def _info(app: Repid) -> dict[str, Any]:
     return info
 
 
-def generate_schema(app: Repid) -> dict[str, Any]:
+def generate_schema(app: AsyncAPISourceT) -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of `app` as a JSON-ready dict (see the module docstring)."""
     document: dict[str, Any] = {
         "asyncapi": ASYNCAPI_VERSION,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from repid.app import Repid
-from repid.connections.abc import ServerT
+from repid.connections.abc import DescribedServerT, ServerT
 
 __all__ = ["all_channels", "channel_actors", "describe_server", "server_lines"]
 
 
 def describe_server(server: ServerT) -> str:
     """`redis://localhost:6379/0`-style text from the AsyncAPI fields, which hold no secrets."""
-    return f"{server.protocol}://{server.host}{server.pathname or ''}"
+    if not isinstance(server, DescribedServerT):
+        return type(server).__name__
+    described = server.asyncapi_description()
+    return f"{described.protocol}://{described.host}{described.pathname or ''}"
 
 
 def server_lines(app: Repid) -> list[str]:

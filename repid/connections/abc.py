@@ -40,18 +40,37 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from repid.data import MessageData
-
 __all__ = [
     "BaseMessageT",
     "DeliveryCapacity",
+    "DescribedServerT",
     "MessageAction",
     "MessageCallbackT",
+    "MessageData",
     "ReceivedMessageT",
     "ServerCapabilities",
+    "ServerDescription",
     "ServerT",
     "SubscriberT",
+    "SubscriptionState",
+    "subscription_state",
 ]
+
+
+@dataclass(slots=True)
+class MessageData:
+    """A message on its way to a broker: the payload bytes and their metadata.
+
+    Producer middlewares receive and may replace it before it is published. `reply_to` names
+    the channel a reply should go to (the broker's own reply-to field; repid 2.x's
+    `MessageData.reply_to`); a `reply_to` header does the same on every broker. (Also
+    importable as `repid.data.MessageData`.)
+    """
+
+    payload: bytes
+    headers: dict[str, str] | None = None
+    content_type: str | None = None
+    reply_to: str | None = None
 
 
 class MessageAction(str, enum.Enum):
@@ -110,7 +129,13 @@ class ReceivedMessageT(BaseMessageT, Protocol):
 
     async def ack(self) -> None: ...
 
-    async def nack(self) -> None: ...
+    async def nack(self, *, reason: str | None = None) -> None:
+        """Failed: dead-letter the message (or drop it, by the broker's policy).
+
+        `reason` says what failed (e.g. `"PayloadValidationError: ..."`); brokers that keep
+        dead letters store it with the message.
+        """
+        ...
 
     async def reject(self) -> None: ...
 
@@ -228,9 +253,27 @@ class ServerCapabilities:
     distributed: bool = False
 
 
+class SubscriptionState(str, enum.Enum):
+    """What a subscription is doing (`SubscriberT.state`; `Runner.is_ready` reads it)."""
+
+    ACTIVE = "active"
+    """Consuming, or idle waiting for messages: healthy."""
+    PAUSED = "paused"
+    """Paused on purpose (shutdown, or backpressure asked for by the caller)."""
+    RECOVERING = "recovering"
+    """The connection, stream or consumer loop was lost; reconnecting / re-subscribing."""
+    FAILED = "failed"
+    """Gave up: the consumer loop died and will not come back."""
+    CLOSED = "closed"
+
+
 @runtime_checkable
 class SubscriberT(Protocol):
-    """A running subscription returned by `ServerT.subscribe`."""
+    """A running subscription returned by `ServerT.subscribe`.
+
+    Built-in subscribers also have `state` (a `SubscriptionState`), kept true as the broker
+    connection comes and goes; `subscription_state()` reads it from any subscriber.
+    """
 
     @property
     def is_active(self) -> bool:
@@ -248,46 +291,21 @@ class SubscriberT(Protocol):
         ...
 
 
+def subscription_state(subscriber: SubscriberT) -> SubscriptionState:
+    """`subscriber.state`; a subscriber without one is ACTIVE while `is_active`, else PAUSED."""
+    state = getattr(subscriber, "state", None)
+    if isinstance(state, SubscriptionState):
+        return state
+    return SubscriptionState.ACTIVE if subscriber.is_active else SubscriptionState.PAUSED
+
+
 @runtime_checkable
 class ServerT(Protocol):
-    """A message broker connection. See the module docstring for the contract."""
+    """A message broker connection: the transport the worker and the app use.
 
-    # AsyncAPI 3.0 server object fields. None of them may contain credentials.
-    @property
-    def host(self) -> str: ...
-
-    @property
-    def protocol(self) -> str: ...
-
-    @property
-    def pathname(self) -> str | None: ...
-
-    @property
-    def protocol_version(self) -> str | None: ...
-
-    @property
-    def title(self) -> str | None: ...
-
-    @property
-    def summary(self) -> str | None: ...
-
-    @property
-    def description(self) -> str | None: ...
-
-    @property
-    def variables(self) -> Mapping[str, Any] | None: ...
-
-    @property
-    def security(self) -> list[Any] | None: ...
-
-    @property
-    def tags(self) -> list[Any] | None: ...
-
-    @property
-    def external_docs(self) -> Any | None: ...
-
-    @property
-    def bindings(self) -> Mapping[str, Any] | None: ...
+    See the module docstring for the contract. How a server is described in an AsyncAPI
+    document is a separate protocol, `DescribedServerT`.
+    """
 
     @property
     def capabilities(self) -> ServerCapabilities: ...
@@ -319,6 +337,37 @@ class ServerT(Protocol):
         channels_to_callbacks: Mapping[str, MessageCallbackT],
         capacity: DeliveryCapacity,
     ) -> SubscriberT: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServerDescription:
+    """A server as an AsyncAPI 3.0 server object describes it. No field may hold a credential.
+
+    `host` is `host[:port]` (no user info), `pathname` a path (no query string).
+    """
+
+    host: str
+    protocol: str
+    pathname: str | None = None
+    protocol_version: str | None = None
+    title: str | None = None
+    summary: str | None = None
+    description: str | None = None
+    variables: Mapping[str, Any] | None = None
+    security: list[Any] | None = None
+    tags: list[Any] | None = None
+    external_docs: Any | None = None
+    bindings: Mapping[str, Any] | None = None
+
+
+@runtime_checkable
+class DescribedServerT(Protocol):
+    """A server that describes itself for AsyncAPI documents (every built-in server does).
+
+    The AsyncAPI generator reads `asyncapi_description()`; the worker never does.
+    """
+
+    def asyncapi_description(self) -> ServerDescription: ...
 
 
 # Optional admin protocols ----------------------------------------------------------------

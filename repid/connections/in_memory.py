@@ -2,31 +2,42 @@
 
 Outcomes: `ack` removes the message; `reject` puts it back at the head of its channel (of its
 priority level) for the next delivery; `nack` moves it to `server.dead_letters[channel]`, where
-it can be inspected (and re-published with `requeue_dead_letters`). A subscription that closes
-with messages delivered but never settled puts them back, as a real broker does when a consumer
-goes away. Nothing survives the process: do not use it in production.
+it can be inspected (with the reason it was nacked, `StoredMessage.dead_reason`) and
+re-published with `requeue_dead_letters`. A subscription that closes with messages delivered but
+never settled puts them back, as a real broker does when a consumer goes away, and so does a
+message held unsettled for longer than `max_lease` seconds. Several subscriptions on one channel
+share its messages: each message goes to one of them. Nothing survives the process: do not use
+it in production.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from repid.connections.abc import (
     ChannelStats,
     DeadLetter,
     DeliveryCapacity,
     MessageCallbackT,
+    MessageData,
     ServerCapabilities,
 )
-from repid.connections.base import BaseReceivedMessage, BaseServer
-from repid.data import MessageData
+from repid.connections.base import (
+    DEFAULT_MAX_LEASE,
+    BaseReceivedMessage,
+    BaseServer,
+    BaseSubscriber,
+)
+from repid.connections.delivery import DeliveryLoop, Leases, OpenedT
 from repid.errors import ServerNotConnectedError
 
-__all__ = ["InMemoryServer", "StoredMessage"]
+if TYPE_CHECKING:
+    from repid.connections.base import Reply
+
+__all__ = ["InMemoryReceivedMessage", "InMemoryServer", "StoredMessage"]
 
 
 class StoredMessage:
@@ -35,6 +46,7 @@ class StoredMessage:
     __slots__ = (
         "channel",
         "content_type",
+        "dead_reason",
         "delivery_count",
         "headers",
         "message_id",
@@ -61,23 +73,28 @@ class StoredMessage:
         self.priority = priority
         self.reply_to = reply_to
         self.delivery_count = 0
+        self.dead_reason: str | None = None
+        """Why it was nacked (None: no reason given), once it is a dead letter."""
 
     def __repr__(self) -> str:
         return f"StoredMessage(channel={self.channel!r}, message_id={self.message_id!r})"
 
 
 class _Queue:
-    __slots__ = ("dead", "messages", "waiter")
+    """One channel: its messages and the delivery loops of the subscriptions reading it."""
+
+    __slots__ = ("dead", "messages", "readers")
 
     def __init__(self) -> None:
         self.messages: deque[StoredMessage] = deque()
         self.dead: list[StoredMessage] = []
-        self.waiter: asyncio.Future[None] | None = None
+        self.readers: list[DeliveryLoop[StoredMessage]] = []
 
     def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        # Every reader of the channel looks: one slot per queue would let a second
+        # subscription's wait overwrite the first's, and a message would wait while it listens.
+        for reader in self.readers:
+            reader.wake()
 
     def append(self, stored: StoredMessage) -> None:
         """Queue `stored` behind every message of its priority or higher (FIFO per level)."""
@@ -106,10 +123,13 @@ class _Queue:
 class InMemoryReceivedMessage(BaseReceivedMessage):
     """A delivery from `InMemoryServer`."""
 
-    __slots__ = ("_server", "_stored", "_subscriber")
+    __slots__ = ("_leases", "_server", "_stored")
 
     def __init__(
-        self, stored: StoredMessage, server: InMemoryServer, subscriber: _Subscriber | None
+        self,
+        stored: StoredMessage,
+        server: InMemoryServer,
+        leases: Leases[int, InMemoryReceivedMessage] | None,
     ) -> None:
         super().__init__(
             payload=stored.payload,
@@ -119,7 +139,7 @@ class InMemoryReceivedMessage(BaseReceivedMessage):
         )
         self._stored = stored
         self._server = server
-        self._subscriber = subscriber
+        self._leases = leases
 
     @property
     def message_id(self) -> str | None:
@@ -135,111 +155,94 @@ class InMemoryReceivedMessage(BaseReceivedMessage):
         return self._stored.delivery_count - 1
 
     def _settled(self) -> None:
-        if self._subscriber is not None:
-            self._subscriber.unsettled.pop(id(self._stored), None)
+        if self._leases is not None:
+            self._leases.discard(id(self._stored))
 
     async def _ack(self) -> None:
         self._settled()
 
-    async def _nack(self) -> None:
+    async def _nack(self, reason: str | None) -> None:
         self._settled()
-        self._server._queue(self._stored.channel).dead.append(self._stored)
+        self._server.dead_letter(self._stored, reason)
 
     async def _reject(self) -> None:
         self._settled()
-        self._server._requeue(self._stored)
+        self._server.requeue(self._stored)
 
-    async def _reply(
-        self,
-        *,
-        channel: str,
-        payload: bytes,
-        headers: dict[str, str] | None,
-        content_type: str | None,
-        server_specific_parameters: dict[str, Any] | None,
-    ) -> None:
+    async def _reply(self, reply: Reply) -> None:
         # Publishing and acking happen without an await in between: atomic in one event loop.
-        message_id, priority = _parse_parameters(server_specific_parameters)
-        self._server._put(
-            channel, MessageData(payload, headers, content_type), message_id, priority
+        message_id, priority = _parse_parameters(reply.server_specific_parameters)
+        self._server.put(
+            reply.channel,
+            MessageData(reply.payload, reply.headers, reply.content_type),
+            message_id=message_id,
+            priority=priority,
         )
         self._settled()
 
 
-class _Subscriber:
-    __slots__ = ("_paused", "_resumed", "_server", "_tasks", "callbacks", "capacity", "unsettled")
+class _Subscriber(BaseSubscriber):
+    """One delivery loop per channel over the channel's own queue."""
 
     def __init__(
         self,
         server: InMemoryServer,
         callbacks: Mapping[str, MessageCallbackT],
         capacity: DeliveryCapacity,
+        max_lease: float | None,
     ) -> None:
+        super().__init__(
+            capacity=capacity, channels=callbacks, max_lease=max_lease, log_name="in-memory"
+        )
         self._server = server
-        self.callbacks = dict(callbacks)
-        self.capacity = capacity
-        self.unsettled: dict[int, StoredMessage] = {}
-        self._paused = False
-        self._resumed = asyncio.Event()
-        self._resumed.set()
-        self._tasks = [
-            asyncio.create_task(self._consume(channel, callback), name=f"repid-inmemory-{channel}")
-            for channel, callback in self.callbacks.items()
-        ]
+        self.leases: Leases[int, InMemoryReceivedMessage] = Leases()
+        self._loops: list[tuple[_Queue, DeliveryLoop[StoredMessage]]] = []
+        for channel, callback in callbacks.items():
+            queue = server._channel_queue(channel)
+            loop = DeliveryLoop(
+                capacity,
+                self._opener(callback),
+                buffer=queue.messages,
+                log_event="in_memory.callback_failed",
+            )
+            queue.readers.append(loop)
+            self._loops.append((queue, loop))
+            self._spawn(loop.run(), f"repid-inmemory-{channel}")
+        self._start_lease_watch()
 
-    @property
-    def is_active(self) -> bool:
-        return not self._paused and any(not t.done() for t in self._tasks)
+    def _opener(self, callback: MessageCallbackT) -> Any:
+        server = self._server
+        leases = self.leases
 
-    async def _consume(self, channel: str, callback: MessageCallbackT) -> None:
-        queue = self._server._queue(channel)
-        capacity = self.capacity
-        loop = asyncio.get_running_loop()
-        while True:
-            if self._paused:
-                await self._resumed.wait()
-                continue
-            if capacity.free <= 0:
-                await capacity.wait_for_free()
-                continue
-            messages = queue.messages
-            if not messages:
-                queue.waiter = loop.create_future()
-                try:
-                    await queue.waiter
-                finally:
-                    queue.waiter = None
-                continue
-            # Deliver as many as the worker has room for without yielding in between: the
-            # callback takes its slot synchronously, so `free` stays exact.
-            while messages and capacity.free > 0 and not self._paused:
-                stored = messages.popleft()
-                stored.delivery_count += 1
-                self.unsettled[id(stored)] = stored
-                await callback(InMemoryReceivedMessage(stored, self._server, self))
-            if messages and queue.waiter is None:
-                # Let other tasks run between large batches.
-                await asyncio.sleep(0)
+        def open_item(stored: StoredMessage) -> OpenedT:
+            stored.delivery_count += 1
+            message = InMemoryReceivedMessage(stored, server, leases)
+            leases.add(id(stored), message)
+            return message, callback
 
-    async def pause(self) -> None:
-        self._paused = True
-        self._resumed.clear()
+        return open_item
 
-    async def resume(self) -> None:
-        self._paused = False
-        self._resumed.set()
+    async def _on_pause(self) -> None:
+        for _, loop in self._loops:
+            loop.pause()
 
-    async def close(self) -> None:
-        self._paused = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._server._subscribers.discard(self)
+    async def _on_resume(self) -> None:
+        for _, loop in self._loops:
+            loop.resume()
+
+    async def _on_close(self) -> None:
+        for queue, loop in self._loops:
+            loop.close()
+            if loop in queue.readers:
+                queue.readers.remove(loop)
         # Delivered but never settled: back to the queue, like a consumer going away.
         # In reverse, since each goes to the head: the queue keeps delivery order.
-        for stored in reversed(list(self.unsettled.values())):
-            self._server._requeue(stored)
-        self.unsettled.clear()
+        for message in reversed(self.leases.messages()):
+            self._server.requeue(message._stored)
+        self.leases.clear()
+
+    def _lease_tables(self) -> Iterable[Leases[int, InMemoryReceivedMessage]]:
+        return (self.leases,)
 
 
 class InMemoryServer(BaseServer):
@@ -247,7 +250,8 @@ class InMemoryServer(BaseServer):
 
     Server-specific parameters for `publish`: `message_id` (str), otherwise a random UUID;
     `priority` (int, default 0): higher priorities are delivered first, messages of one
-    priority in publishing order.
+    priority in publishing order. `max_lease`: seconds a delivered message may stay unsettled
+    before it goes back to its queue (default one hour; None: forever).
     """
 
     protocol = "in-memory"
@@ -262,6 +266,7 @@ class InMemoryServer(BaseServer):
         description: str | None = None,
         tags: list[Any] | None = None,
         external_docs: Any | None = None,
+        max_lease: float | None = DEFAULT_MAX_LEASE,
     ) -> None:
         super().__init__(
             host="localhost",
@@ -271,9 +276,9 @@ class InMemoryServer(BaseServer):
             tags=tags,
             external_docs=external_docs,
         )
+        self.max_lease = max_lease
         self._queues: dict[str, _Queue] = {}
         self._connected = False
-        self._subscribers: set[_Subscriber] = set()
 
     @property
     def is_connected(self) -> bool:
@@ -283,19 +288,24 @@ class InMemoryServer(BaseServer):
         self._connected = True
 
     async def disconnect(self) -> None:
-        for subscriber in list(self._subscribers):
-            await subscriber.close()
+        await self._stop_subscriptions()
         self._connected = False
 
-    def _queue(self, channel: str) -> _Queue:
+    def _channel_queue(self, channel: str) -> _Queue:
         queue = self._queues.get(channel)
         if queue is None:
             queue = self._queues[channel] = _Queue()
         return queue
 
-    def _put(
-        self, channel: str, message: MessageData, message_id: str | None, priority: int = 0
+    def put(
+        self,
+        channel: str,
+        message: MessageData,
+        *,
+        message_id: str | None = None,
+        priority: int = 0,
     ) -> StoredMessage:
+        """Queue a copy of `message` on `channel` (connected or not) and return it."""
         stored = StoredMessage(
             channel,
             message.payload,
@@ -305,15 +315,27 @@ class InMemoryServer(BaseServer):
             priority,
             message.reply_to,
         )
-        queue = self._queue(channel)
+        queue = self._channel_queue(channel)
         queue.append(stored)
         queue.wake()
         return stored
 
-    def _requeue(self, stored: StoredMessage) -> None:
-        queue = self._queue(stored.channel)
+    def requeue(self, stored: StoredMessage) -> None:
+        """Put a delivered message back at the head of its channel (of its priority level)."""
+        queue = self._channel_queue(stored.channel)
         queue.push_front(stored)
         queue.wake()
+
+    def dead_letter(self, stored: StoredMessage, reason: str | None = None) -> None:
+        """Move a delivered message to its channel's dead letters."""
+        stored.dead_reason = reason
+        self._channel_queue(stored.channel).dead.append(stored)
+
+    def take(self, stored: StoredMessage) -> InMemoryReceivedMessage:
+        """Remove `stored` from its queue and deliver it to the caller (`TestClient` does)."""
+        self._channel_queue(stored.channel).messages.remove(stored)
+        stored.delivery_count += 1
+        return InMemoryReceivedMessage(stored, self, None)
 
     async def publish(
         self,
@@ -328,7 +350,7 @@ class InMemoryServer(BaseServer):
                 "`async with server.connection():` (or after `await server.connect()`)"
             )
         message_id, priority = _parse_parameters(server_specific_parameters)
-        self._put(channel, message, message_id, priority)
+        self.put(channel, message, message_id=message_id, priority=priority)
 
     async def publish_batch(
         self,
@@ -351,33 +373,28 @@ class InMemoryServer(BaseServer):
             raise ValueError(
                 "publish_batch does not take 'message_id': every message needs its own"
             )
-        put = self._put
-        return [put(channel, message, None, priority).message_id for message in messages]
+        put = self.put
+        return [put(channel, message, priority=priority).message_id for message in messages]
 
-    async def subscribe(
-        self,
-        *,
-        channels_to_callbacks: Mapping[str, MessageCallbackT],
-        capacity: DeliveryCapacity,
+    async def _open_subscription(
+        self, callbacks: dict[str, MessageCallbackT], capacity: DeliveryCapacity
     ) -> _Subscriber:
         if not self._connected:
             raise ServerNotConnectedError(
                 "InMemoryServer is not connected: call `await server.connect()` first"
             )
-        subscriber = _Subscriber(self, channels_to_callbacks, capacity)
-        self._subscribers.add(subscriber)
-        return subscriber
+        return _Subscriber(self, callbacks, capacity, self.max_lease)
 
     # Inspection helpers -------------------------------------------------------------------
 
     def queued(self, channel: str) -> list[StoredMessage]:
         """Messages waiting on `channel`, next to be delivered first."""
-        return list(self._queue(channel).messages)
+        return list(self._channel_queue(channel).messages)
 
     def withdraw(self, channel: str, message_id: str) -> bool:
         """Remove the queued, not yet delivered message `message_id` from `channel`; True if
         it was there."""
-        messages = self._queue(channel).messages
+        messages = self._channel_queue(channel).messages
         for stored in messages:
             if stored.message_id == message_id:
                 messages.remove(stored)
@@ -392,10 +409,11 @@ class InMemoryServer(BaseServer):
     def requeue_dead_letters(self, channel: str, limit: int | None = None) -> int:
         """Move `channel`'s dead letters (oldest first; all, or `limit`) back to its queue;
         returns how many."""
-        queue = self._queue(channel)
+        queue = self._channel_queue(channel)
         count = len(queue.dead) if limit is None else min(limit, len(queue.dead))
         moved, queue.dead = queue.dead[:count], queue.dead[count:]
         for stored in moved:
+            stored.dead_reason = None
             queue.append(stored)
         queue.wake()
         return len(moved)
@@ -412,10 +430,10 @@ class InMemoryServer(BaseServer):
                 payload=stored.payload,
                 headers=stored.headers,
                 content_type=stored.content_type,
-                reason="nack",
+                reason=stored.dead_reason or "nack",
                 channel=channel,
             )
-            for stored in self._queue(channel).dead[:limit]
+            for stored in self._channel_queue(channel).dead[:limit]
         ]
 
     async def replay_dead_letters(
@@ -427,15 +445,19 @@ class InMemoryServer(BaseServer):
     async def purge_dead_letters(
         self, channel: str, *, dead_letter_queue: str | None = None
     ) -> int:
-        queue = self._queue(channel)
+        queue = self._channel_queue(channel)
         count, queue.dead = len(queue.dead), []
         return count
 
     async def channel_stats(self, channel: str) -> ChannelStats:
-        queue = self._queue(channel)
-        subscribers = [s for s in self._subscribers if channel in s.callbacks]
+        queue = self._channel_queue(channel)
+        subscribers = [
+            s
+            for s in self.subscriptions
+            if isinstance(s, _Subscriber) and channel in s.channels and not s.finished
+        ]
         in_flight = sum(
-            1 for s in subscribers for stored in s.unsettled.values() if stored.channel == channel
+            1 for s in subscribers for message in s.leases.messages() if message.channel == channel
         )
         return ChannelStats(
             channel=channel,

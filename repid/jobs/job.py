@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from repid.data import MessageData
+from repid.connections.abc import MessageData
 from repid.jobs.buckets import ResultBucket, encode_args_bucket, ttl_seconds
 from repid.jobs.headers import JobHeaders
 from repid.jobs.magic import bound_connection, current_connection

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from repid.jobs.errors import ConnectionNotBoundError
 
@@ -50,7 +50,18 @@ def bound_connection() -> Connection | None:
     return _bound.get() or _process_wide[0]
 
 
-def _connection_of(app: Any) -> Connection:
+class HasConnectionT(Protocol):
+    """What the job layer reads of an app: the `Connection` it was created with (`Repid(...)`).
+
+    `Repid.magic()` calls into this module; typing the app by this protocol keeps the job
+    layer from depending on the app's module and the app from depending on the job layer.
+    """
+
+    @property
+    def connection(self) -> Any: ...
+
+
+def _connection_of(app: HasConnectionT) -> Connection:
     connection = getattr(app, "connection", None)
     if connection is None:
         raise ConnectionNotBoundError(
@@ -60,7 +71,7 @@ def _connection_of(app: Any) -> Connection:
 
 
 @asynccontextmanager
-async def magic(app: Any, *, auto_disconnect: bool = False) -> AsyncIterator[Connection]:
+async def magic(app: HasConnectionT, *, auto_disconnect: bool = False) -> AsyncIterator[Connection]:
     """Connect `app.connection` if needed and bind it inside the block (see module doc)."""
     connection = _connection_of(app)
     if not connection.is_open:
@@ -79,7 +90,7 @@ async def magic(app: Any, *, auto_disconnect: bool = False) -> AsyncIterator[Con
             await connection.disconnect()
 
 
-async def magic_connect(app: Any) -> None:
+async def magic_connect(app: HasConnectionT) -> None:
     """Connect `app.connection` and bind it for this task and process-wide."""
     connection = _connection_of(app)
     if not connection.is_open:
@@ -88,7 +99,7 @@ async def magic_connect(app: Any) -> None:
     _process_wide[0] = connection
 
 
-async def magic_disconnect(app: Any) -> None:
+async def magic_disconnect(app: HasConnectionT) -> None:
     """Unbind `app.connection` (where it is bound) and disconnect it."""
     connection = _connection_of(app)
     if _bound.get() is connection:

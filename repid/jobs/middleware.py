@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from repid.connections.abc import ReceivedMessageT
-from repid.data import ActorData, MessageData
+from repid.connections.abc import MessageData, ReceivedMessageT
+from repid.connections.timeouts import timeout as deadline
+from repid.data import ActorData
 from repid.jobs.buckets import encode_result_bucket
 from repid.jobs.cancellation import CancelWatcher
 from repid.jobs.connection import Connection
@@ -55,7 +55,6 @@ __all__ = ["JobMiddleware"]
 
 logger = logging.getLogger("repid.jobs")
 
-_HAS_TIMEOUT_CM = sys.version_info >= (3, 11)
 _DEFAULT_POLICY = default_retry_policy_factory()
 _EARLY = 0.5  # seconds before its due time a received job is sent back to wait
 
@@ -111,8 +110,8 @@ class ArgsMessage:
     async def ack(self) -> None:
         await self._message.ack()
 
-    async def nack(self) -> None:
-        await self._message.nack()
+    async def nack(self, *, reason: str | None = None) -> None:
+        await self._message.nack(reason=reason)
 
     async def reject(self) -> None:
         await self._message.reject()
@@ -130,23 +129,16 @@ def describe_exception(exc: BaseException) -> str:
 async def _run_with_timeout(
     call_next: ActorCallT, message: Any, actor: ActorData, timeout: float
 ) -> Any:
-    if _HAS_TIMEOUT_CM:
-        cm = asyncio.timeout(timeout)  # type: ignore[attr-defined,unused-ignore]
-        try:
-            async with cm:
-                return await call_next(message, actor)
-        except TimeoutError:
-            if cm.expired():
-                raise JobTimeoutError(
-                    f"job of actor {actor.name!r} exceeded its timeout of {timeout} s"
-                ) from None
-            raise
-    try:  # Python 3.10
-        return await asyncio.wait_for(call_next(message, actor), timeout)
-    except asyncio.TimeoutError:
-        raise JobTimeoutError(
-            f"job of actor {actor.name!r} exceeded its timeout of {timeout} s"
-        ) from None
+    cm = deadline(timeout)
+    try:
+        async with cm:
+            return await call_next(message, actor)
+    except TimeoutError:
+        if cm.expired():
+            raise JobTimeoutError(
+                f"job of actor {actor.name!r} exceeded its timeout of {timeout} s"
+            ) from None
+        raise
 
 
 class JobMiddleware:
@@ -409,7 +401,7 @@ class JobMiddleware:
             )
 
     async def _retry(self, message: ReceivedMessageT, job: JobHeaders, actor: ActorData) -> None:
-        policy: RetryPolicyT = actor.retry_policy or _DEFAULT_POLICY
+        policy: RetryPolicyT = actor.extensions.get("retry_policy") or _DEFAULT_POLICY
         delay = max(0.0, float(policy(job.attempt)))
         headers = dict(message.headers or {})
         headers.update(

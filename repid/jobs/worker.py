@@ -98,7 +98,8 @@ class Worker(Router):
         """Declare the queues (if `auto_declare`), then process jobs until a signal arrives or
         `messages_limit` messages were processed. Returns the run's info (`.processed`).
 
-        A worker without actors has nothing to consume and returns at once.
+        A worker without actors has nothing to consume; like any worker it runs until a signal
+        arrives (or `stop()` is called).
         """
         from repid.app import Repid
 
@@ -112,11 +113,6 @@ class Worker(Router):
         if self.auto_declare:
             for queue in self.queues:
                 await broker.declare_queue(queue)
-        if not self.actors:
-            logger.warning(
-                "worker.no_actors: the worker has no actors; nothing to run", extra={"actors": 0}
-            )
-            return RunnerInfo()
         owner = connection.app  # the Repid(connection) app: its observers watch the jobs
         middleware = JobMiddleware(connection, cancel_poll_interval=self.cancel_poll_interval)
         app = Repid(
@@ -138,7 +134,6 @@ class Worker(Router):
         finally:
             self._runner = None
             await middleware.stop()
-            app.shutdown_executors()
 
     def stop(self) -> None:
         """Begin the graceful shutdown of a running `run()` (what SIGTERM does)."""

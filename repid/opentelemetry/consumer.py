@@ -67,15 +67,18 @@ class TracingObserver:
         self._base = conv.server_attributes(server)
         self._by_channel: dict[str, dict[str, Any]] = {}
         self._by_actor: dict[int, tuple[ActorData, dict[str, Any], str]] = {}
-        self._bound: dict[int, TracingObserver] = {}
+        # server id -> (that server, the bound copy): kept with the server, never read off
+        # another instance's private attributes.
+        self._bound: dict[int, tuple[ServerT, TracingObserver]] = {}
 
     def for_server(self, server: ServerT) -> TracingObserver:
-        bound = self._bound.get(id(server))
-        if bound is None or bound._server is not server:
-            bound = self._bound[id(server)] = TracingObserver(
-                self._tracer, self._consumed, self._duration, server
+        found = self._bound.get(id(server))
+        if found is None or found[0] is not server:
+            found = self._bound[id(server)] = (
+                server,
+                TracingObserver(self._tracer, self._consumed, self._duration, server),
             )
-        return bound
+        return found[1]
 
     def _channel_attributes(self, channel: str) -> dict[str, Any]:
         found = self._by_channel.get(channel)

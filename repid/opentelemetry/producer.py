@@ -58,15 +58,18 @@ class TracingProducerMiddleware:
         self._server = server
         self._base = conv.server_attributes(server)
         self._by_channel: dict[str, dict[str, Any]] = {}
-        self._bound: dict[int, TracingProducerMiddleware] = {}
+        # server id -> (that server, the bound copy): kept with the server, never read off
+        # another instance's private attributes.
+        self._bound: dict[int, tuple[ServerT, TracingProducerMiddleware]] = {}
 
     def for_server(self, server: ServerT) -> TracingProducerMiddleware:
-        bound = self._bound.get(id(server))
-        if bound is None or bound._server is not server:
-            bound = self._bound[id(server)] = TracingProducerMiddleware(
-                self._tracer, self._sent, server
+        found = self._bound.get(id(server))
+        if found is None or found[0] is not server:
+            found = self._bound[id(server)] = (
+                server,
+                TracingProducerMiddleware(self._tracer, self._sent, server),
             )
-        return bound
+        return found[1]
 
     def _attributes(self, channel: str) -> dict[str, Any]:
         found = self._by_channel.get(channel)

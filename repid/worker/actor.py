@@ -1,8 +1,8 @@
 """One actor, compiled for the hot path: parse, resolve dependencies, run, settle.
 
-Everything that can be decided once (converter, call plan, middleware chain, confirmation
+Everything that can be decided once (converter, call plan, middleware chain, settlement
 policy, routing strategy) is decided in `CompiledActor.__init__`; `process` only does the work
-that depends on the message.
+that depends on the message. How messages are settled is `repid.worker.settlement`'s business.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from repid.connections.abc import ReceivedMessageT
+from repid.connections.timeouts import timeout
 from repid.converters.basic import BasicConverter
 from repid.converters.pydantic import PydanticConverter
 from repid.data import ActorData
@@ -28,13 +28,21 @@ from repid.dependencies.resolver import (
     finalize_simple,
 )
 from repid.errors import InvalidConfirmationError, RepidError
-from repid.message import Message
+from repid.message import AppT, Message
 from repid.middlewares import ActorMiddlewareT, compose_actor_middlewares
 from repid.observers import OUTCOME_NAMES
-from repid.routing import outcome_literal
+from repid.worker.settlement import (
+    ACK,
+    REJECT,
+    Decision,
+    SettlementPolicy,
+    describe_error,
+    is_parse_failure,
+    mark_parse_failure,
+    settle,
+)
 
 if TYPE_CHECKING:
-    from repid.app import Repid
     from repid.converters.abc import ConverterT
     from repid.observers import MessageObserverT
 
@@ -42,22 +50,28 @@ __all__ = ["ActorTimeoutError", "CompiledActor", "ExecutionResult"]
 
 logger = logging.getLogger("repid.worker")
 
-_HAS_TIMEOUT_CM = sys.version_info >= (3, 11)
-
 
 class ActorTimeoutError(RepidError, TimeoutError):
     """An actor ran longer than its `timeout`; it was cancelled and its message rejected."""
 
 
 class ExecutionResult:
-    """What happened to one message: the actor's return value or exception."""
+    """What happened to one message: the actor's return value or exception, and the
+    settlement decision applied (None when nothing was decided, e.g. an unrouted message)."""
 
-    __slots__ = ("actor", "exception", "result")
+    __slots__ = ("actor", "decision", "exception", "result")
 
-    def __init__(self, actor: ActorData | None, result: Any, exception: BaseException | None):
+    def __init__(
+        self,
+        actor: ActorData | None,
+        result: Any,
+        exception: BaseException | None,
+        decision: Decision | None = None,
+    ) -> None:
         self.actor = actor
         self.result = result
         self.exception = exception
+        self.decision = decision
 
     @property
     def success(self) -> bool:
@@ -73,22 +87,21 @@ class CompiledActor:
         "_converter",
         "_endpoint",
         "_fast_fn",
-        "_mode",
         "_observers",
-        "_on_error",
         "_plan",
         "_pools",
         "_server_name",
         "_timeout",
         "data",
         "matches",
+        "policy",
     )
 
     def __init__(
         self,
         data: ActorData,
         *,
-        app: Repid,
+        app: AppT,
         server_name: str | None,
         app_middlewares: Sequence[ActorMiddlewareT],
         pools: ExecutorPools,
@@ -104,8 +117,7 @@ class CompiledActor:
         )
         self._converter: ConverterT = data.converter(spec)
         self.matches: Callable[[Any], bool] = _guarded_strategy(data)
-        self._mode = data.confirmation_mode
-        self._on_error = data.on_error
+        self.policy = SettlementPolicy(data.name, data.confirmation_mode, data.on_error)
         self._timeout = data.timeout
         # The common case - an async actor whose arguments are exactly the payload fields -
         # skips the generic resolver entirely.
@@ -126,7 +138,11 @@ class CompiledActor:
     # The pipeline ------------------------------------------------------------------------
 
     async def _run(self, received: ReceivedMessageT, actor: ActorData) -> Any:
-        payload, headers = self._converter.convert_inputs(received)
+        try:
+            payload, headers = self._converter.convert_inputs(received)
+        except Exception as exc:
+            mark_parse_failure(exc)  # the policy settles it with the reason (see `process`)
+            raise
         fast_fn = self._fast_fn
         if fast_fn is not None:
             return await fast_fn(**payload)
@@ -135,38 +151,16 @@ class CompiledActor:
         return await plan.invoke(await plan.build_kwargs(ctx), self._pools)
 
     async def _run_with_timeout(self, received: ReceivedMessageT, actor: ActorData) -> Any:
-        timeout = self._timeout
-        if _HAS_TIMEOUT_CM:
-            # `asyncio.timeout` runs in this task (no extra task per message) and can tell its
-            # own deadline from a TimeoutError raised by the actor itself.
-            cm = asyncio.timeout(timeout)  # type: ignore[attr-defined,unused-ignore]
-            try:
-                async with cm:
-                    return await self._run(received, actor)
-            except TimeoutError:
-                if cm.expired():
-                    raise self._timeout_error() from None
-                raise
-        # Python 3.10: cancel this task at the deadline and remember that we did, so that a
-        # TimeoutError or CancelledError of the actor's own is not mistaken for ours.
-        task = asyncio.current_task()
-        assert task is not None
-        fired = False
-
-        def expire() -> None:
-            nonlocal fired
-            fired = True
-            task.cancel()
-
-        handle = asyncio.get_running_loop().call_later(timeout or 0.0, expire)
+        # Runs in this task (no extra task per message) and tells its own deadline from a
+        # TimeoutError raised by the actor itself.
+        cm = timeout(self._timeout)
         try:
-            return await self._run(received, actor)
-        except asyncio.CancelledError:
-            if fired:
+            async with cm:
+                return await self._run(received, actor)
+        except TimeoutError:
+            if cm.expired():
                 raise self._timeout_error() from None
             raise
-        finally:
-            handle.cancel()
 
     def _timeout_error(self) -> ActorTimeoutError:
         return ActorTimeoutError(
@@ -177,7 +171,7 @@ class CompiledActor:
         return Message(received, self._app, self._server_name)
 
     async def process(self, received: ReceivedMessageT) -> ExecutionResult:
-        """Run the actor on `received` and settle the message per the confirmation mode."""
+        """Run the actor on `received` and settle the message by the actor's policy."""
         if self._observers:
             return await self._process_observed(received)
         return await self._process(received)
@@ -218,9 +212,10 @@ class CompiledActor:
                     )
 
     async def _process(self, received: ReceivedMessageT) -> ExecutionResult:
-        mode = self._mode
-        if mode == "ack_first":
-            await _settle(received, "ack", self.data.name)
+        policy = self.policy
+        name = self.data.name
+        if policy.acks_first:
+            await settle(received, ACK, name)
         try:
             if self._call is not None:
                 result = await self._call(received, self.data)
@@ -230,132 +225,77 @@ class CompiledActor:
             logger.error(
                 "actor.timeout: %s",
                 exc,
-                extra={"actor": self.data.name, "channel": received.channel},
+                extra={"actor": name, "channel": received.channel, "outcome": "reject"},
             )
-            if not received.is_acted_on:
-                await _settle(received, "reject", self.data.name)
-            return ExecutionResult(self.data, None, exc)
+            return await self._settled(received, None, exc, policy.after_timeout())
         except Exception as exc:
+            if is_parse_failure(exc):
+                decision = policy.after_parse_failure(exc)
+                # One line: the reason says what failed; a traceback would only show the parser.
+                logger.error(
+                    "actor.payload_invalid: actor %r could not parse a message from channel %r: "
+                    "%s (%s)",
+                    name,
+                    received.channel,
+                    decision.reason or describe_error(exc),
+                    decision.outcome,
+                    extra={"actor": name, "channel": received.channel, "outcome": decision.outcome},
+                )
+                return await self._settled(received, None, exc, decision)
             logger.error(
                 "actor.error: actor %r failed on a message from channel %r",
-                self.data.name,
+                name,
                 received.channel,
                 exc_info=exc,
-                extra={"actor": self.data.name, "channel": received.channel},
+                extra={"actor": name, "channel": received.channel},
             )
-            if not received.is_acted_on:
-                await _settle(received, self._outcome_for(exc), self.data.name)
-            return ExecutionResult(self.data, None, exc)
+            return await self._settled(received, None, exc, policy.after_error(exc))
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             cancelling = getattr(task, "cancelling", None)
             if cancelling is None or cancelling() > 0:
-                raise  # a real cancellation (shutdown): the runner rejects the message
-            # The actor raised CancelledError itself: an ordinary failure.
+                # A real cancellation (shutdown) - or, on Python 3.10, not knowable here: the
+                # runner, which knows whom it cancelled, settles the message.
+                raise
             logger.error(
                 "actor.error: actor %r raised CancelledError on a message from channel %r",
-                self.data.name,
+                name,
                 received.channel,
-                extra={
-                    "actor": self.data.name,
-                    "channel": received.channel,
-                    "message_id": received.message_id,
-                    "error": "CancelledError",
-                },
+                extra={"actor": name, "channel": received.channel},
             )
-            if not received.is_acted_on:
-                await _settle(received, self._outcome_for(exc), self.data.name)
-            return ExecutionResult(self.data, None, exc)
+            return await self._settled(received, None, exc, policy.after_error(exc))
         except (KeyboardInterrupt, SystemExit):
             # Give the message back before the process goes down.
-            if not received.is_acted_on:
-                await _settle(received, "reject", self.data.name)
+            await settle(received, REJECT, name)
             raise
+        try:
+            decision = policy.after_return(result)
+        except InvalidConfirmationError as invalid:
+            logger.error(
+                "actor.confirmation.invalid_return: %s",
+                invalid,
+                extra={"actor": name, "channel": received.channel},
+            )
+            return await self._settled(
+                received, result, invalid, policy.after_invalid_return(invalid)
+            )
+        if not received.is_acted_on:
+            await settle(received, decision, name)
+        return ExecutionResult(self.data, result, None, decision)
 
-        if mode == "auto" or mode == "always_ack":
-            if not received.is_acted_on:
-                await _settle(received, "ack", self.data.name)
-        elif mode == "manual_explicit":
-            outcome = outcome_literal(result)
-            if outcome is None:
-                invalid = InvalidConfirmationError(
-                    f"actor {self.data.name!r} uses confirmation_mode='manual_explicit' and must "
-                    f'return "ack", "nack", "reject" or "no_action", but returned {result!r}'
-                )
-                logger.error(
-                    "actor.confirmation.invalid_return: %s",
-                    invalid,
-                    extra={
-                        "actor": self.data.name,
-                        "channel": received.channel,
-                        "message_id": received.message_id,
-                    },
-                )
-                if not received.is_acted_on:
-                    fallback = self._outcome_for(invalid)
-                    # Never leave a message silently unsettled because of a bad return value.
-                    await _settle(
-                        received, "reject" if fallback == "no_action" else fallback, self.data.name
-                    )
-                return ExecutionResult(self.data, result, invalid)
-            if not received.is_acted_on:
-                await _settle(received, outcome, self.data.name)
-        return ExecutionResult(self.data, result, None)
-
-    def _outcome_for(self, exc: BaseException) -> str:
-        on_error = self._on_error
-        if callable(on_error):
-            try:
-                decided = on_error(exc)  # type: ignore[arg-type]
-            except Exception:
-                logger.exception(
-                    "actor.on_error.failed: the on_error callable of actor %r raised; "
-                    "rejecting the message",
-                    self.data.name,
-                    extra={"actor": self.data.name, "channel": self.data.channel},
-                )
-                return "reject"
-            outcome = outcome_literal(decided)
-            if outcome is None:
-                logger.error(
-                    "actor.on_error.invalid_return: on_error of actor %r returned %r; "
-                    "rejecting the message",
-                    self.data.name,
-                    decided,
-                    extra={"actor": self.data.name, "channel": self.data.channel},
-                )
-                return "reject"
-            return outcome
-        return on_error
+    async def _settled(
+        self,
+        received: ReceivedMessageT,
+        result: Any,
+        exc: BaseException,
+        decision: Decision,
+    ) -> ExecutionResult:
+        await settle(received, decision, self.data.name)
+        return ExecutionResult(self.data, result, exc, decision)
 
 
 def _fields(actor: ActorData) -> dict[str, Any]:
     return {"actor": actor.name, "channel": actor.channel}
-
-
-async def _settle(received: ReceivedMessageT, outcome: str, actor_name: str) -> None:
-    """Apply `outcome`; a broker failure here is logged, and the broker redelivers later."""
-    try:
-        if outcome == "ack":
-            await received.ack()
-        elif outcome == "nack":
-            await received.nack()
-        elif outcome == "reject":
-            await received.reject()
-    except Exception:
-        logger.exception(
-            "actor.confirmation.failed: could not %s a message of actor %r on channel %r; the "
-            "broker will deliver it again",
-            outcome,
-            actor_name,
-            received.channel,
-            extra={
-                "actor": actor_name,
-                "channel": received.channel,
-                "outcome": outcome,
-                "message_id": received.message_id,
-            },
-        )
 
 
 def _guarded_strategy(data: ActorData) -> Callable[[Any], bool]:
@@ -382,7 +322,6 @@ def _guarded_strategy(data: ActorData) -> Callable[[Any], bool]:
                 "actor.route.strategy_failed: the routing strategy of actor %r raised; "
                 "treating the message as not matching",
                 name,
-                extra={"actor": name},
             )
             return False
 

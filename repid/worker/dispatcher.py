@@ -13,16 +13,14 @@ from typing import TYPE_CHECKING
 
 from repid.connections.abc import ReceivedMessageT
 from repid.worker.actor import CompiledActor, ExecutionResult
+from repid.worker.settlement import POISON_THRESHOLD, settle, unrouted_decision
 
 if TYPE_CHECKING:
     from repid.observers import MessageObserverT
 
-__all__ = ["Dispatcher", "PoisonCounter"]
+__all__ = ["POISON_THRESHOLD", "Dispatcher", "PoisonCounter"]
 
 logger = logging.getLogger("repid.worker")
-
-POISON_THRESHOLD = 10
-"""Sightings of one unrouted message after which it is nacked instead of rejected."""
 
 
 class PoisonCounter:
@@ -99,8 +97,8 @@ class Dispatcher:
         delivered_before = message.delivery_count
         if delivered_before is not None and delivered_before + 1 > sightings:
             sightings = delivered_before + 1
-        topic = (message.headers or {}).get("topic")
-        poison = sightings >= POISON_THRESHOLD
+        decision = unrouted_decision(sightings)
+        poison = decision.outcome == "nack"
         for observer in self.observers:
             try:
                 observer.message_unrouted(message, poison)
@@ -110,46 +108,32 @@ class Dispatcher:
                     observer,
                     extra={"channel": message.channel},
                 )
-        try:
-            if poison:
-                logger.error(
-                    "actor.route.poison_message: no actor on channel %r takes the message "
-                    "(topic=%r, message_id=%r) after %d deliveries; nacking it",
-                    message.channel,
-                    topic,
-                    message.message_id,
-                    sightings,
-                    extra={
-                        "channel": message.channel,
-                        "topic": topic,
-                        "message_id": message.message_id,
-                        "deliveries": sightings,
-                        "outcome": "nack",
-                    },
-                )
-                self.poison.forget(message)
-                await message.nack()
-            else:
-                logger.warning(
-                    "actor.route.not_found: no actor on channel %r takes the message "
-                    "(topic=%r, message_id=%r); rejecting it (%d/%d)",
-                    message.channel,
-                    topic,
-                    message.message_id,
-                    sightings,
-                    POISON_THRESHOLD,
-                    extra={
-                        "channel": message.channel,
-                        "topic": topic,
-                        "message_id": message.message_id,
-                        "deliveries": sightings,
-                        "outcome": "reject",
-                    },
-                )
-                await message.reject()
-        except Exception:
-            logger.exception(
-                "actor.route.settle_failed: could not settle an unrouted message on %r",
+        topic = (message.headers or {}).get("topic")
+        extra = {
+            "channel": message.channel,
+            "message_id": message.message_id,
+            "outcome": decision.outcome,
+        }
+        if poison:
+            logger.error(
+                "actor.route.poison_message: no actor on channel %r takes the message "
+                "(topic=%r, message_id=%r) after %d deliveries; nacking it",
                 message.channel,
-                extra={"channel": message.channel, "message_id": message.message_id},
+                topic,
+                message.message_id,
+                sightings,
+                extra=extra,
             )
+            self.poison.forget(message)
+        else:
+            logger.warning(
+                "actor.route.not_found: no actor on channel %r takes the message "
+                "(topic=%r, message_id=%r); rejecting it (%d/%d)",
+                message.channel,
+                topic,
+                message.message_id,
+                sightings,
+                POISON_THRESHOLD,
+                extra=extra,
+            )
+        await settle(message, decision)

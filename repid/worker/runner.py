@@ -21,10 +21,18 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from repid.connections.abc import DeliveryCapacity, ReceivedMessageT, ServerT, SubscriberT
+from repid.connections.abc import (
+    DeliveryCapacity,
+    ReceivedMessageT,
+    ServerT,
+    SubscriberT,
+    SubscriptionState,
+    subscription_state,
+)
 from repid.observers import MessageObserverT, WorkerLifecycleT
 from repid.worker.actor import CompiledActor
 from repid.worker.dispatcher import Dispatcher
+from repid.worker.settlement import REJECT, settle
 
 __all__ = ["DEFAULT_SIGNALS", "Runner", "RunnerInfo"]
 
@@ -57,6 +65,7 @@ class Runner:
         graceful_shutdown_time: float,
         cancellation_timeout: float = 1.0,
         observers: Sequence[MessageObserverT] = (),
+        on_finished: Callable[[], None] | None = None,
     ) -> None:
         if messages_limit is not None and messages_limit < 0:
             raise ValueError("messages_limit must be None or at least 0")
@@ -80,6 +89,10 @@ class Runner:
         self._fatal: BaseException | None = None
         self._subscriber: SubscriberT | None = None
         self._started_observers: list[WorkerLifecycleT] = []
+        # Tasks the shutdown cancelled: any other cancellation of a message's task is the
+        # actor's own CancelledError (Python 3.10 cannot tell them apart otherwise).
+        self._cancelled: set[asyncio.Task[None]] = set()
+        self._on_finished = on_finished
 
     # Health --------------------------------------------------------------------------------
 
@@ -94,6 +107,27 @@ class Runner:
             and time.monotonic() - self.last_iteration < max_silence
             and self.server.is_connected
         )
+
+    @property
+    def subscription_state(self) -> SubscriptionState | None:
+        """The state of this worker's subscription (None before it subscribed, or without
+        actors)."""
+        subscriber = self._subscriber
+        return subscription_state(subscriber) if subscriber is not None else None
+
+    @property
+    def is_ready(self) -> bool:
+        """Running, the broker connection alive, and the subscription consuming (ACTIVE).
+
+        False while a subscription recovers from a lost connection, stream or consumer loop,
+        and until it is subscribed again. A worker without actors is ready while it runs.
+        """
+        if not self.is_running or not self.server.is_connected:
+            return False
+        subscriber = self._subscriber
+        if subscriber is None:
+            return not self.dispatcher.channels
+        return subscription_state(subscriber) is SubscriptionState.ACTIVE
 
     # Control -------------------------------------------------------------------------------
 
@@ -118,13 +152,19 @@ class Runner:
         async def on_message(message: ReceivedMessageT) -> None:
             # Synchronous up to here: the slot is taken before the subscriber looks again.
             capacity.acquire()
-            in_flight[create_task(handle(message))] = message
+            task = create_task(handle(message))
+            # An eager task factory (Python 3.12+) may have run the task to its end already,
+            # `finally` included: only a task still running is in flight.
+            if not task.done():
+                in_flight[task] = message
 
         return on_message
 
     async def _handle(self, message: ReceivedMessageT) -> None:
         # Bookkeeping runs in this task's `finally` rather than a done callback: one less
         # event-loop callback per message.
+        actor: CompiledActor | None = None
+        decided = False
         try:
             dispatcher = self.dispatcher
             actor = dispatcher.route(message)
@@ -139,6 +179,13 @@ class Runner:
                 _log_processed(message, result, time.monotonic() - started)
             else:
                 result = await actor.process(message)
+            decided = True
+            if not message.is_acted_on:
+                # The policy's settlement failed (a broker error): settle it now, unless the
+                # decision was to leave it to the actor ("no_action").
+                leftover = actor.policy.leftover(result.decision)
+                if leftover is not None:
+                    await settle(message, leftover, actor.data.name)
             info = self.info
             info.processed += 1
             if result.exception is not None:
@@ -146,23 +193,35 @@ class Runner:
             limit = self.messages_limit
             if limit is not None and info.processed >= limit:
                 self.stop()
-        except Exception:
-            logger.exception(
-                "worker.task_failed: unexpected error while handling a message",
-                extra={"channel": message.channel, "message_id": message.message_id},
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+            if (
+                task in self._cancelled
+                or actor is None
+                or decided
+                or (cancelling is not None and cancelling() > 0)
+            ):
+                raise  # a real cancellation: the shutdown rejects the message
+            # Nobody but the shutdown cancels this task: the actor raised CancelledError
+            # itself (how Python 3.10 shows it). An ordinary failure of the actor.
+            logger.error(
+                "actor.error: actor %r raised CancelledError on a message from channel %r",
+                actor.data.name,
+                message.channel,
+                extra={"actor": actor.data.name, "channel": message.channel},
             )
+            await settle(message, actor.policy.after_error(exc), actor.data.name)
+            self.info.processed += 1
+            self.info.failed += 1
+        except Exception:
+            logger.exception("worker.task_failed: unexpected error while handling a message")
+            if actor is not None and not message.is_acted_on and not actor.policy.manual:
+                await settle(message, REJECT, actor.data.name)
         except (KeyboardInterrupt, SystemExit) as exc:
             # Raised by an actor: the message was rejected back to its queue by the actor
             # pipeline. Shut down gracefully, then re-raise from `run()`.
-            logger.error(
-                "worker.fatal: %r raised by an actor; shutting down",
-                exc,
-                extra={
-                    "channel": message.channel,
-                    "message_id": message.message_id,
-                    "error": type(exc).__name__,
-                },
-            )
+            logger.error("worker.fatal: %r raised by an actor; shutting down", exc)
             if self._fatal is None:
                 self._fatal = exc
             self.stop()
@@ -183,6 +242,7 @@ class Runner:
             raise RuntimeError("a Runner runs once; make a new one with app.create_runner()")
         self._started = True
         if self.messages_limit == 0 or self._stop.is_set():
+            self._finish()
             return self.info
         # Decided once per run: the per-message debug line costs nothing when it is off.
         self._log_each = logger.isEnabledFor(logging.DEBUG)
@@ -199,20 +259,17 @@ class Runner:
                     "worker.started: consuming %s on server %r",
                     ", ".join(repr(c) for c in channels),
                     self.server_name,
-                    extra={"server": self.server_name, "channels": channels},
                 )
                 self._lifecycle_started(channels)
             else:
-                logger.warning(
-                    "worker.no_actors: no actors registered; waiting for a stop signal",
-                    extra={"server": self.server_name},
-                )
+                logger.warning("worker.no_actors: no actors registered; waiting for a stop signal")
             await self._stop.wait()
         finally:
             self._stop.set()
             try:
                 await self._shutdown()
             finally:
+                self._finish()
                 heartbeat.cancel()
                 await self._lifecycle_stopped()
                 for sig, previous in installed:
@@ -225,17 +282,18 @@ class Runner:
             raise self._fatal
         return self.info
 
+    def _finish(self) -> None:
+        callback, self._on_finished = self._on_finished, None
+        if callback is not None:
+            callback()
+
     def _lifecycle_started(self, channels: list[str]) -> None:
         for observer in self.dispatcher.observers:
             if isinstance(observer, WorkerLifecycleT):
                 try:
                     observer.worker_started(self.server, channels)
                 except Exception:
-                    logger.exception(
-                        "observer.failed: %r raised in worker_started",
-                        observer,
-                        extra={"server": self.server_name},
-                    )
+                    logger.exception("observer.failed: %r raised in worker_started", observer)
                 else:
                     self._started_observers.append(observer)
 
@@ -245,11 +303,7 @@ class Runner:
             try:
                 await observer.worker_stopped(self.server)
             except Exception:
-                logger.exception(
-                    "observer.failed: %r raised in worker_stopped",
-                    observer,
-                    extra={"server": self.server_name},
-                )
+                logger.exception("observer.failed: %r raised in worker_stopped", observer)
 
     def _install_signals(
         self, loop: asyncio.AbstractEventLoop, signals: Sequence[signal.Signals]
@@ -260,8 +314,7 @@ class Runner:
         if threading.current_thread() is not threading.main_thread():
             logger.warning(
                 "worker.signals_skipped: signal handlers can only be installed in the main "
-                "thread; pass register_signals=[] to silence this",
-                extra={"server": self.server_name},
+                "thread; pass register_signals=[] to silence this"
             )
             return installed
         for sig in signals:
@@ -269,11 +322,7 @@ class Runner:
             try:
                 loop.add_signal_handler(sig, self._on_signal, sig)
             except (NotImplementedError, RuntimeError, ValueError):
-                logger.warning(
-                    "worker.signal_unsupported: cannot handle %s here",
-                    sig,
-                    extra={"signal": str(sig)},
-                )
+                logger.warning("worker.signal_unsupported: cannot handle %s here", sig)
                 continue
             installed.append((sig, previous))
         return installed
@@ -284,7 +333,6 @@ class Runner:
                 "worker.force_stop: second SIGINT: cancelling %d running actor(s) now; their "
                 "messages go back to the queue",
                 len(self.in_flight),
-                extra={"in_flight": len(self.in_flight)},
             )
             self.force_stop()
             return
@@ -293,7 +341,6 @@ class Runner:
             "press Ctrl-C again to stop at once)",
             sig.name,
             self.graceful_shutdown_time,
-            extra={"signal": sig.name, "graceful_shutdown_time": self.graceful_shutdown_time},
         )
         self.stop()
 
@@ -303,20 +350,13 @@ class Runner:
             try:
                 await subscriber.pause()
             except Exception:
-                logger.exception(
-                    "worker.shutdown: pausing the subscription failed",
-                    extra={"server": self.server_name},
-                )
+                logger.exception("worker.shutdown: pausing the subscription failed")
         pending = set(self.in_flight)
         if pending:
             logger.info(
                 "worker.shutdown: waiting up to %.1f s for %d running actor(s)",
                 self.graceful_shutdown_time,
                 len(pending),
-                extra={
-                    "in_flight": len(pending),
-                    "graceful_shutdown_time": self.graceful_shutdown_time,
-                },
             )
             pending = await self._wait_graceful(pending)
         if pending:
@@ -325,9 +365,9 @@ class Runner:
                 "worker.shutdown: cancelling %d actor(s) still running after the grace period; "
                 "their messages go back to the queue",
                 len(pending),
-                extra={"in_flight": len(pending)},
             )
             for task in pending:
+                self._cancelled.add(task)
                 task.cancel()
             # Reject while the cancelled actors run their cleanup.
             rejects = [self._reject(m) for m in messages]
@@ -336,10 +376,7 @@ class Runner:
             try:
                 await subscriber.close()
             except Exception:
-                logger.exception(
-                    "worker.shutdown: closing the subscription failed",
-                    extra={"server": self.server_name},
-                )
+                logger.exception("worker.shutdown: closing the subscription failed")
             self._subscriber = None
 
     async def _wait_graceful(self, pending: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
@@ -362,16 +399,7 @@ class Runner:
 
     @staticmethod
     async def _reject(message: ReceivedMessageT) -> None:
-        if message.is_acted_on:
-            return
-        try:
-            await message.reject()
-        except Exception:
-            logger.exception(
-                "worker.shutdown: could not reject a message on %r; the broker will redeliver it",
-                message.channel,
-                extra={"channel": message.channel, "message_id": message.message_id},
-            )
+        await settle(message, REJECT)
 
 
 def _log_processed(message: ReceivedMessageT, result: Any, seconds: float) -> None:

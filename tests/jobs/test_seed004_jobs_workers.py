@@ -13,7 +13,7 @@ import pytest
 
 import repid
 from repid import Connection, InMemoryMessageBroker, Job, Queue, Repid, Router, Worker
-from tests.jobs._programs import run_program
+from tests.jobs._programs import run_program, run_program_until_signal
 
 SIMPLE_JOB = """
 import asyncio
@@ -163,9 +163,9 @@ def test_retry_policy_declarations() -> None:
         raise Exception("Some random exception.")
 
     (actor,) = my_router.actors
-    assert actor.retry_policy(1) == 300.0
-    assert actor.retry_policy(2) == 600.0
-    assert actor.retry_policy(100) == 86400.0
+    assert actor.extensions["retry_policy"](1) == 300.0
+    assert actor.extensions["retry_policy"](2) == 600.0
+    assert actor.extensions["retry_policy"](100) == 86400.0
 
     my_router = Router()
 
@@ -174,7 +174,7 @@ def test_retry_policy_declarations() -> None:
         raise Exception("Some random exception.")
 
     (actor,) = my_router.actors
-    assert actor.retry_policy(3) == 300
+    assert actor.extensions["retry_policy"](3) == 300
 
 
 WORKER_AS_ROUTER = """
@@ -280,7 +280,10 @@ if __name__ == "__main__":
 
 
 def test_running_a_worker_without_actors_program() -> None:
-    ns = run_program(RUN_WORKER)
+    # "The worker will be running until it receives a signal (SIGINT or SIGTERM, by default)",
+    # actors or not.
+    ns, signalled = run_program_until_signal(RUN_WORKER)
+    assert signalled, "the worker returned without waiting for a signal"
     assert not ns["app"].connection.is_open  # auto_disconnect
 
 
@@ -322,7 +325,8 @@ if __name__ == "__main__":
 
 
 def test_runner_processed_program(capsys: pytest.CaptureFixture[str]) -> None:
-    run_program(RUNNER_PROCESSED)
+    _, signalled = run_program_until_signal(RUNNER_PROCESSED, signal.SIGINT)
+    assert signalled
     assert capsys.readouterr().out.strip().endswith("Total actor runs: 0")
 
 

@@ -602,7 +602,7 @@ async def test_a_stale_ack_id_does_not_fail_the_acks_batched_with_it(
     subscriber = await consume(server, channel, collector)
     await server.publish_batch(channel=channel, messages=[MessageData(b"1"), MessageData(b"2")])
     await collector.wait_for(2)
-    state = subscriber.states[0]  # type: ignore[attr-defined]
+    state = subscriber.subscriptions[0]  # type: ignore[attr-defined]
     # The three settlements share one Acknowledge call, which the emulator refuses as a whole
     # (INVALID_ARGUMENT) because of the stale id; the valid ones must still be acked.
     results = await asyncio.gather(
@@ -625,7 +625,7 @@ async def test_keep_alive_drops_stale_ack_ids_and_keeps_the_rest(
     subscriber = await consume(server, channel, collector)
     await server.publish(channel=channel, message=MessageData(b"held"))
     await collector.wait_for(1)
-    state = subscriber.states[0]  # type: ignore[attr-defined]
+    state = subscriber.subscriptions[0]  # type: ignore[attr-defined]
     stale = "projects/x/subscriptions/y:999999"
     state.leased[stale] = time.monotonic()
     await state.keep_alive()  # the batch fails on the stale id; singly, only it is refused

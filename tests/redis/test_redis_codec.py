@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from repid.connections.backoff import Backoff
 from repid.connections.redis._codec import (
     MalformedEntryError,
     decode_entry,
@@ -18,7 +19,7 @@ from repid.connections.redis._codec import (
 )
 from repid.connections.redis._params import XAddOptions, parse_xadd_options
 from repid.connections.redis.keys import KeyLayout, hash_tag, same_slot
-from repid.connections.redis.subscriber import backoff_delay, next_entry_id
+from repid.connections.redis.subscriber import next_entry_id
 from repid.data import MessageData
 
 
@@ -226,7 +227,9 @@ def test_next_entry_id_is_the_successor(ms: int, seq: int):
 
 @given(failures=st.integers(min_value=1, max_value=10_000))
 def test_backoff_is_bounded(failures: int):
-    assert 0 <= backoff_delay(failures) <= 5.0
+    backoff = Backoff(0.05, 5.0)
+    delays = [backoff.next() for _ in range(min(failures, 64))]
+    assert all(0 <= delay <= 5.0 for delay in delays)
 
 
 def test_key_layout_defaults_are_repid_2s():

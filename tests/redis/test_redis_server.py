@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from redis_helpers import Collector, dlq, group, stream, wait_until
 
 from repid.connections.abc import DeliveryCapacity, MessageAction, ServerT, SubscriberT
+from repid.connections.base import Reply
 from repid.connections.redis import RedisConnectionError, RedisServer, RedisServerError
 from repid.data import MessageData
 
@@ -562,14 +563,7 @@ async def test_settlement_scripts_are_idempotent(
     answers = f"{channel}-answers"
     for _ in range(2):
         await server._reply_entry(
-            key,
-            grp,
-            second.entry_id.encode(),
-            channel=answers,
-            payload=b"r",
-            headers=None,
-            content_type=None,
-            server_specific_parameters=None,
+            key, grp, second.entry_id.encode(), Reply(answers, b"r", None, None, None)
         )
     assert await raw.xlen(stream(answers)) == 1  # one reply, not two
     assert await raw.xlen(stream(channel)) == 0

@@ -9,13 +9,15 @@ import pytest
 
 import repid.worker.actor
 from repid import Message, Repid, Router, TestClient
+from repid.connections.timeouts import _Timeout310
 from repid.dependencies.resolver import ExecutorPools
 
 from .helpers import make_app
 
 
 async def test_py310_path_distinguishes_actor_own_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(repid.worker.actor, "_HAS_TIMEOUT_CM", False)
+    # The Python 3.10 shim, on whatever Python runs the tests.
+    monkeypatch.setattr(repid.worker.actor, "timeout", _Timeout310)
     router = Router()
 
     @router.actor(channel="c", timeout=5)

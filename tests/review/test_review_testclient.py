@@ -16,7 +16,9 @@ def _two_channel_app() -> Repid:
 
     @router.actor(channel="a")
     async def first(message: Message) -> str:
-        await message.send_message_json(channel="b", payload={}, headers={"topic": "second"})
+        await message.send_message_json(
+            operation_id="op_b", payload={}, headers={"topic": "second"}
+        )
         return "first"
 
     @router.actor(channel="b")

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from repid.connections.abc import MessageData
 from repid.connections.amqp.protocol.message import (
     AmqpMessageHeader,
     AmqpMessageProperties,
@@ -18,7 +19,6 @@ from repid.connections.amqp.protocol.message import (
     Message,
 )
 from repid.connections.amqp.protocol.types import Symbol, encode
-from repid.data import MessageData
 
 __all__ = [
     "AddressStrategyT",

@@ -24,6 +24,11 @@ the network returning (measured: 5-9 s after a 30 s partition). An event loop bl
 than `idle_timeout` loses its connection the same way. RabbitMQ keeps the messages it sent on
 the dead connection until it notices that connection is gone itself (its next write to it
 fails), and then puts them back in the queue.
+
+A delivery held unsettled for `max_lease` seconds (default one hour) is released back to its
+queue, and logged. While the connection (or a link) is lost the subscription is RECOVERING, and
+ACTIVE again once every link is attached; a publish waits for the reconnect for up to
+`publish_timeout` seconds, then raises `ConnectionError`.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from repid.connections.abc import (
     DeadLetter,
     DeliveryCapacity,
     MessageCallbackT,
+    MessageData,
     ServerCapabilities,
 )
 from repid.connections.amqp import admin
@@ -69,11 +75,10 @@ from repid.connections.amqp.transport import (
     AmqpClient,
     AmqpConnectionLost,
     AmqpLinkError,
-    backoff_delays,
     parse_amqp_url,
 )
-from repid.connections.base import BaseServer, redact_url
-from repid.data import MessageData
+from repid.connections.backoff import backoff_delays
+from repid.connections.base import DEFAULT_MAX_LEASE, BaseServer, redact_url
 from repid.errors import (
     BatchPublishError,
     BrokerAuthenticationError,
@@ -147,6 +152,12 @@ class AmqpServer(BaseServer):
     RabbitMQ sees its socket closed (under a second); a worker is back within a few seconds of
     its broker returning and within about 10 s of a network partition healing.
 
+    `max_lease`: seconds a delivered message may stay unsettled before it is released back to
+    its queue (default one hour; None: forever). `annotate_dead_letters`: a nack with a reason
+    (a payload that did not parse...) settles the message `modified` with the reason as the
+    annotation `x-opt-repid-dead-letter-reason`, which RabbitMQ 4 quorum queues keep on the
+    dead letter; False settles every nack `rejected`.
+
     repid 2.x keyword names are accepted with their 2.x meaning: `dsn` (= `url`) and
     `publish_naming_strategy(channel, routing_key_or_None)`, which replaces both publish
     strategies (called with None when no `routing_key` is given).
@@ -172,6 +183,8 @@ class AmqpServer(BaseServer):
         publish_timeout: float = 60.0,
         max_message_size: int = 128 * 1024 * 1024,
         management_timeout: float = 15.0,
+        max_lease: float | None = DEFAULT_MAX_LEASE,
+        annotate_dead_letters: bool = True,
         title: str | None = None,
         summary: str | None = None,
         description: str | None = None,
@@ -226,13 +239,14 @@ class AmqpServer(BaseServer):
         self._connect_timeout = connect_timeout
         self._publish_timeout = publish_timeout
         self._max_message_size = max_message_size
+        self.max_lease = max_lease
+        self.annotate_dead_letters = annotate_dead_letters
         self._client: AmqpClient | None = None
         self._sender: SenderLink | None = None
         self._sender_lock: asyncio.Lock | None = None
         self._wanted = False
         self._reconnecting: asyncio.Task[None] | None = None
         self._ready: asyncio.Event | None = None
-        self._subscribers: set[AmqpSubscriber] = set()
         self._addresses: dict[str, str] = {}
         self.management = AmqpManagement(self._live_client, management_timeout)
 
@@ -299,6 +313,8 @@ class AmqpServer(BaseServer):
         if not self._wanted or not was_up:
             return  # a connection that never opened: connect() or _reconnect() handles it
         logger.error("amqp.connection_lost: %s: %s; reconnecting", self._safe_url, lost)
+        for subscriber in self._amqp_subscribers():
+            subscriber.connection_lost(str(lost))
         if self._reconnecting is None or self._reconnecting.done():
             self._reconnecting = asyncio.get_running_loop().create_task(
                 self._reconnect(), name="repid-amqp-reconnect"
@@ -313,7 +329,7 @@ class AmqpServer(BaseServer):
                 await self._open()
                 client = self._client
                 assert client is not None
-                for subscriber in list(self._subscribers):
+                for subscriber in self._amqp_subscribers():
                     await subscriber.attach_all(client)
             except (OSError, asyncio.TimeoutError, AmqpConnectionLost) as exc:
                 # A connection that died again is already closed: just try anew.
@@ -324,6 +340,9 @@ class AmqpServer(BaseServer):
             logger.info("amqp.reconnected: %s", self._safe_url)
             return
 
+    def _amqp_subscribers(self) -> list[AmqpSubscriber]:
+        return [s for s in self.subscriptions if isinstance(s, AmqpSubscriber)]
+
     async def disconnect(self) -> None:
         self._wanted = False
         self.management.reset()
@@ -332,12 +351,19 @@ class AmqpServer(BaseServer):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reconnecting
             self._reconnecting = None
-        for subscriber in list(self._subscribers):
-            await subscriber.close()
+        await self._stop_subscriptions()
         client, self._client = self._client, None
         self._sender = None
         if client is not None:
             await client.close()
+
+    async def live_client(self, timeout: float | None = None) -> AmqpClient:
+        """The open `AmqpClient`, waiting up to `timeout` seconds (default `connect_timeout`)
+        for a reconnect in progress. Raises `ServerNotConnectedError` before `connect()`.
+        """
+        loop = asyncio.get_running_loop()
+        wait = self._connect_timeout if timeout is None else timeout
+        return await self._live_client(loop.time() + wait)
 
     async def _live_client(self, deadline: float) -> AmqpClient:
         """The current client, waiting (until `deadline`) for a reconnect in progress."""
@@ -557,15 +583,11 @@ class AmqpServer(BaseServer):
 
     # ------------------------------------------------------------------ consuming
 
-    async def subscribe(
-        self,
-        *,
-        channels_to_callbacks: Mapping[str, MessageCallbackT],
-        capacity: DeliveryCapacity,
+    async def _open_subscription(
+        self, callbacks: dict[str, MessageCallbackT], capacity: DeliveryCapacity
     ) -> AmqpSubscriber:
-        loop = asyncio.get_running_loop()
-        client = await self._live_client(loop.time() + self._connect_timeout)
-        subscriber = AmqpSubscriber(self, channels_to_callbacks, capacity)
+        client = await self.live_client()
+        subscriber = AmqpSubscriber(self, callbacks, capacity, self.max_lease)
         try:
             await subscriber.start(client)
         except AmqpLinkError as exc:
@@ -576,7 +598,6 @@ class AmqpServer(BaseServer):
                     "topology is yours)"
                 ) from exc
             raise
-        self._subscribers.add(subscriber)
         return subscriber
 
     def __repr__(self) -> str:

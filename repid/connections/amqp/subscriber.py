@@ -4,19 +4,21 @@ Invariant kept by `_top_up`: the credit outstanding on all links plus the prefet
 not yet handed to the worker never exceeds `capacity.free`. Arrivals move one unit from credit to
 the buffer and dispatches move one from the buffer to the worker, so only freed slots create
 room; credit is topped up when a link falls to half its share, so flow frames are batched.
+
+State: the subscription is RECOVERING from the moment its connection or one of its links is
+lost until every link is attached again. A delivery held unsettled for `max_lease` seconds is
+released back to its queue (and logged).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections import deque
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from repid.connections.abc import DeliveryCapacity, MessageCallbackT
+from repid.connections.abc import DeliveryCapacity, MessageCallbackT, MessageData
 from repid.connections.amqp.addressing import headers_of, payload_of
 from repid.connections.amqp.protocol.connection import IncomingDelivery, Link, ReceiverLink
 from repid.connections.amqp.protocol.errors import AmqpProtocolError, Condition
@@ -25,21 +27,24 @@ from repid.connections.amqp.protocol.performatives import (
     Accepted,
     DeliveryState,
     Error,
+    Modified,
     Rejected,
     Released,
 )
+from repid.connections.amqp.protocol.types import Symbol
 from repid.connections.amqp.transport import (
     RECONNECT_BACKOFF_CAP,
     AmqpClient,
     AmqpConnectionLost,
     AmqpLinkError,
-    backoff_delays,
 )
-from repid.connections.base import BaseReceivedMessage
-from repid.data import MessageData
+from repid.connections.backoff import backoff_delays
+from repid.connections.base import BaseReceivedMessage, BaseSubscriber
+from repid.connections.delivery import DeliveryLoop, Leases, OpenedT
 
 if TYPE_CHECKING:
     from repid.connections.amqp.server import AmqpServer
+    from repid.connections.base import Reply
 
 __all__ = ["AmqpReceivedMessage", "AmqpSubscriber"]
 
@@ -48,14 +53,17 @@ logger = logging.getLogger("repid.connections.amqp")
 _ACCEPTED = Accepted()
 _REJECTED = Rejected()
 _RELEASED = Released()
+_REASON = Symbol("x-opt-repid-dead-letter-reason")
 
 
 class AmqpReceivedMessage(BaseReceivedMessage):
     """A delivery from `AmqpServer`.
 
-    ack settles it `accepted`, nack `rejected` (the queue's dead-letter policy applies), reject
-    `released` (requeued; RabbitMQ does not count it as a failed delivery), reply publishes to
-    `reply_to` (or the given channel) and then accepts.
+    ack settles it `accepted`, nack `rejected` (the queue's dead-letter policy applies; a nack
+    with a reason is `modified` as undeliverable, which RabbitMQ 4 quorum queues dead-letter with
+    the message annotation `x-opt-repid-dead-letter-reason`), reject `released` (requeued;
+    RabbitMQ does not count it as a failed delivery), reply publishes to `reply_to` (or the
+    given channel) and then accepts.
     """
 
     __slots__ = (
@@ -116,32 +124,34 @@ class AmqpReceivedMessage(BaseReceivedMessage):
                 self._message_id,
                 self._channel,
             )
-        self._subscriber._settled(self._link)
+        self._subscriber._settled(self._link, self._delivery)
 
     async def _ack(self) -> None:
         self._settle(_ACCEPTED)
 
-    async def _nack(self) -> None:
-        self._settle(_REJECTED)
+    async def _nack(self, reason: str | None) -> None:
+        if reason is None or not self._subscriber._server.annotate_dead_letters:
+            self._settle(_REJECTED)
+        else:
+            self._settle(
+                Modified(
+                    delivery_failed=True,
+                    undeliverable_here=True,
+                    message_annotations={_REASON: reason},
+                )
+            )
 
     async def _reject(self) -> None:
         self._settle(_RELEASED)
 
-    async def _reply(
-        self,
-        *,
-        channel: str,
-        payload: bytes,
-        headers: dict[str, str] | None,
-        content_type: str | None,
-        server_specific_parameters: dict[str, Any] | None,
-    ) -> None:
-        params = dict(server_specific_parameters or {})
+    async def _reply(self, reply: Reply) -> None:
+        channel = reply.channel
+        params = dict(reply.server_specific_parameters or {})
         if channel.startswith(("/queues/", "/exchanges/")) and "to" not in params:
             params["to"] = channel  # reply-to already holds an AMQP address
         await self._subscriber._server.publish(
             channel=channel,
-            message=MessageData(payload, headers, content_type),
+            message=MessageData(reply.payload, reply.headers, reply.content_type),
             server_specific_parameters=params,
         )
         self._settle(_ACCEPTED)
@@ -159,7 +169,7 @@ class _Consumer:
         self.reattach: asyncio.Task[None] | None = None
 
 
-class AmqpSubscriber:
+class AmqpSubscriber(BaseSubscriber):
     """The `SubscriberT` returned by `AmqpServer.subscribe`."""
 
     def __init__(
@@ -167,51 +177,40 @@ class AmqpSubscriber:
         server: AmqpServer,
         callbacks: Mapping[str, MessageCallbackT],
         capacity: DeliveryCapacity,
+        max_lease: float | None = None,
     ) -> None:
+        super().__init__(
+            capacity=capacity, channels=callbacks, max_lease=max_lease, log_name="amqp"
+        )
         self._server = server
-        self._capacity = capacity
         self._consumers = [
             _Consumer(channel, server.subscribe_naming_strategy(channel), callback)
             for channel, callback in callbacks.items()
         ]
-        self._buffer: deque[AmqpReceivedMessage] = deque()
-        self._wakeup = asyncio.Event()
-        self._paused = False
-        self._closed = False
+        self._callbacks = {c.channel: c.callback for c in self._consumers}
+        self._delivery: DeliveryLoop[AmqpReceivedMessage] = DeliveryLoop(
+            capacity, self._open, after_batch=self._top_up, log_event="amqp.callback_failed"
+        )
+        self._buffer = self._delivery.buffer
         self._rotation = 0
-        self._dispatcher: asyncio.Task[None] | None = None
         self._draining: set[ReceiverLink] = set()
+        self.leases: Leases[IncomingDelivery, AmqpReceivedMessage] = Leases()
 
     # ------------------------------------------------------------------ SubscriberT
 
-    @property
-    def is_active(self) -> bool:
-        return not self._paused and not self._closed
-
-    async def pause(self) -> None:
-        self._paused = True
+    async def _on_pause(self) -> None:
+        self._delivery.pause()
         for consumer in self._consumers:
             if consumer.link is not None and consumer.client is not None:
                 consumer.client.flow(consumer.link, 0)
 
-    async def resume(self) -> None:
-        if self._closed:
-            return
-        self._paused = False
-        self._wakeup.set()
+    async def _on_resume(self) -> None:
+        self._delivery.resume()
         self._top_up()
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._paused = True
-        self._closed = True
+    async def _on_close(self) -> None:
+        self._delivery.close()
         self._capacity.remove_listener(self._top_up)
-        self._server._subscribers.discard(self)
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
         # Prefetched but never handed to the worker: straight back to the queue.
         while self._buffer:
             message = self._buffer.popleft()
@@ -229,6 +228,9 @@ class AmqpSubscriber:
             else:
                 await client.detach(link)
 
+    def _lease_tables(self) -> Iterable[Leases[IncomingDelivery, AmqpReceivedMessage]]:
+        return (self.leases,)
+
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, client: AmqpClient) -> None:
@@ -243,16 +245,21 @@ class AmqpSubscriber:
                     await consumer.client.detach(consumer.link)
             raise
         self._capacity.add_listener(self._top_up)
-        self._dispatcher = asyncio.get_running_loop().create_task(
-            self._dispatch(), name="repid-amqp-dispatch"
-        )
+        self._spawn(self._delivery.run(), "repid-amqp-dispatch")
+        self._start_lease_watch()
         self._top_up()
+
+    def connection_lost(self, why: str) -> None:
+        """The server lost the connection: RECOVERING until `attach_all` succeeds."""
+        self._mark_recovering(why)
 
     async def attach_all(self, client: AmqpClient) -> None:
         """(Re-)attach all links on `client`, e.g. after a reconnect."""
         # Prefetched messages of a dead connection can no longer be settled: the broker has
         # already put them back.
-        self._buffer = deque(m for m in self._buffer if m._client is client)
+        alive = [m for m in self._buffer if m._client is client]
+        self._buffer.clear()
+        self._buffer.extend(alive)
         for consumer in self._consumers:
             if self._closed:
                 return
@@ -264,7 +271,16 @@ class AmqpSubscriber:
                 # E.g. the queue is gone: keep the others running and retry this one alone.
                 logger.error("amqp.attach_failed: %s; retrying with backoff", exc)
                 consumer.reattach = asyncio.get_running_loop().create_task(self._reattach(consumer))
+        self._check_recovered()
         self._top_up()
+
+    def _check_recovered(self) -> None:
+        """ACTIVE again once every channel has its link on a live connection."""
+        if all(
+            c.link is not None and c.client is not None and c.client.is_alive
+            for c in self._consumers
+        ):
+            self._mark_recovered()
 
     async def _attach(self, consumer: _Consumer, client: AmqpClient) -> None:
         name = f"repid-{consumer.channel}-{uuid.uuid4().hex[:8]}"
@@ -282,11 +298,13 @@ class AmqpSubscriber:
         if self._closed or consumer.link is not link:
             return
         consumer.link = None
+        detail = f"{error.condition}: {error.description}" if error else "no error given"
         logger.error(
             "amqp.link_detached: the broker detached the consumer of %r (%s); re-attaching",
             consumer.channel,
-            f"{error.condition}: {error.description}" if error else "no error given",
+            detail,
         )
+        self._mark_recovering(f"the consumer link of {consumer.channel!r} detached ({detail})")
         consumer.reattach = asyncio.get_running_loop().create_task(self._reattach(consumer))
 
     async def _reattach(self, consumer: _Consumer) -> None:
@@ -302,6 +320,7 @@ class AmqpSubscriber:
             except (AmqpLinkError, AmqpConnectionLost) as exc:
                 logger.error("amqp.reattach_failed: %s", exc)
                 continue
+            self._check_recovered()
             self._top_up()
             return
 
@@ -340,7 +359,7 @@ class AmqpSubscriber:
             if isinstance(properties.reply_to, str):
                 reply_to = properties.reply_to
             content_type = properties.content_type
-        self._buffer.append(
+        self._delivery.push(
             AmqpReceivedMessage(
                 payload=payload,
                 headers=headers_of(message),
@@ -355,31 +374,15 @@ class AmqpSubscriber:
                 delivery=delivery,
             )
         )
-        self._wakeup.set()
 
-    async def _dispatch(self) -> None:
-        capacity = self._capacity
-        while True:
-            if self._paused or not self._buffer:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            if capacity.free <= 0:
-                await capacity.wait_for_free()
-                continue
-            buffer = self._buffer
-            callbacks = {c.channel: c.callback for c in self._consumers}
-            while buffer and capacity.free > 0 and not self._paused:
-                message = buffer.popleft()
-                if not message._client.is_alive:
-                    continue  # its connection died: the broker redelivers it
-                try:
-                    await callbacks[message.channel](message)
-                except Exception:
-                    logger.exception("amqp.callback_failed on %r", message.channel)
-            self._top_up()
+    def _open(self, message: AmqpReceivedMessage) -> OpenedT | None:
+        if not message._client.is_alive:
+            return None  # its connection died: the broker redelivers it
+        self.leases.add(message._delivery, message)
+        return message, self._callbacks[message.channel]
 
-    def _settled(self, link: ReceiverLink) -> None:
+    def _settled(self, link: ReceiverLink, delivery: IncomingDelivery) -> None:
+        self.leases.discard(delivery)
         if link in self._draining and not link.unsettled:
             self._draining.discard(link)
             client = next((c.client for c in self._consumers if c.link is link), None)

@@ -5,7 +5,7 @@ straight to the `Connection` (no stream buffer, no reader task) and the client t
 into resolved futures and callbacks; a ticker task drives heartbeats and idle detection with
 the loop clock; every action flushes the queued bytes (settlements once per loop iteration, so
 they coalesce into disposition ranges). Reconnecting is the caller's job, with
-`backoff_delays()` for the waits.
+`repid.connections.backoff` for the waits.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
 import ssl
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -55,6 +54,8 @@ from repid.connections.amqp.protocol.sasl import (
     SaslMechanism,
     SaslPlain,
 )
+from repid.connections.backoff import backoff_delays
+from repid.connections.timeouts import timeout as deadline
 from repid.errors import RepidError
 
 __all__ = [
@@ -161,18 +162,6 @@ an attempt into a dead network path must not hold the next one back for long."""
 RECONNECT_BACKOFF_CAP = 3.0
 """The longest wait between reconnect (and re-attach) attempts, so that a broker back after an
 outage of any length is found again within seconds."""
-
-
-def backoff_delays(
-    base: float = 0.2, cap: float = 15.0, *, rng: random.Random | None = None
-) -> Iterator[float]:
-    """Endless reconnect waits: exponential (base * 2**n, at most `cap`) with full jitter."""
-    choose = (rng or random.Random()).uniform
-    attempt = 0
-    while True:
-        ceiling = min(cap, base * (2**attempt))
-        yield choose(ceiling / 2, ceiling)
-        attempt = min(attempt + 1, 30)
 
 
 MessageCallback = Callable[[ReceiverLink, IncomingDelivery], None]
@@ -298,7 +287,7 @@ class AmqpClient:
             max_message_size=max_message_size,
             properties={"product": "repid"},
         )
-        async with asyncio.timeout(timeout) if hasattr(asyncio, "timeout") else _timeout(timeout):
+        async with deadline(timeout):
             transport, protocol = await asyncio.get_running_loop().create_connection(
                 _StreamProtocol,
                 address.host,
@@ -642,16 +631,3 @@ def _no_delay(transport: asyncio.BaseTransport) -> None:
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-@contextlib.asynccontextmanager
-async def _timeout(seconds: float) -> Any:  # pragma: no cover - Python 3.10 only
-    task = asyncio.current_task()
-    assert task is not None
-    handle = asyncio.get_running_loop().call_later(seconds, task.cancel)
-    try:
-        yield
-    except asyncio.CancelledError as exc:
-        raise asyncio.TimeoutError from exc
-    finally:
-        handle.cancel()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from repid.connections.base import BaseReceivedMessage
 
 if TYPE_CHECKING:
-    from repid.connections.pubsub._subscriber import SubscriptionState
+    from repid.connections.base import Reply
+    from repid.connections.pubsub._subscriber import PubsubSubscription
 
 __all__ = [
     "CLOUDEVENTS_CONTENT_TYPE_ATTRIBUTE",
@@ -48,7 +49,7 @@ class PubsubReceivedMessage(BaseReceivedMessage):
     def __init__(
         self,
         *,
-        state: SubscriptionState,
+        state: PubsubSubscription,
         ack_id: str,
         payload: bytes,
         headers: dict[str, str] | None,
@@ -87,28 +88,21 @@ class PubsubReceivedMessage(BaseReceivedMessage):
     async def _ack(self) -> None:
         await self._state.settle_ack(self._ack_id)
 
-    async def _nack(self) -> None:
+    async def _nack(self, reason: str | None) -> None:
+        # Pub/Sub keeps no reason: dead lettering is the subscription's policy.
         await self._state.settle_return(self._ack_id)
 
     async def _reject(self) -> None:
         await self._state.settle_return(self._ack_id)
 
-    async def _reply(
-        self,
-        *,
-        channel: str,
-        payload: bytes,
-        headers: dict[str, str] | None,
-        content_type: str | None,
-        server_specific_parameters: dict[str, Any] | None,
-    ) -> None:
+    async def _reply(self, reply: Reply) -> None:
         # Pub/Sub has no transaction spanning a publish and an ack: publish first, so a crash in
         # between means a redelivery (and a duplicate reply), never a lost reply.
         await self._state.server.publish_raw(
-            channel=channel,
-            payload=payload,
-            headers=headers,
-            content_type=content_type,
-            server_specific_parameters=server_specific_parameters,
+            channel=reply.channel,
+            payload=reply.payload,
+            headers=reply.headers,
+            content_type=reply.content_type,
+            server_specific_parameters=reply.server_specific_parameters,
         )
         await self._state.settle_ack(self._ack_id)

@@ -18,8 +18,14 @@ import grpc
 import grpc.aio
 
 from repid._compat import UNSET, refuse, renamed
-from repid.connections.abc import DeliveryCapacity, MessageCallbackT, ServerCapabilities
-from repid.connections.base import BaseServer
+from repid.connections.abc import (
+    DeliveryCapacity,
+    MessageCallbackT,
+    MessageData,
+    ServerCapabilities,
+)
+from repid.connections.backoff import Backoff
+from repid.connections.base import DEFAULT_MAX_LEASE, BaseServer
 from repid.connections.pubsub import _proto
 from repid.connections.pubsub._auth import create_channel
 from repid.connections.pubsub._message import (
@@ -36,10 +42,9 @@ from repid.connections.pubsub._subscriber import (
     MAX_IDS_PER_REQUEST,
     TRANSIENT_CODES,
     PubsubSubscriber,
+    PubsubSubscription,
     PullCall,
-    SubscriptionState,
 )
-from repid.data import MessageData
 from repid.errors import (
     BatchPublishError,
     BrokerAuthenticationError,
@@ -47,6 +52,7 @@ from repid.errors import (
     ChannelNotFoundError,
     ConfigurationError,
     RepidError,
+    ServerNotConnectedError,
 )
 
 __all__ = ["ChannelOverride", "PubsubMessageTooLargeError", "PubsubServer"]
@@ -153,17 +159,19 @@ class PubsubServer(BaseServer):
     Redelivery of a crashed worker's messages: the stream's ack deadline (`ack_deadline`,
     default 10 s, Pub/Sub's minimum) passes without an extension and Pub/Sub redelivers them.
     Live workers extend deadlines every `ack_deadline / 3` seconds, up to `max_lease` seconds
-    per message (an event loop blocked for longer than `ack_deadline` lets them expire: raise
-    it for actors that block the loop). On the emulator a killed worker's messages are back
-    after 10-30 s: it keeps sending redeliveries to the dead worker's streams for a deadline
-    or two before it notices they are gone.
+    per message (default one hour; None: forever; a delivered message held unsettled longer
+    is handed back and logged). An event loop blocked for longer than `ack_deadline` lets them
+    expire: raise it for actors that block the loop. On the emulator a killed worker's
+    messages are back after 10-30 s: it keeps sending redeliveries to the dead worker's
+    streams for a deadline or two before it notices they are gone.
 
     Connection loss: gRPC reconnects the channel by itself (backoff from `initial_backoff` to
     `max_backoff`, default 0.5-3 s) and every stream is reopened, so a worker is back within a
     few seconds of Pub/Sub returning. A half-open connection (a network partition, a NAT that
     lost it) is found by the keep-alive loop: a channel that answered nothing for 5 s is probed,
     one silent for 10 s is replaced by a new one (HTTP/2 keepalive pings find it too on the
-    service, every 30 s; the emulator refuses them).
+    service, every 30 s; the emulator refuses them). While a stream is broken the subscription
+    is RECOVERING (`SubscriptionState`).
 
     Flow control: each subscription reads through `pull_streams` StreamingPull streams (default
     4, at most one per task slot; Pub/Sub paces every stream, so several raise the ceiling).
@@ -209,7 +217,7 @@ class PubsubServer(BaseServer):
         credentials: Any | None = None,
         endpoint: str = DEFAULT_ENDPOINT,
         ack_deadline: int = UNSET,
-        max_lease: float = 3600.0,
+        max_lease: float | None = DEFAULT_MAX_LEASE,
         pull_streams: int = 4,
         publish_timeout: int | float | timedelta = 60.0,
         connect_timeout: float = 10.0,
@@ -340,8 +348,8 @@ class PubsubServer(BaseServer):
         self._last_answer = 0.0
         self._calls_in_flight = 0
         self._closing: set[asyncio.Task[None]] = set()
-        self._subscribers: list[PubsubSubscriber] = []
-        self._states: list[SubscriptionState] = []
+        # Subscriptions whose leases the keep-alive extends (closed ones until settled).
+        self._states: list[PubsubSubscription] = []
         self._keep_alive_task: asyncio.Task[None] | None = None
         self._topic_paths: dict[str, str] = {}
         self._coalescer = PublishCoalescer(self._publish_encoded)
@@ -429,13 +437,13 @@ class PubsubServer(BaseServer):
         """
         channel = self._channel
         assert self._modack_rpc is not None
-        if channel is None or not (self._subscribers or self._calls_in_flight):
+        if channel is None or not (self.subscriptions or self._calls_in_flight):
             return
         if time.monotonic() - self._last_answer < PROBE_AFTER:
             return
         if channel.get_state() != grpc.ChannelConnectivity.READY:
             return  # gRPC knows it is not connected and is reconnecting by itself
-        paths = [s.path for sub in self._subscribers for s in sub.states]
+        paths = [s.path for s in self._live_subscriptions()]
         path = paths[0] if paths else f"projects/{self.project}/subscriptions/repid-probe"
         try:
             await self._modack_rpc(
@@ -473,8 +481,7 @@ class PubsubServer(BaseServer):
         channel = self._channel
         if channel is None:
             return
-        for subscriber in list(self._subscribers):
-            await subscriber.close()
+        await self._stop_subscriptions()
         if self._keep_alive_task is not None:
             self._keep_alive_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -513,11 +520,19 @@ class PubsubServer(BaseServer):
             grpc.ChannelConnectivity.SHUTDOWN,
         ):
             return False
-        return not any(s.failing for sub in self._subscribers for s in sub.states)
+        return not any(s.failing for s in self._live_subscriptions())
+
+    def _live_subscriptions(self) -> list[PubsubSubscription]:
+        return [
+            s
+            for subscriber in self.subscriptions
+            if isinstance(subscriber, PubsubSubscriber)
+            for s in subscriber.subscriptions
+        ]
 
     def _require_channel(self) -> grpc.aio.Channel:
         if self._channel is None:
-            raise ConnectionError("PubsubServer is not connected: call connect() first")
+            raise ServerNotConnectedError("PubsubServer is not connected: call connect() first")
         return self._channel
 
     def __repr__(self) -> str:
@@ -732,7 +747,9 @@ class PubsubServer(BaseServer):
         channel was replaced (see `_check_channel`) goes again on the new channel.
         """
         deadline = time.monotonic() + timeout
-        attempt = 0
+        backoff = Backoff(
+            self.initial_backoff, self.max_backoff, spread=self.reconnect_jitter_factor
+        )
         self._calls_in_flight += 1
         try:
             while True:
@@ -756,10 +773,9 @@ class PubsubServer(BaseServer):
                         grpc.StatusCode.DEADLINE_EXCEEDED,
                         grpc.StatusCode.CANCELLED,
                     )
-                    delay = min(self.max_backoff, self.initial_backoff * (2**attempt))
+                    delay = backoff.next()
                     if not retryable or time.monotonic() + delay >= deadline:
                         raise
-                    attempt += 1
                     await asyncio.sleep(delay)
                 else:
                     self.note_answer()
@@ -804,41 +820,22 @@ class PubsubServer(BaseServer):
 
     # -- consuming -----------------------------------------------------------------------------
 
-    async def subscribe(
-        self,
-        *,
-        channels_to_callbacks: Mapping[str, MessageCallbackT],
-        capacity: DeliveryCapacity,
+    async def _open_subscription(
+        self, callbacks: dict[str, MessageCallbackT], capacity: DeliveryCapacity
     ) -> PubsubSubscriber:
-        """Open one StreamingPull stream per subscription and start delivering."""
+        """Open the StreamingPull streams of every subscription and start delivering."""
         self._require_channel()
-        states = [
-            SubscriptionState(
-                server=self,
-                channel=channel,
-                path=self.subscription_path(channel),
-                callback=callback,
-                capacity=capacity,
-            )
-            for channel, callback in channels_to_callbacks.items()
-        ]
-        subscriber = PubsubSubscriber(self, states)
-        self._subscribers.append(subscriber)
-        self._states.extend(states)
-        for state in states:
-            state.start()
+        subscriber = PubsubSubscriber(self, callbacks, capacity)
+        self._states.extend(subscriber.subscriptions)
+        subscriber.start()
         return subscriber
-
-    def forget_subscriber(self, subscriber: PubsubSubscriber) -> None:
-        if subscriber in self._subscribers:
-            self._subscribers.remove(subscriber)
 
     async def _keep_alive_loop(self) -> None:
         # A third of the deadline: two extensions may fail (or come late) before one expires.
         interval = self.ack_deadline / 3
         while True:
             await asyncio.sleep(interval)
-            active = {id(s) for sub in self._subscribers for s in sub.states}
+            active = {id(s) for s in self._live_subscriptions()}
             # Closed subscriptions stay until their delivered messages are settled.
             self._states = [s for s in self._states if s.leased or id(s) in active]
             for state in list(self._states):

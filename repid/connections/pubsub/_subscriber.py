@@ -1,6 +1,6 @@
 """StreamingPull consumption: streams per subscription, flow control, leases, reconnects.
 
-Per subscription (`SubscriptionState`) these tasks run:
+Per subscription (`PubsubSubscription`) these tasks run:
 
 * one reader per stream (`PubsubServer.pull_streams` of them, at most one per task slot): it
   opens a StreamingPull stream, reads responses into the subscription's one local buffer and,
@@ -9,8 +9,8 @@ Per subscription (`SubscriptionState`) these tasks run:
   server even where the server ignores `max_outstanding_messages` (the emulator does). Several
   streams because the server paces each one: the emulator sends a stream 100 messages about
   every 50 ms (~2,000/s), whatever the flow control allows;
-* the deliverer hands buffered messages to the worker's callback, one at a time, in order, and
-  only while the worker has a free slot (`capacity.free > 0`).
+* the deliverer (the shared `DeliveryLoop`) hands buffered messages to the worker's callback, one
+  at a time, in order, and only while the worker has a free slot (`capacity.free > 0`).
 
 Settlement uses unary Acknowledge / ModifyAckDeadline calls rather than the stream, so a
 message delivered before a stream broke can still be acked afterwards (ack ids stay valid
@@ -18,12 +18,15 @@ across streams), and the caller learns whether the broker took the ack. Concurre
 settlements are coalesced into one call per batch.
 
 Every message read and not yet settled is "leased": the server's keep-alive loop extends its
-ack deadline every third of a deadline so long-running actors are not redelivered (up to
-`max_lease` seconds). Undelivered buffered messages are returned (deadline 0) on pause and
-close, and so is whatever a stream still carries after pause/close half-closed it (pause does
-not wait for the streams to end, close does, up to `close_timeout`); a broken stream keeps
-its buffer, since ack ids outlive the stream. A crashed process stops extending: Pub/Sub
-redelivers its messages once their ack deadline (the stream's, default 10 s) passes.
+ack deadline every third of a deadline so long-running actors are not redelivered, up to
+`max_lease` seconds: a delivered message held unsettled that long is handed back (deadline 0)
+and logged. While a stream of the subscription is broken the subscription is RECOVERING; it is
+ACTIVE again once every stream is re-established. Undelivered buffered messages are returned
+(deadline 0) on pause and close, and so is whatever a stream still carries after pause/close
+half-closed it (pause does not wait for the streams to end, close does, up to
+`close_timeout`); a broken stream keeps its buffer, since ack ids outlive the stream. A crashed
+process stops extending: Pub/Sub redelivers its messages once their ack deadline (the
+stream's, default 10 s) passes.
 
 Streams are ended with a half-close (`done_writing`) rather than a cancel: the Pub/Sub emulator
 keeps delivering to cancelled streams until it notices they are gone.
@@ -34,17 +37,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 import uuid
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
 
 from repid.connections.abc import DeliveryCapacity, MessageCallbackT
+from repid.connections.backoff import Backoff
+from repid.connections.base import BaseSubscriber
+from repid.connections.coalesce import Coalescer
+from repid.connections.delivery import DeliveryLoop, Leases, OpenedT
 from repid.connections.pubsub import _proto
 from repid.connections.pubsub._message import (
     CLOUDEVENTS_CONTENT_TYPE_ATTRIBUTE,
@@ -56,7 +61,7 @@ from repid.connections.pubsub._message import (
 if TYPE_CHECKING:
     from repid.connections.pubsub._server import PubsubServer
 
-__all__ = ["PubsubSubscriber", "PullCall", "SubscriptionState"]
+__all__ = ["PubsubSubscriber", "PubsubSubscription", "PullCall"]
 
 logger = logging.getLogger("repid.connections.pubsub")
 
@@ -88,62 +93,30 @@ class _StreamEnded(Exception):
     """The server ended the stream without an error status."""
 
 
-class _Batcher:
-    """Coalesces ack ids submitted while a call is in flight into the next call."""
+def _settlements(send: Callable[[list[str]], Awaitable[None]]) -> Coalescer[str, None]:
+    """Ack ids submitted while a call is in flight go together in the next call (at most
+    `MAX_IDS_PER_REQUEST`); each caller learns whether its own id was taken."""
 
-    __slots__ = ("_pending", "_send", "_task")
-
-    def __init__(self, send: Callable[[list[str]], Awaitable[None]]) -> None:
-        self._send = send
-        self._pending: list[tuple[str, asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def submit(self, ack_id: str) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((ack_id, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
-        return future
-
-    async def _run(self) -> None:
-        while self._pending:
-            batch = self._pending[:MAX_IDS_PER_REQUEST]
-            del self._pending[:MAX_IDS_PER_REQUEST]
-            try:
-                await self._send([ack_id for ack_id, _ in batch])
-            except asyncio.CancelledError:
-                for _, future in batch:
-                    future.cancel()
+    async def send_batch(ack_ids: list[str]) -> list[Exception | None] | None:
+        try:
+            await send(ack_ids)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.INVALID_ARGUMENT or len(ack_ids) == 1:
                 raise
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT and len(batch) > 1:
-                    # One stale ack id (the emulator rejects those; the service ignores them)
-                    # fails the whole call: settle the others one by one.
-                    await self._one_by_one(batch)
+            # One stale ack id (the emulator rejects those; the service ignores them) fails the
+            # whole call: settle the others one by one.
+            results: list[Exception | None] = []
+            for ack_id in ack_ids:
+                try:
+                    await send([ack_id])
+                except Exception as one:
+                    results.append(one)
                 else:
-                    _fail(batch, exc)
-            except Exception as exc:
-                _fail(batch, exc)
-            else:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+                    results.append(None)
+            return results
+        return None
 
-    async def _one_by_one(self, batch: list[tuple[str, asyncio.Future[None]]]) -> None:
-        for ack_id, future in batch:
-            try:
-                await self._send([ack_id])
-            except Exception as exc:
-                _fail([(ack_id, future)], exc)
-            else:
-                if not future.done():
-                    future.set_result(None)
-
-
-def _fail(batch: list[tuple[str, asyncio.Future[None]]], exc: Exception) -> None:
-    for _, future in batch:
-        if not future.done():
-            future.set_exception(exc)
+    return Coalescer(send_batch, take=lambda pending: MAX_IDS_PER_REQUEST)
 
 
 class _Stream:
@@ -154,34 +127,44 @@ class _Stream:
     """
 
     __slots__ = (
+        "_failing",
         "_wake",
         "call",
         "client_id",
         "ended",
         "ending",
-        "failing",
         "max_outstanding",
         "state",
         "task",
     )
 
-    def __init__(self, state: SubscriptionState, client_id: str, max_outstanding: int) -> None:
+    def __init__(self, state: PubsubSubscription, client_id: str, max_outstanding: int) -> None:
         self.state = state
         self.client_id = client_id
         self.max_outstanding = max_outstanding
         self.call: PullCall | None = None
         # A call we half-closed ourselves (pause/close): its end is not a failure.
         self.ending: PullCall | None = None
-        # True from a stream failure until a new stream is established; `is_connected` reads
-        # it. A stream still opening does not count as failing.
-        self.failing = False
+        # True from a stream failure until a new stream is established; `is_connected` and the
+        # subscription's state read it. A stream still opening does not count as failing.
+        self._failing = False
         self.ended = asyncio.Event()  # set while no call is open
         self.ended.set()
         self.task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # interrupts a reconnect backoff sleep
 
+    @property
+    def failing(self) -> bool:
+        return self._failing
+
+    @failing.setter
+    def failing(self, value: bool) -> None:
+        if value != self._failing:
+            self._failing = value
+            self.state._stream_health_changed(self if value else None)
+
     def start(self, name: str) -> None:
-        self.task = asyncio.create_task(self._read_loop(), name=name)
+        self.task = self.state._subscriber._spawn(self._read_loop(), name)
 
     def wake(self) -> None:
         self._wake.set()
@@ -215,7 +198,11 @@ class _Stream:
         running = state._running
         room = state._room
         take = state._take
-        attempt = 0
+        # Jitter spreads reconnecting workers: by default a delay in [ceiling/2, ceiling]; with
+        # repid 2.x's reconnect_jitter_factor j, ceiling * (1 +- j).
+        backoff = Backoff(
+            server.initial_backoff, server.max_backoff, spread=server.reconnect_jitter_factor
+        )
         while not state._closed:
             if not running.is_set():
                 await running.wait()
@@ -252,7 +239,7 @@ class _Stream:
                     if not received_any:
                         received_any = True
                         self.failing = False
-                        attempt = 0
+                        backoff.reset()
                     take(response)  # type: ignore[arg-type]  # EOF handled above
             except asyncio.CancelledError:
                 # grpc.aio raises CancelledError from a call whose channel was closed: when the
@@ -276,27 +263,18 @@ class _Stream:
                 continue  # we ended it (pause/close)
             self.failing = True
             if received_any or time.monotonic() - opened_at > server.stability_threshold:
-                attempt = 0
-            state._log_stream_error(failure, attempt)
+                backoff.reset()
+            state._log_stream_error(failure, backoff.attempt)
             # Buffered messages stay: ack ids outlive the stream, so they are still
             # delivered (and their leases extended) while the stream is reopened.
-            await self._backoff(attempt)
-            attempt += 1
+            await self._sleep(backoff.next())
 
     def _mark_established(self, call: PullCall) -> None:
         if self.call is call and not call.done():
             self.failing = False
 
-    async def _backoff(self, attempt: int) -> None:
-        server = self.state.server
-        ceiling = min(server.max_backoff, server.initial_backoff * (2**attempt))
-        # Jitter spreads reconnecting workers: by default a delay in [ceiling/2, ceiling]; with
-        # repid 2.x's reconnect_jitter_factor j, ceiling * (1 +- j).
-        jitter = server.reconnect_jitter_factor
-        if jitter is None:
-            delay = random.uniform(ceiling / 2, ceiling)
-        else:
-            delay = ceiling * random.uniform(1 - jitter, 1 + jitter)
+    async def _sleep(self, delay: float) -> None:
+        """Wait out a backoff delay; `wake()` cuts it short (resume, close)."""
         self._wake.clear()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
@@ -326,7 +304,7 @@ def _split(limit: int, streams: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(streams)]
 
 
-class SubscriptionState:
+class PubsubSubscription:
     """One subscription: its streams, buffer, leases and settlement batches.
 
     Several StreamingPull streams (`PubsubServer.pull_streams`) read into one buffer: a stream
@@ -339,12 +317,14 @@ class SubscriptionState:
         self,
         *,
         server: PubsubServer,
+        subscriber: PubsubSubscriber,
         channel: str,
         path: str,
         callback: MessageCallbackT,
         capacity: DeliveryCapacity,
     ) -> None:
         self.server = server
+        self._subscriber = subscriber
         self.channel = channel
         self.path = path
         self._callback = callback
@@ -358,30 +338,37 @@ class SubscriptionState:
         ]
         # ack id -> monotonic time it was read; buffered and delivered-but-unsettled messages.
         self.leased: dict[str, float] = {}
-        self._buffer: deque[_proto.ReceivedMessage] = deque()
+        # The delivered ones, by ack id, oldest delivery first (the max lease counts from there).
+        self.delivered: Leases[str, PubsubReceivedMessage] = Leases()
+        self._delivery: DeliveryLoop[_proto.ReceivedMessage] = DeliveryLoop(
+            capacity, self._open, log_event="pubsub.callback_failed"
+        )
+        self._buffer = self._delivery.buffer
         self._room = asyncio.Event()
         self._room.set()
-        self._has_messages = asyncio.Event()
         self._running = asyncio.Event()  # set while not paused
         self._running.set()
         self._closed = False
-        self._deliverer: asyncio.Task[None] | None = None
-        self._acks = _Batcher(self._send_acks)
-        self._returns = _Batcher(self._send_returns)
+        self._acks = _settlements(self._send_acks)
+        self._returns = _settlements(self._send_returns)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
         for i, stream in enumerate(self._streams):
             stream.start(f"pubsub-read:{self.channel}:{i}")
-        self._deliverer = asyncio.create_task(
-            self._deliver_loop(), name=f"pubsub-deliver:{self.channel}"
-        )
+        self._subscriber._spawn(self._delivery.run(), f"pubsub-deliver:{self.channel}")
 
     @property
     def failing(self) -> bool:
         """A stream failed and has not been re-established yet."""
         return any(stream.failing for stream in self._streams)
+
+    def _stream_health_changed(self, failed: _Stream | None) -> None:
+        if failed is not None:
+            self._subscriber._mark_recovering(f"a StreamingPull stream of {self.path} broke")
+        else:
+            self._subscriber._check_recovered()
 
     @property
     def is_active(self) -> bool:
@@ -396,6 +383,7 @@ class SubscriptionState:
         if self._closed or not self._running.is_set():
             return
         self._running.clear()
+        self._delivery.pause()
         for stream in self._streams:
             stream.half_close()
         await self._return_buffered()
@@ -404,6 +392,7 @@ class SubscriptionState:
         if self._closed:
             return
         self._running.set()
+        self._delivery.resume()
         for stream in self._streams:
             stream.wake()
 
@@ -412,11 +401,11 @@ class SubscriptionState:
             return
         self._closed = True
         self._running.set()  # let waiting loops observe `_closed`
-        self._has_messages.set()
+        self._delivery.close()
         for stream in self._streams:
             stream.wake()
         await asyncio.gather(*(stream.end() for stream in self._streams))
-        tasks = [self._deliverer, *(stream.task for stream in self._streams)]
+        tasks = [stream.task for stream in self._streams]
         for task in tasks:
             if task is not None and not task.done():
                 task.cancel()
@@ -442,7 +431,7 @@ class SubscriptionState:
         self._buffer.extend(response)
         if len(self._buffer) >= self._max_outstanding:
             self._room.clear()
-        self._has_messages.set()
+        self._delivery.wake()
 
     def _log_stream_error(self, exc: BaseException, attempt: int) -> None:
         if isinstance(exc, grpc.aio.AioRpcError):
@@ -477,37 +466,14 @@ class SubscriptionState:
 
     # -- delivering ----------------------------------------------------------------------------
 
-    async def _deliver_loop(self) -> None:
-        buffer = self._buffer
-        capacity = self._capacity
-        callback = self._callback
-        while not self._closed:
-            if not buffer:
-                self._has_messages.clear()
-                await self._has_messages.wait()
-                continue
-            if not self._running.is_set():
-                await self._running.wait()
-                continue
-            if capacity.free <= 0:
-                await capacity.wait_for_free()
-                continue  # re-check everything: another subscription may have taken the slot
-            received = buffer.popleft()
-            if len(buffer) < self._max_outstanding:
-                self._room.set()
-            if received.ack_id not in self.leased:
-                continue  # lease given up in the meantime (held longer than max_lease)
-            message = self._wrap(received)
-            try:
-                await callback(message)
-            except Exception:
-                logger.exception(
-                    "pubsub.callback_failed",
-                    extra={"subscription": self.path, "message_id": message.message_id},
-                )
-                if not message.is_acted_on:
-                    with contextlib.suppress(Exception):
-                        await message.reject()
+    def _open(self, received: _proto.ReceivedMessage) -> OpenedT | None:
+        if len(self._buffer) < self._max_outstanding:
+            self._room.set()
+        if received.ack_id not in self.leased:
+            return None  # lease given up in the meantime (held longer than max_lease)
+        message = self._wrap(received)
+        self.delivered.add(received.ack_id, message)
+        return message, self._callback
 
     def _wrap(self, received: _proto.ReceivedMessage) -> PubsubReceivedMessage:
         msg = received.message
@@ -532,14 +498,16 @@ class SubscriptionState:
 
     async def settle_ack(self, ack_id: str) -> None:
         self.leased.pop(ack_id, None)
+        self.delivered.discard(ack_id)
         await self._acks.submit(ack_id)
 
     async def settle_return(self, ack_id: str) -> None:
         self.leased.pop(ack_id, None)
+        self.delivered.discard(ack_id)
         await self._returns.submit(ack_id)
 
     def _spawn_return(self, ack_id: str) -> None:
-        future = self._returns.submit(ack_id)
+        future = self._returns.submit_nowait(ack_id)
         self.leased.pop(ack_id, None)
         future.add_done_callback(_consume_exception)
 
@@ -596,11 +564,20 @@ class SubscriptionState:
         """Extend the deadline of leased messages; send a heartbeat on the open stream."""
         # Bounded by half a deadline: during an outage the next tick tries again.
         timeout = self.server.ack_deadline / 2
-        if self.leased:
-            cutoff = time.monotonic() - self.server.max_lease
-            expired = [ack_id for ack_id, since in self.leased.items() if since < cutoff]
-            for ack_id in expired:  # held too long: let Pub/Sub redeliver it
+        max_lease = self.server.max_lease
+        if self.leased and max_lease is not None:
+            # A buffered message waiting longer than max_lease is not extended any more (Pub/Sub
+            # redelivers it); delivered ones are given back by the subscription's lease watch.
+            cutoff = time.monotonic() - max_lease
+            delivered = self.delivered
+            expired = [
+                ack_id
+                for ack_id, since in self.leased.items()
+                if since < cutoff and ack_id not in delivered
+            ]
+            for ack_id in expired:
                 del self.leased[ack_id]
+        if self.leased:
             ids = list(self.leased)
             for start in range(0, len(ids), MAX_IDS_PER_REQUEST):
                 chunk = ids[start : start + MAX_IDS_PER_REQUEST]
@@ -632,31 +609,53 @@ def _consume_exception(future: asyncio.Future[Any]) -> None:
         logger.warning("pubsub.return_failed", extra={"error": repr(future.exception())})
 
 
-class PubsubSubscriber:
+class PubsubSubscriber(BaseSubscriber):
     """The handle `PubsubServer.subscribe` returns: pause, resume and close every stream."""
 
-    def __init__(self, server: PubsubServer, states: list[SubscriptionState]) -> None:
+    def __init__(
+        self,
+        server: PubsubServer,
+        callbacks: dict[str, MessageCallbackT],
+        capacity: DeliveryCapacity,
+    ) -> None:
+        super().__init__(
+            capacity=capacity, channels=callbacks, max_lease=server.max_lease, log_name="pubsub"
+        )
         self._server = server
-        self._states = states
-        self._closed = False
+        self._subscriptions = [
+            PubsubSubscription(
+                server=server,
+                subscriber=self,
+                channel=channel,
+                path=server.subscription_path(channel),
+                callback=callback,
+                capacity=capacity,
+            )
+            for channel, callback in callbacks.items()
+        ]
+
+    def start(self) -> None:
+        for subscription in self._subscriptions:
+            subscription.start()
+        self._start_lease_watch()
+
+    def _check_recovered(self) -> None:
+        if not any(subscription.failing for subscription in self._subscriptions):
+            self._mark_recovered()
+
+    async def _on_pause(self) -> None:
+        await asyncio.gather(*(s.pause() for s in self._subscriptions))
+
+    async def _on_resume(self) -> None:
+        await asyncio.gather(*(s.resume() for s in self._subscriptions))
+
+    async def _on_close(self) -> None:
+        await asyncio.gather(*(s.close() for s in self._subscriptions))
+
+    def _lease_tables(self) -> Iterable[Leases[str, PubsubReceivedMessage]]:
+        return [s.delivered for s in self._subscriptions]
 
     @property
-    def is_active(self) -> bool:
-        return not self._closed and all(state.is_active for state in self._states)
-
-    async def pause(self) -> None:
-        await asyncio.gather(*(state.pause() for state in self._states))
-
-    async def resume(self) -> None:
-        await asyncio.gather(*(state.resume() for state in self._states))
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.gather(*(state.close() for state in self._states))
-        self._server.forget_subscriber(self)
-
-    @property
-    def states(self) -> list[SubscriptionState]:
-        return self._states
+    def subscriptions(self) -> list[PubsubSubscription]:
+        """One per channel: its streams, buffer and leases."""
+        return self._subscriptions

@@ -4,7 +4,12 @@ See `repid.connections.redis.server` for how channels, consumer groups, redelive
 letters map onto Redis, and `repid.connections.redis.message` for the message outcomes.
 """
 
-from repid.connections.redis._errors import RedisConnectionError, RedisServerError
+from repid.connections.redis._codec import encode_fields
+from repid.connections.redis._errors import (
+    RedisConnectionError,
+    RedisNotConnectedError,
+    RedisServerError,
+)
 from repid.connections.redis.message import RedisReceivedMessage
 from repid.connections.redis.server import RedisDeadLetter, RedisServer
 from repid.connections.redis.subscriber import RedisSubscriber
@@ -15,9 +20,11 @@ DeadLetter = RedisDeadLetter
 __all__ = [
     "DeadLetter",
     "RedisConnectionError",
+    "RedisNotConnectedError",
     "RedisDeadLetter",
     "RedisReceivedMessage",
     "RedisServer",
     "RedisServerError",
     "RedisSubscriber",
+    "encode_fields",
 ]

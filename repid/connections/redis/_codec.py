@@ -25,7 +25,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from repid.data import MessageData
+from repid.connections.abc import MessageData
 
 __all__ = [
     "CONTENT_TYPE",

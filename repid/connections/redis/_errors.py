@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from repid.errors import BrokerAuthenticationError, BrokerConnectionError, RepidError
+from repid.errors import (
+    BrokerAuthenticationError,
+    BrokerConnectionError,
+    RepidError,
+    ServerNotConnectedError,
+)
 
-__all__ = ["RedisAuthenticationError", "RedisConnectionError", "RedisServerError", "scrub"]
+__all__ = [
+    "RedisAuthenticationError",
+    "RedisConnectionError",
+    "RedisNotConnectedError",
+    "RedisServerError",
+    "scrub",
+]
 
 
 class RedisServerError(RepidError, RuntimeError):
@@ -17,6 +28,10 @@ class RedisConnectionError(BrokerConnectionError):
 
 class RedisAuthenticationError(RedisConnectionError, BrokerAuthenticationError):
     """Redis refused the credentials (a password it wants was not given, or is wrong)."""
+
+
+class RedisNotConnectedError(RedisConnectionError, ServerNotConnectedError):
+    """The server was used before `connect()` (or after `disconnect()`)."""
 
 
 def scrub(text: str, secret: str | None) -> str:

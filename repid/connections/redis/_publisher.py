@@ -3,8 +3,8 @@
 `RedisServer.publish` is the path every `send_message` takes, so it skips redis-py's generic
 command machinery (connection pool checkout, argument encoding, retry wrapper): the command is
 packed by `_codec.pack_xadd` and written on a connection this writer keeps. Publishes that
-arrive while a round trip is in flight are written together in the next one (pipelining), and
-each caller gets its own reply.
+arrive while a round trip is in flight are written together in the next one (pipelining, see
+`repid.connections.coalesce`), and each caller gets its own reply.
 
 On a connection error the writer drops its connection (the next write reconnects) and reports
 the error to the callers of that round trip; `RedisServer.publish` then retries once through
@@ -14,10 +14,11 @@ at-least-once, like every other path.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
+
+from repid.connections.coalesce import Coalescer
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -26,61 +27,43 @@ __all__ = ["CoalescingWriter"]
 
 
 class CoalescingWriter:
-    """Write packed commands on one connection; one reply (or error reply) per command."""
+    """Write packed commands on one connection; one reply (an error reply as a value) each."""
 
-    __slots__ = ("_client", "_connection", "_queue", "_task")
+    __slots__ = ("_client", "_coalescer", "_connection")
 
     def __init__(self, client: Redis) -> None:
         self._client = client
         self._connection: Any = None
-        self._queue: list[tuple[list[bytes], asyncio.Future[Any]]] = []
-        self._task: asyncio.Task[None] | None = None
+        # Inline: a lone publish writes from its caller's task (no task per round trip).
+        self._coalescer: Coalescer[list[bytes], Any] = Coalescer(self._write, inline=True)
 
-    def submit(self, pieces: list[bytes]) -> asyncio.Future[Any]:
-        """Queue one packed command; the future gets its reply (an error reply as a value)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((pieces, future))
-        if self._task is None:
-            self._task = loop.create_task(self._flush())
-        return future
+    async def submit(self, pieces: list[bytes]) -> Any:
+        """Send one packed command and return its reply (an error reply is raised)."""
+        return await self._coalescer.submit(pieces)
 
-    async def _flush(self) -> None:
+    async def _write(self, batch: list[list[bytes]]) -> list[Any]:
         try:
-            while self._queue:
-                batch, self._queue = self._queue, []
+            connection = self._connection
+            if connection is None:
+                pool = self._client.connection_pool
+                connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+                self._connection = connection
+            if len(batch) == 1:
+                await connection.send_packed_command(batch[0], check_health=False)
+            else:
+                await connection.send_packed_command(
+                    [piece for pieces in batch for piece in pieces], check_health=False
+                )
+            replies: list[Any] = []
+            for _ in batch:
                 try:
-                    connection = self._connection
-                    if connection is None:
-                        pool = self._client.connection_pool
-                        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-                        self._connection = connection
-                    if len(batch) == 1:
-                        await connection.send_packed_command(batch[0][0], check_health=False)
-                    else:
-                        await connection.send_packed_command(
-                            [piece for pieces, _ in batch for piece in pieces], check_health=False
-                        )
-                    for _, future in batch:
-                        try:
-                            reply = await connection.read_response()
-                        except ResponseError as exc:
-                            reply = exc
-                        if not future.done():
-                            future.set_result(reply)
-                except BaseException as exc:
-                    await self._drop()
-                    for _, future in batch:
-                        if future.done():
-                            continue
-                        if isinstance(exc, Exception):
-                            future.set_exception(exc)
-                        else:
-                            future.cancel()
-                    if not isinstance(exc, Exception):
-                        raise
-        finally:
-            self._task = None
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            await self._drop()
+            raise
 
     async def _drop(self) -> None:
         connection, self._connection = self._connection, None
@@ -90,8 +73,7 @@ class CoalescingWriter:
 
     async def close(self) -> None:
         """Wait for queued writes, then give the connection back to the pool."""
-        if self._task is not None:
-            await asyncio.wait([self._task])
+        await self._coalescer.wait_idle()
         connection, self._connection = self._connection, None
         if connection is not None:
             await self._client.connection_pool.release(connection)

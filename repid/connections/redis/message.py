@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from repid.connections.base import BaseReceivedMessage
 
 if TYPE_CHECKING:
+    from repid.connections.base import Reply
     from repid.connections.redis.server import RedisServer
     from repid.connections.redis.subscriber import ChannelState
 
@@ -24,8 +25,8 @@ class RedisReceivedMessage(BaseReceivedMessage):
     * `ack` - XACK + XDEL in one MULTI/EXEC: the entry is gone for good.
     * `reject` - a copy is XADDed to the end of the same stream (delivery count + 1) and the
       original is XACKed + XDELed, in one Lua script; any worker reads the copy next.
-    * `nack` - the same move, to the dead-letter stream `repid:{channel}:dlq`
-      (see `RedisServer.read_dead_letters` and `RedisServer.replay_dead_letters`); without a
+    * `nack` - the same move, to the dead-letter stream `repid:{channel}:dlq`, with the
+      reason (see `RedisServer.read_dead_letters` and `RedisServer.replay_dead_letters`); without a
       dead-letter stream (`dlq_stream_strategy=None`) just XACK + XDEL.
     * `reply` - XADD to the reply channel + XACK + XDEL of this entry in one Lua script.
     """
@@ -86,7 +87,7 @@ class RedisReceivedMessage(BaseReceivedMessage):
             # failed ack ends with the entry being reclaimed (at-least-once) rather than stuck.
             state.in_flight.discard(self._entry_id)
 
-    async def _nack(self) -> None:
+    async def _nack(self, reason: str | None) -> None:
         state = self._state
         if state.dead_key is None:
             logger.warning(
@@ -103,7 +104,7 @@ class RedisReceivedMessage(BaseReceivedMessage):
                 state.dead_key,
                 self._entry_id,
                 extra_deliveries=1,
-                reason="nack",
+                reason=reason or "nack",
             )
         finally:
             state.in_flight.discard(self._entry_id)
@@ -117,26 +118,9 @@ class RedisReceivedMessage(BaseReceivedMessage):
         finally:
             state.in_flight.discard(self._entry_id)
 
-    async def _reply(
-        self,
-        *,
-        channel: str,
-        payload: bytes,
-        headers: dict[str, str] | None,
-        content_type: str | None,
-        server_specific_parameters: dict[str, Any] | None,
-    ) -> None:
+    async def _reply(self, reply: Reply) -> None:
         state = self._state
         try:
-            await self._server._reply_entry(
-                state.key,
-                state.group,
-                self._entry_id,
-                channel=channel,
-                payload=payload,
-                headers=headers,
-                content_type=content_type,
-                server_specific_parameters=server_specific_parameters,
-            )
+            await self._server._reply_entry(state.key, state.group, self._entry_id, reply)
         finally:
             state.in_flight.discard(self._entry_id)

@@ -37,11 +37,18 @@ come back within about 12 s (measured: 10.5-11.5 s, see benchmarks/README.md), w
 back at once.
 
 Connection loss: commands retry with backoff inside redis-py for a few seconds; the read loop
-then keeps retrying with exponential backoff and jitter, sets `is_connected` from what it sees,
-and re-creates groups that vanished. A connection that goes silent (a network partition, a
+then keeps retrying with exponential backoff and jitter (the subscription is RECOVERING
+meanwhile), sets `is_connected` from what it sees, and re-creates groups that vanished. Any
+successful command, a publish included, sets `is_connected` again, so a process that only
+publishes recovers by itself too. A connection that goes silent (a network partition, a
 half-open socket) fails after `block + 5` seconds without an answer, so a worker is back
 within about 7 s of the network returning. Use `appendonly yes` on the server so that a restart
 keeps the streams and pending lists.
+
+A delivered entry is kept alive for at most `max_lease` seconds (default one hour): an entry
+held unsettled that long (an actor that never settles it, a manual-mode actor that forgot) goes
+back to the end of its stream for another delivery, and a warning is logged. `disconnect` stops
+the keep-alive of whatever is still held.
 
 Not supported: Redis Cluster (the Lua scripts touch the stream and its dead-letter stream, which
 may live on different nodes; see `keys`). `nomkstream` needs Redis >= 6.2.
@@ -72,11 +79,12 @@ from repid.connections.abc import (
     DeadLetter,
     DeliveryCapacity,
     MessageCallbackT,
+    MessageData,
     ServerCapabilities,
 )
-from repid.connections.base import BaseServer
+from repid.connections.base import DEFAULT_MAX_LEASE, BaseServer, Reply
+from repid.connections.coalesce import Coalescer
 from repid.connections.redis import _scripts
-from repid.connections.redis._coalesce import Coalescer
 from repid.connections.redis._codec import (
     CONTENT_TYPE,
     DEAD_FROM,
@@ -91,6 +99,7 @@ from repid.connections.redis._codec import (
 from repid.connections.redis._errors import (
     RedisAuthenticationError,
     RedisConnectionError,
+    RedisNotConnectedError,
     RedisServerError,
     scrub,
 )
@@ -104,7 +113,6 @@ from repid.connections.redis.keys import (
     default_stream_name,
 )
 from repid.connections.redis.subscriber import RedisSubscriber
-from repid.data import MessageData
 from repid.errors import BatchPublishError, ConfigurationError
 
 __all__ = ["RedisDeadLetter", "RedisServer"]
@@ -173,7 +181,9 @@ class RedisServer(BaseServer):
     (with exponential backoff) before the error reaches the caller; `retry_delay` - the longest
     the read loop waits between attempts after an error. `prune_idle`: consumers (dead
     workers) that hold no messages and were idle this long are removed from the group, so it
-    does not collect one consumer per process ever started (None keeps them).
+    does not collect one consumer per process ever started (None keeps them). `max_lease`:
+    seconds a delivered message may stay unsettled before it goes back to its stream (default
+    one hour; None: forever).
 
     repid 2.x keyword names are accepted with their 2.x meaning: `dsn` (= `url`),
     `min_idle_ms` (= `claim_idle` in milliseconds), `block_ms` (= `block` in milliseconds).
@@ -206,6 +216,7 @@ class RedisServer(BaseServer):
         retry_attempts: int = 6,
         retry_delay: float = 5.0,
         prune_idle: float | None = 3600.0,
+        max_lease: float | None = DEFAULT_MAX_LEASE,
         title: str | None = None,
         summary: str | None = None,
         description: str | None = None,
@@ -294,13 +305,14 @@ class RedisServer(BaseServer):
         self.retry_attempts = retry_attempts
         self.retry_delay = retry_delay
         self.prune_idle = prune_idle
+        self.max_lease = max_lease
         self._stream_keys: dict[str, bytes] = {}
         self._client: Redis | None = None
         self._connected = False
-        self._subscribers: set[RedisSubscriber] = set()
-        self._acks: Coalescer[tuple[bytes, str]] = Coalescer(self._send_acks)
-        self._moves: Coalescer[tuple[bytes, str, bytes | None, int, str]] = Coalescer(
-            self._send_moves
+        # ((stream, group), entry id) and ((stream, group, target, extra, reason), entry id)
+        self._acks: Coalescer[tuple[tuple[bytes, str], bytes], None] = Coalescer(self._send_acks)
+        self._moves: Coalescer[tuple[tuple[bytes, str, bytes | None, int, str], bytes], None] = (
+            Coalescer(self._send_moves)
         )
         self._move_script: Any = None
         self._reply_script: Any = None
@@ -389,11 +401,9 @@ class RedisServer(BaseServer):
             await connection.disconnect()
 
     async def disconnect(self) -> None:
-        """Close every subscription (releasing undelivered messages), flush acks, close."""
-        for subscriber in list(self._subscribers):
-            await subscriber.close()
-            await subscriber.stop_keepalive()
-        self._subscribers.clear()
+        """Close every subscription (releasing undelivered messages) and stop its keep-alive,
+        flush acks, close."""
+        await self._stop_subscriptions()
         await self._acks.wait_idle()
         await self._moves.wait_idle()
         writer, self._writer = self._writer, None
@@ -407,11 +417,29 @@ class RedisServer(BaseServer):
     def _require_client(self) -> Redis:
         client = self._client
         if client is None:
-            raise RedisConnectionError(
+            raise RedisNotConnectedError(
                 f"RedisServer at {self.host} is not connected: call `await server.connect()` "
                 "or use `async with server.connection():`"
             )
         return client
+
+    @property
+    def client(self) -> Redis:
+        """The redis-py client of this connection, for what Repid does not wrap (the job
+        layer's delayed messages use it). Raises `RedisNotConnectedError` before `connect()`.
+
+        Errors of commands sent on it are redis-py's own; `command_error()` turns one into the
+        exception Repid would raise (naming the host, never the password).
+        """
+        return self._require_client()
+
+    async def ensure_group(self, channel: str) -> None:
+        """Create `channel`'s stream and consumer group if missing (what `subscribe` does)."""
+        await self._ensure_group(self.stream_key(channel), self.keys.group(channel))
+
+    def command_error(self, exc: RedisError, doing: str) -> Exception:
+        """The Repid exception for a redis-py error met while `doing` something."""
+        return self._error(exc, doing)
 
     def _error(self, exc: RedisError, doing: str) -> Exception:
         """A Repid exception for `exc` that names the host and never the password.
@@ -477,6 +505,7 @@ class RedisServer(BaseServer):
                 raise added
         except RedisError as exc:
             raise self._error(exc, f"publish to {channel!r}") from None
+        self._connected = True  # a producer-only process recovers here after an outage
         if added is None:
             raise RedisServerError(
                 f"redis at {self.host}: publish to {channel!r} failed: the stream does not "
@@ -583,25 +612,22 @@ class RedisServer(BaseServer):
 
     # -- subscribing ----------------------------------------------------------------------------
 
-    async def subscribe(
-        self,
-        *,
-        channels_to_callbacks: Mapping[str, MessageCallbackT],
-        capacity: DeliveryCapacity,
+    async def _open_subscription(
+        self, callbacks: dict[str, MessageCallbackT], capacity: DeliveryCapacity
     ) -> RedisSubscriber:
-        """Start reading `channels_to_callbacks` through the consumer group; see the module doc."""
+        """Start reading `callbacks`' channels through their consumer groups (module doc)."""
         self._require_client()
-        if not channels_to_callbacks:
+        if not callbacks:
             raise ValueError("subscribe needs at least one channel")
         consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         subscriber = RedisSubscriber(
             server=self,
-            channels_to_callbacks=channels_to_callbacks,
+            channels_to_callbacks=callbacks,
             capacity=capacity,
             consumer=consumer,
+            max_lease=self.max_lease,
         )
         await subscriber.start()
-        self._subscribers.add(subscriber)
         return subscriber
 
     async def _ensure_group(self, key: bytes, group: str) -> None:
@@ -617,10 +643,11 @@ class RedisServer(BaseServer):
     # -- settlement (called by RedisReceivedMessage) --------------------------------------------
 
     async def _ack_entry(self, key: bytes, group: str, entry_id: bytes) -> None:
-        """XACK + XDEL, coalesced with other acks (see `_coalesce`)."""
-        await self._acks.add((key, group), entry_id)
+        """XACK + XDEL, coalesced with other acks (see `repid.connections.coalesce`)."""
+        await self._acks.submit(((key, group), entry_id))
 
-    async def _send_acks(self, batch: dict[tuple[bytes, str], list[bytes]]) -> None:
+    async def _send_acks(self, items: list[tuple[tuple[bytes, str], bytes]]) -> None:
+        batch = _grouped(items)
         try:
             pipe = self._require_client().pipeline(transaction=True)
             for (key, group), ids in batch.items():
@@ -645,7 +672,7 @@ class RedisServer(BaseServer):
 
         `target=None` drops the entry (XACK + XDEL: a nack without a dead-letter stream).
         """
-        await self._moves.add((source, group, target, extra_deliveries, reason), entry_id)
+        await self._moves.submit(((source, group, target, extra_deliveries, reason), entry_id))
 
     def _move_args(self, target: bytes | None, reason: str) -> tuple[str | int, str]:
         """The MAXLEN and drop arguments of MOVE for a copy to `target` (see `_scripts`)."""
@@ -656,8 +683,9 @@ class RedisServer(BaseServer):
         return "", ""
 
     async def _send_moves(
-        self, batch: dict[tuple[bytes, str, bytes | None, int, str], list[bytes]]
+        self, items: list[tuple[tuple[bytes, str, bytes | None, int, str], bytes]]
     ) -> None:
+        batch = _grouped(items)
         client = self._require_client()
         sha = self._move_script.sha
         try:
@@ -718,22 +746,12 @@ class RedisServer(BaseServer):
         self._connected = True
         return int(moved)
 
-    async def _reply_entry(
-        self,
-        key: bytes,
-        group: str,
-        entry_id: bytes,
-        *,
-        channel: str,
-        payload: bytes,
-        headers: dict[str, str] | None,
-        content_type: str | None,
-        server_specific_parameters: dict[str, Any] | None,
-    ) -> None:
+    async def _reply_entry(self, key: bytes, group: str, entry_id: bytes, reply: Reply) -> None:
         self._require_client()
-        options = parse_xadd_options(server_specific_parameters)
+        channel = reply.channel
+        options = parse_xadd_options(reply.server_specific_parameters)
         args: list[Any] = [group, entry_id, *options.command_args()]
-        for field, value in encode_fields(payload, headers, content_type).items():
+        for field, value in encode_fields(reply.payload, reply.headers, reply.content_type).items():
             args += (field, value)
         try:
             outcome = await self._reply_script(keys=[key, self.stream_key(channel)], args=args)
@@ -910,6 +928,18 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bytes):
         return value.decode(errors="replace")
     return value if isinstance(value, str) or value is None else str(value)
+
+
+def _grouped(items: list[tuple[Any, bytes]]) -> dict[Any, list[bytes]]:
+    """Entry ids by their key, in order (one command per key for a coalesced batch)."""
+    grouped: dict[Any, list[bytes]] = {}
+    for key, entry_id in items:
+        ids = grouped.get(key)
+        if ids is None:
+            grouped[key] = [entry_id]
+        else:
+            ids.append(entry_id)
+    return grouped
 
 
 def _unpack_for_retry(pieces: list[bytes]) -> list[bytes]:

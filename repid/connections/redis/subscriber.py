@@ -20,16 +20,20 @@ Entries that this consumer holds but has not delivered (the buffer, or a read wh
 to a cancellation or a dropped connection) are released on `close`: each goes back to the end of
 its stream as a copy, in one atomic Lua step, so other workers get it at once. Anything that
 escapes even that (the process dies) is reclaimed by other workers after `claim_idle`.
+
+A delivered entry stays this consumer's, kept alive by the keep-alive task, until it is settled
+or until it was held for `max_lease` seconds: then it goes back to the end of its stream (with
+its delivery count raised) and the event is logged, so that a message nobody settles does not
+stay with one worker forever. State: a failed read makes the subscription RECOVERING until a
+read succeeds again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ConnectionError as RedisPyConnectionError
@@ -37,6 +41,9 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisPyTimeoutError
 
 from repid.connections.abc import DeliveryCapacity, MessageCallbackT
+from repid.connections.backoff import Backoff
+from repid.connections.base import BaseSubscriber
+from repid.connections.delivery import DeliveryLoop, Leases, OpenedT
 from repid.connections.redis._codec import (
     ORIGIN_ID,
     MalformedEntryError,
@@ -89,8 +96,8 @@ class ChannelState:
         self.dead_key = dead_key
         """Its dead-letter stream (None: nacked messages are dropped)."""
         self.callback = callback
-        self.in_flight: set[bytes] = set()
-        """Delivered to the worker and not settled yet."""
+        self.in_flight: Leases[bytes, RedisReceivedMessage] = Leases()
+        """Delivered to the worker and not settled yet, by entry id, oldest first."""
         self.held: set[bytes] = set()
         """Read from Redis, waiting in the buffer for a free slot."""
         self.claim_cursor: bytes = b"0-0"
@@ -106,12 +113,7 @@ def next_entry_id(entry_id: bytes) -> bytes:
     return b"%b-%d" % (ms, int(seq or b"0") + 1)
 
 
-def backoff_delay(failures: int, cap: float = 5.0) -> float:
-    """Exponential backoff with full jitter: random in [0, min(cap, base * 2**failures)]."""
-    return random.uniform(0, min(cap, _BACKOFF_BASE * (2 ** min(failures, 16))))
-
-
-class RedisSubscriber:
+class RedisSubscriber(BaseSubscriber):
     """A running subscription of `RedisServer` (implements `SubscriberT`)."""
 
     def __init__(
@@ -121,9 +123,15 @@ class RedisSubscriber:
         channels_to_callbacks: Mapping[str, MessageCallbackT],
         capacity: DeliveryCapacity,
         consumer: str,
+        max_lease: float | None = None,
     ) -> None:
+        super().__init__(
+            capacity=capacity,
+            channels=channels_to_callbacks,
+            max_lease=max_lease,
+            log_name="redis",
+        )
         self._server = server
-        self._capacity = capacity
         self.consumer = consumer
         keys = server.keys
         self._channels = []
@@ -148,87 +156,73 @@ class RedisSubscriber:
         """All channels share one consumer group: one blocking XREADGROUP can wait on all."""
         self._wake_ids: dict[Any, Any] = {state.key: b"$" for state in self._channels}
         self._fast_fetch = True
-        self._buffer: deque[_Entry] = deque()
+        self._delivery: DeliveryLoop[_Entry] = DeliveryLoop(
+            capacity, self._open_entry, log_event="redis.callback_failed"
+        )
+        self._buffer = self._delivery.buffer
         self._active = asyncio.Event()
         self._active.set()
-        self._closed = False
-        self._delivering = False
         self._need_groups = False
         self._claim_due = 0.0  # claim at once on start: pick up what dead workers left
         self._prune_due = 0.0
         self._task: asyncio.Task[None] | None = None
-        self._keepalive_task: asyncio.Task[None] | None = None
 
     # -- SubscriberT ----------------------------------------------------------------------------
-
-    @property
-    def is_active(self) -> bool:
-        return not self._closed and self._active.is_set()
-
-    @property
-    def channels(self) -> list[str]:
-        return [state.name for state in self._channels]
 
     async def start(self) -> None:
         """Create missing consumer groups, then start the read loop and the keep-alive."""
         for state in self._channels:
             await self._server._ensure_group(state.key, state.group)
-        loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._run(), name=f"repid-redis-read-{self.consumer}")
-        self._keepalive_task = loop.create_task(
-            self._keepalive(), name=f"repid-redis-keepalive-{self.consumer}"
-        )
+        self._task = self._spawn(self._run(), f"repid-redis-read-{self.consumer}")
+        self._spawn(self._keepalive(), f"repid-redis-keepalive-{self.consumer}")
+        self._start_lease_watch()
 
-    async def pause(self) -> None:
+    async def _on_pause(self) -> None:
         """Stop reading; a read already in progress is buffered until `resume`."""
         self._active.clear()
+        self._delivery.pause()
 
-    async def resume(self) -> None:
+    async def _on_resume(self) -> None:
+        self._delivery.resume()
         self._active.set()
 
-    async def close(self) -> None:
+    async def _on_close(self) -> None:
         """Stop reading and release every held but undelivered message back to its stream.
 
         Messages already delivered stay this consumer's (and are kept alive) until the worker
-        settles them.
+        settles them, or until the server disconnects.
         """
-        if self._closed:
-            return
-        self._closed = True
+        self._delivery.close()
         self._active.set()
         task = self._task
         if task is not None and not task.done():
             # Never cancel in the middle of a callback (a half-handed message); every Redis call
             # is safe to cancel because `_release_undelivered` sweeps this consumer's entries.
-            if not self._delivering:
+            if not self._delivery.delivering:
                 task.cancel()
             await asyncio.wait([task])
         self._buffer.clear()
         for state in self._channels:
             state.held.clear()
         await self._release_undelivered()
-        self._server._subscribers.discard(self)
 
-    async def stop_keepalive(self) -> None:
-        """Stop refreshing in-flight messages (the server is disconnecting)."""
-        task = self._keepalive_task
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait([task])
+    def _lease_tables(self) -> Iterable[Leases[bytes, RedisReceivedMessage]]:
+        return [state.in_flight for state in self._channels]
 
     # -- the read loop --------------------------------------------------------------------------
 
     async def _run(self) -> None:
         server = self._server
         capacity = self._capacity
-        failures = 0
+        delivery = self._delivery
+        backoff = Backoff(_BACKOFF_BASE, server.retry_delay)
         while not self._closed:
             try:
                 if not self._active.is_set():
                     await self._active.wait()
                     continue
                 if self._buffer:
-                    await self._deliver_buffered()
+                    await delivery.deliver_available()
                     if self._buffer and not self._closed and self._active.is_set():
                         await capacity.wait_for_free()
                     continue
@@ -269,15 +263,13 @@ class RedisSubscriber:
                         self._wake_ids = dict(zip(self._keys, packed[1:].split(b","), strict=True))
                     elif packed:
                         self._buffer_packed(packed)
-                        server._connected = True
-                        failures = 0
+                        self._read_succeeded(backoff)
                         continue
                 elif not self._single_group:
                     each = await self._read_each_group(client, per_stream)
                     if each:
                         self._buffer_response(each)
-                        server._connected = True
-                        failures = 0
+                        self._read_succeeded(backoff)
                         continue
                 if self._single_group:
                     response: Any = await client.xreadgroup(
@@ -292,15 +284,22 @@ class RedisSubscriber:
                 else:
                     # A wake-up only: what arrived is read through the groups by the next FETCH.
                     await client.xread(self._wake_ids, count=1, block=int(server.block * 1000))
-                server._connected = True
-                failures = 0
+                self._read_succeeded(backoff)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the loop must survive anything; it logs and backs off
-                failures += 1
-                delay = backoff_delay(failures, server.retry_delay)
+                delay = backoff.next()
                 self._log_failure(exc, delay)
+                self._mark_recovering(f"{type(exc).__name__}: {self._scrub(exc)}")
                 await asyncio.sleep(delay)
+
+    def _read_succeeded(self, backoff: Backoff) -> None:
+        self._server._connected = True
+        backoff.reset()
+        self._mark_recovered()
+
+    def _scrub(self, exc: BaseException) -> str:
+        return scrub(str(exc), self._server._password)
 
     def _log_failure(self, exc: Exception, delay: float) -> None:
         server = self._server
@@ -397,47 +396,33 @@ class RedisSubscriber:
                 held.add(entry_id)
                 buffer.append((state, entry_id, fields, 1))
 
-    async def _deliver_buffered(self) -> None:
-        capacity = self._capacity
-        buffer = self._buffer
-        server = self._server
-        active = self._active
-        while buffer and capacity.free > 0 and active.is_set() and not self._closed:
-            state, entry_id, fields, times = buffer.popleft()
-            state.held.discard(entry_id)
-            if fields is None:
-                continue  # deleted (trimmed) entry: nothing to deliver
-            try:
-                payload, headers, content_type, earlier, reply_to = decode_entry(fields)
-            except MalformedEntryError as exc:
-                await self._dead_letter_malformed(state, entry_id, str(exc))
-                continue
-            message = RedisReceivedMessage(
-                server=server,
-                state=state,
-                entry_id=entry_id,
-                payload=payload,
-                headers=headers,
-                content_type=content_type,
-                delivery_count=earlier + times - 1,
-                origin_id=fields.get(ORIGIN_ID),
-                reply_to=reply_to,
+    def _open_entry(self, entry: _Entry) -> OpenedT | None:
+        """A buffered entry as a message for the worker (None: nothing to deliver)."""
+        state, entry_id, fields, times = entry
+        state.held.discard(entry_id)
+        if fields is None:
+            return None  # deleted (trimmed) entry: nothing to deliver
+        try:
+            payload, headers, content_type, earlier, reply_to = decode_entry(fields)
+        except MalformedEntryError as exc:
+            self._spawn(
+                self._dead_letter_malformed(state, entry_id, str(exc)),
+                f"repid-redis-dead-letter-{entry_id.decode()}",
             )
-            state.in_flight.add(entry_id)
-            self._delivering = True
-            try:
-                await state.callback(message)
-            except Exception:
-                # A broken callback must not stop the loop; without a settlement the message is
-                # left to the claim timer, which redelivers it.
-                state.in_flight.discard(entry_id)
-                logger.exception(
-                    "redis.callback_failed: the callback for channel %r raised on message %s",
-                    state.name,
-                    entry_id.decode(),
-                )
-            finally:
-                self._delivering = False
+            return None
+        message = RedisReceivedMessage(
+            server=self._server,
+            state=state,
+            entry_id=entry_id,
+            payload=payload,
+            headers=headers,
+            content_type=content_type,
+            delivery_count=earlier + times - 1,
+            origin_id=fields.get(ORIGIN_ID),
+            reply_to=reply_to,
+        )
+        state.in_flight.add(entry_id, message)
+        return message, state.callback
 
     async def _dead_letter_malformed(self, state: ChannelState, entry_id: bytes, why: str) -> None:
         logger.error(
@@ -582,7 +567,7 @@ class RedisSubscriber:
             await asyncio.sleep(interval)
             busy = [state for state in self._channels if state.in_flight or state.held]
             if not busy and self._closed:
-                return
+                return  # nothing left to keep alive (a disconnect stops it in any case)
             try:
                 client = server._require_client()
                 if busy:

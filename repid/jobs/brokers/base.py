@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from repid.connections.abc import ServerT
-from repid.data import MessageData
+from repid.connections.abc import MessageData, ServerT
 from repid.jobs.priorities import PrioritiesT
 
 __all__ = ["MessageBrokerT"]

@@ -23,8 +23,8 @@ import asyncio
 import time
 from typing import Any
 
+from repid.connections.abc import MessageData
 from repid.connections.in_memory import InMemoryServer
-from repid.data import MessageData
 from repid.jobs.buckets import AnyBucketT, decode_bucket
 from repid.jobs.errors import DuplicateJobError, QueueNotDeclaredError
 from repid.jobs.headers import UNIQUE
@@ -57,7 +57,6 @@ class InMemoryMessageBroker(InMemoryServer):
 
     async def declare_queue(self, name: str) -> None:
         self._declared.add(name)
-        self._queue(name)
 
     async def is_declared(self, name: str) -> bool:
         return name in self._declared
@@ -84,7 +83,7 @@ class InMemoryMessageBroker(InMemoryServer):
 
             def due() -> None:
                 self._timers.pop(key, None)
-                self._put(queue, message, message_id, level)
+                self.put(queue, message, message_id=message_id, priority=level)
 
             previous = self._timers.pop(key, None)
             if previous is not None:  # the same job delayed again (a retry): the last one wins

@@ -39,18 +39,16 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from repid.connections.abc import DeliveryCapacity, MessageCallbackT
+from repid.connections.abc import DeliveryCapacity, MessageCallbackT, MessageData, SubscriberT
 from repid.connections.base import redact_url
-from repid.connections.redis import RedisServer, RedisServerError
-from repid.connections.redis._codec import encode_fields
+from repid.connections.redis import RedisServer, RedisServerError, encode_fields
 from repid.connections.redis.keys import KeyLayout, bucket_key, default_job_state_name
-from repid.connections.redis.subscriber import RedisSubscriber
-from repid.data import MessageData
 from repid.jobs.brokers.redis_state import RedisJobState
 from repid.jobs.buckets import AnyBucketT, decode_bucket
 from repid.jobs.errors import DuplicateJobError, QueueNotDeclaredError
@@ -196,7 +194,7 @@ class RedisMessageBroker(RedisServer):
         self._mover_wake: asyncio.Event | None = None
         self._mover_next = 0.0  # when (loop time) the mover looks next
         self._scripts: dict[str, Any] = {}
-        self._job_state = RedisJobState(self._require_client, self.keys, self._error)
+        self._job_state = RedisJobState(lambda: self.client, self.keys, self.command_error)
 
     @property
     def job_state(self) -> RedisJobState:
@@ -206,7 +204,7 @@ class RedisMessageBroker(RedisServer):
     async def connect(self) -> None:
         await super().connect()
         if not self._scripts:
-            client = self._require_client()
+            client = self.client
             self._scripts = {
                 "move": client.register_script(_MOVE_DUE),
                 "delayed": client.register_script(_PUBLISH_DELAYED),
@@ -227,13 +225,13 @@ class RedisMessageBroker(RedisServer):
     # -- queues -------------------------------------------------------------------------------
 
     async def declare_queue(self, name: str) -> None:
-        await self._ensure_group(self.stream_key(name), self.keys.group(name))
+        await self.ensure_group(name)
 
     async def is_declared(self, name: str) -> bool:
         try:
-            return bool(await self._require_client().exists(self.stream_key(name)))
+            return bool(await self.client.exists(self.stream_key(name)))
         except RedisError as exc:
-            raise self._error(exc, f"checking queue {name!r}") from None
+            raise self.command_error(exc, f"checking queue {name!r}") from None
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -264,7 +262,7 @@ class RedisMessageBroker(RedisServer):
             raise
 
     def _script(self, name: str) -> Any:
-        self._require_client()
+        _ = self.client  # raises RedisNotConnectedError before connect()
         return self._scripts[name]
 
     async def _publish_delayed(
@@ -281,7 +279,7 @@ class RedisMessageBroker(RedisServer):
         try:
             done = int(await self._script("delayed")(keys=keys, args=args))
         except RedisError as exc:
-            raise self._error(exc, f"scheduling a delayed message on {queue!r}") from None
+            raise self.command_error(exc, f"scheduling a delayed message on {queue!r}") from None
         self._answer(done, queue, job_id)
         wake = self._mover_wake
         if (
@@ -298,7 +296,7 @@ class RedisMessageBroker(RedisServer):
                 await self._script("unique")(keys=keys, args=[_token(message), *_flat(message)])
             )
         except RedisError as exc:
-            raise self._error(exc, f"publish to {queue!r}") from None
+            raise self.command_error(exc, f"publish to {queue!r}") from None
         self._answer(done, queue, job_id)
 
     @staticmethod
@@ -320,7 +318,7 @@ class RedisMessageBroker(RedisServer):
         try:
             done = await self._script("withdraw")(keys=keys, args=[job_id, self.keys.group(queue)])
         except RedisError as exc:
-            raise self._error(exc, f"cancelling job {job_id!r} on {queue!r}") from None
+            raise self.command_error(exc, f"cancelling job {job_id!r} on {queue!r}") from None
         return bool(done)
 
     # -- moving due delayed jobs --------------------------------------------------------------
@@ -343,7 +341,7 @@ class RedisMessageBroker(RedisServer):
             try:
                 done, wait_ms = await self._script("move")(keys=keys, args=args)
             except RedisError as exc:
-                raise self._error(exc, f"moving due messages of {queue!r}") from None
+                raise self.command_error(exc, f"moving due messages of {queue!r}") from None
             moved += int(done)
             if int(done) < _MOVE_BATCH:
                 return moved, None if int(wait_ms) < 0 else int(wait_ms) / 1000
@@ -375,10 +373,10 @@ class RedisMessageBroker(RedisServer):
     async def subscribe(
         self,
         *,
-        channels_to_callbacks: dict[str, MessageCallbackT],  # type: ignore[override]
+        channels_to_callbacks: Mapping[str, MessageCallbackT],
         capacity: DeliveryCapacity,
-    ) -> RedisSubscriber:
-        subscriber = await super().subscribe(
+    ) -> SubscriberT:
+        subscriber: SubscriberT = await super().subscribe(
             channels_to_callbacks=channels_to_callbacks, capacity=capacity
         )
         # While anyone consumes these queues, keep moving their due delayed messages in.
