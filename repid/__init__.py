@@ -23,6 +23,7 @@ from repid.connections.abc import (
     ServerCapabilities,
     ServerT,
     SubscriberT,
+    SubscriptionState,
 )
 from repid.connections.in_memory import InMemoryServer
 from repid.converters import BasicConverter, DefaultConverter, PydanticConverter
@@ -173,6 +174,7 @@ __all__ = [
     "ServerRegistry",
     "ServerT",
     "SubscriberT",
+    "SubscriptionState",
     "SyncProducer",
     "Tag",
     "TestClient",

@@ -62,6 +62,7 @@ __all__ = [
     "redis_url",
     "restart_broker",
     "start_broker",
+    "stop_broker",
     "wait_for_port",
 ]
 
@@ -196,6 +197,11 @@ def restart_broker(name: BrokerName, timeout: float = 300.0) -> str:
     Redis and RabbitMQ keep their data; the Pub/Sub emulator starts empty.
     """
     return _control("restart", name, timeout)
+
+
+def stop_broker(name: BrokerName, timeout: float = 120.0) -> str:
+    """Stop the broker cleanly; :func:`start_broker` brings it back on the same port(s)."""
+    return _control("stop", name, timeout)
 
 
 def kill_broker(name: BrokerName, timeout: float = 60.0) -> str:

@@ -606,3 +606,19 @@ async def test_settlements_after_script_flush(
     assert await raw.xlen(dlq(channel)) == 1
     assert await raw.xlen(stream(channel)) == 0
     await sub.close()
+
+
+async def test_disconnect_stops_the_keepalive_of_a_closed_subscription(
+    redis_url: str, channel: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Bug: the subscription removed itself from the server when it closed, so `disconnect`
+    # could not stop its keep-alive, which then failed every tick ("redis.keepalive_failed").
+    server = RedisServer(redis_url, block=0.1, keepalive_interval=0.05)
+    await server.connect()
+    collector, sub, message = await subscribe_one(server, channel)
+    await sub.close()  # what the worker does before the app disconnects; `message` is held
+    await server.disconnect()
+    caplog.set_level(logging.WARNING, logger="repid.connections.redis")
+    await asyncio.sleep(0.5)  # ten keep-alive intervals
+    assert not [r for r in caplog.records if "keepalive" in r.getMessage()]
+    assert not [t for t in asyncio.all_tasks() if "keepalive" in t.get_name()]

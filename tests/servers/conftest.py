@@ -17,6 +17,8 @@ import pytest
 from repid import InMemoryServer, Repid, ServerT
 from tests import brokers
 
+KitFactory = Callable[..., Awaitable["BrokerKit"]]
+
 
 @dataclass
 class BrokerKit:
@@ -28,6 +30,10 @@ class BrokerKit:
     # subscription policy after several attempts.
     nack_redelivers: bool = False
     cleanup: list[Callable[[], Any]] = field(default_factory=list)
+    # The reason stored with the first dead letter of a channel (None: the broker keeps none).
+    dead_reason: Callable[[str], Awaitable[str | None]] | None = None
+    # Another server of the same kind on the same broker (a second worker process's).
+    another: Callable[..., ServerT] | None = None
 
     async def channel(self, prefix: str = "c") -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
@@ -40,8 +46,8 @@ class BrokerKit:
         return app
 
 
-async def _memory_kit() -> BrokerKit:
-    server = InMemoryServer()
+async def _memory_kit(**options: Any) -> BrokerKit:
+    server = InMemoryServer(**options)
 
     async def provision(channel: str) -> None:
         return None
@@ -49,14 +55,21 @@ async def _memory_kit() -> BrokerKit:
     async def dead(channel: str) -> int | None:
         return len(server.dead_letters.get(channel, []))
 
-    return BrokerKit("memory", server, provision, dead)
+    async def reason(channel: str) -> str | None:
+        return server.dead_letters[channel][0].dead_reason
+
+    # One process, one in-memory broker: a "second worker" shares the server.
+    return BrokerKit(
+        "memory", server, provision, dead, dead_reason=reason, another=lambda **_: server
+    )
 
 
-async def _redis_kit() -> BrokerKit:
+async def _redis_kit(**options: Any) -> BrokerKit:
     url = brokers.redis_url()
     from repid.connections.redis import RedisServer
 
-    server = RedisServer(url, claim_idle=5.0)
+    options.setdefault("claim_idle", 5.0)
+    server = RedisServer(url, **options)
 
     async def provision(channel: str) -> None:
         return None
@@ -64,14 +77,24 @@ async def _redis_kit() -> BrokerKit:
     async def dead(channel: str) -> int | None:
         return len(await server.read_dead_letters(channel))
 
-    return BrokerKit("redis", server, provision, dead)
+    async def reason(channel: str) -> str | None:
+        return (await server.read_dead_letters(channel))[0].reason
+
+    return BrokerKit(
+        "redis",
+        server,
+        provision,
+        dead,
+        dead_reason=reason,
+        another=lambda **more: RedisServer(url, **{**options, **more}),
+    )
 
 
-async def _amqp_kit() -> BrokerKit:
+async def _amqp_kit(**options: Any) -> BrokerKit:
     url = brokers.amqp_url()
     from repid.connections.amqp import AmqpServer
 
-    server = AmqpServer(url)
+    server = AmqpServer(url, **options)
     made: list[str] = []
 
     async def provision(channel: str) -> None:
@@ -89,17 +112,29 @@ async def _amqp_kit() -> BrokerKit:
     async def dead(channel: str) -> int | None:
         return brokers.rabbitmq_wait_message_count(f"{channel}.dead", 1, timeout=5.0)
 
-    kit = BrokerKit("amqp", server, provision, dead)
+    async def reason(channel: str) -> str | None:
+        (letter,) = brokers.rabbitmq_get_messages(f"{channel}.dead", 1)
+        headers = letter["properties"].get("headers") or {}
+        return headers.get("x-opt-repid-dead-letter-reason")
+
+    kit = BrokerKit(
+        "amqp",
+        server,
+        provision,
+        dead,
+        dead_reason=reason,
+        another=lambda **more: AmqpServer(url, **{**options, **more}),
+    )
     kit.cleanup.append(lambda: [brokers.rabbitmq_delete_queue(q) for q in made])
     return kit
 
 
-async def _pubsub_kit() -> BrokerKit:
+async def _pubsub_kit(**options: Any) -> BrokerKit:
     host = brokers.pubsub_host()
     project = brokers.pubsub_project()
     from repid.connections.pubsub import PubsubServer
 
-    server = PubsubServer(project=project, emulator_host=host)
+    server = PubsubServer(project=project, emulator_host=host, **options)
 
     async def provision(channel: str) -> None:
         brokers.pubsub_create_topic(project, channel)
@@ -108,7 +143,16 @@ async def _pubsub_kit() -> BrokerKit:
     async def dead(channel: str) -> int | None:
         return None
 
-    return BrokerKit("pubsub", server, provision, dead, nack_redelivers=True)
+    return BrokerKit(
+        "pubsub",
+        server,
+        provision,
+        dead,
+        nack_redelivers=True,
+        another=lambda **more: PubsubServer(
+            project=project, emulator_host=host, **{**options, **more}
+        ),
+    )
 
 
 KITS = {
@@ -124,7 +168,28 @@ async def kit(request: pytest.FixtureRequest) -> AsyncIterator[BrokerKit]:
     made = await KITS[request.param]()
     async with made.server.connection():
         yield made
-    for step in made.cleanup:
+    _clean(made)
+
+
+@pytest.fixture(params=list(KITS))
+async def kit_with(request: pytest.FixtureRequest) -> AsyncIterator[KitFactory]:
+    """`await kit_with(**server_options)`: a connected kit whose server takes those options."""
+    made: list[BrokerKit] = []
+
+    async def factory(**options: Any) -> BrokerKit:
+        new = await KITS[request.param](**options)
+        await new.server.connect()
+        made.append(new)
+        return new
+
+    yield factory
+    for new in made:
+        await new.server.disconnect()
+        _clean(new)
+
+
+def _clean(kit: BrokerKit) -> None:
+    for step in kit.cleanup:
         try:
             step()
         except Exception:
