@@ -3,6 +3,11 @@
     bash benchmarks/baseline.sh                      # once: .bench/baseline-venv (repid==2.1.4)
     .venv/bin/python benchmarks/run.py               # in-memory, N=20000, 3 repetitions each
     source .brokers/env && .venv/bin/python benchmarks/run.py --broker memory,redis --batch
+    .venv/bin/python benchmarks/run.py --ours-ref main   # also "ours" as of another revision
+
+`--ours-ref REF` adds a variant `ours@REF`: our code as of a git revision (checked out once into
+`.bench/ref-<commit>`, a detached worktree) or of another checkout's directory, run with the same
+virtualenv and workload, so a change is measured against the code before it in one run.
 
 Every measurement is `benchmarks/workload.py` in a fresh subprocess: ours with the repository's
 virtualenv and the checkout on PYTHONPATH, the baseline with `.bench/baseline-venv` and nothing
@@ -84,6 +89,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--only", choices=("ours", "baseline"), default=None)
+    parser.add_argument(
+        "--ours-ref",
+        default=None,
+        help="also run our code as of this git revision or checkout directory (ours@REF)",
+    )
     parser.add_argument("--ours-python", type=Path, default=OURS_PYTHON)
     parser.add_argument("--baseline-python", type=Path, default=BASELINE_PYTHON)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase")
@@ -453,6 +463,14 @@ def report(broker: str, summaries: list[dict[str, Any]], args: argparse.Namespac
         )
     plain = by_label.get("ours")
     for label, summary in by_label.items():
+        if label.startswith("ours@") and plain:
+            lines.append(
+                f"ours/{label} consume: {ratio(plain['consume_per_s'], summary['consume_per_s'])}"
+                f" (per CPU-second "
+                f"{ratio(plain['consume_per_cpu_s'], summary['consume_per_cpu_s'])}), publish: "
+                f"{ratio(plain['publish_per_s'], summary['publish_per_s'])}, peak RSS: "
+                f"{ratio(plain['peak_rss_mb'], summary['peak_rss_mb'])}"
+            )
         if label.startswith("ours+") and plain:
             lines.append(
                 f"{label}/ours consume: {ratio(summary['consume_per_s'], plain['consume_per_s'])}"
@@ -493,10 +511,42 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def ref_checkout(ref: str) -> tuple[str, Path]:
+    """(label, directory) of our code as of `ref`: a checkout directory, or a git revision
+    checked out (once) into `.bench/ref-<commit>` as a detached worktree."""
+    given = Path(ref)
+    if given.is_dir():
+        commit = subprocess.run(
+            ["git", "-C", str(given), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        return f"ours@{commit or given.name}", given.resolve()
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", ref],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    directory = ROOT / ".bench" / f"ref-{commit}"
+    if not (directory / "repid" / "__init__.py").is_file():
+        directory.parent.mkdir(exist_ok=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(directory), commit],
+            check=True,
+            stdout=sys.stderr,
+        )
+    return f"ours@{commit}", directory
+
+
 def variants_for(args: argparse.Namespace) -> list[Variant]:
     variants: list[Variant] = []
     if args.only != "baseline":
         variants.append(Variant("ours", args.ours_python, str(ROOT)))
+        if args.ours_ref:
+            label, directory = args.ours_ref_checkout
+            variants.append(Variant(label, args.ours_python, str(directory)))
     if args.only != "ours":
         variants.append(Variant("baseline", args.baseline_python, None))
     if args.batch and args.only != "baseline":
@@ -594,6 +644,7 @@ def run_broker(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.ours_ref_checkout = ref_checkout(args.ours_ref) if args.ours_ref else None
     load_brokers_env()
     for variant in variants_for(args):
         if not variant.python.exists():

@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from repid.errors import RepidError
 
 if TYPE_CHECKING:
     from repid.app import Repid
-    from repid.cli.supervisor import Supervisor
 
 __all__ = ["ENV_METRICS", "SupervisorMetrics", "require_prometheus", "start_worker_metrics"]
 
@@ -65,10 +65,17 @@ async def start_worker_metrics(app: Repid, address: tuple[str, int] | None) -> A
     return await MetricsServer(source, address=address[0], port=address[1]).start()
 
 
+class _SupervisorT(Protocol):
+    """What `SupervisorMetrics` needs of the supervisor (typed so, it imports no supervisor)."""
+
+    child_environment: dict[str, str]
+    on_worker_exit: list[Callable[[int], None]]
+
+
 class SupervisorMetrics:
     """The supervisor's half: the shared directory, the merged endpoint, clean-up."""
 
-    def __init__(self, supervisor: Supervisor, address: tuple[str, int]) -> None:
+    def __init__(self, supervisor: _SupervisorT, address: tuple[str, int]) -> None:
         require_prometheus()
         from repid.prometheus.exposition import MULTIPROC_ENV
         from repid.prometheus.server import MultiprocessMetrics

@@ -25,12 +25,11 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from repid.connections.abc import ChannelStats, DeadLetter
+from repid.connections.abc import ChannelStats, DeadLetter, MessageData
 from repid.connections.amqp.addressing import headers_of, payload_of
 from repid.connections.amqp.protocol.connection import IncomingDelivery, ReceiverLink
 from repid.connections.amqp.protocol.message import decode_message
 from repid.connections.amqp.protocol.performatives import Accepted, Released
-from repid.data import MessageData
 from repid.errors import ChannelNotFoundError, RepidError
 
 if TYPE_CHECKING:

@@ -166,6 +166,8 @@ class RedisSubscriber(BaseSubscriber):
         self._claim_due = 0.0  # claim at once on start: pick up what dead workers left
         self._prune_due = 0.0
         self._task: asyncio.Task[None] | None = None
+        # Malformed entries are dead-lettered by background tasks, in the order they were read.
+        self._malformed_order = asyncio.Lock()
 
     # -- SubscriberT ----------------------------------------------------------------------------
 
@@ -425,6 +427,10 @@ class RedisSubscriber(BaseSubscriber):
         return message, state.callback
 
     async def _dead_letter_malformed(self, state: ChannelState, entry_id: bytes, why: str) -> None:
+        async with self._malformed_order:
+            await self._move_malformed(state, entry_id, why)
+
+    async def _move_malformed(self, state: ChannelState, entry_id: bytes, why: str) -> None:
         logger.error(
             "redis.malformed_entry: entry %s on channel %r is not a Repid message (%s); %s",
             entry_id.decode(),
