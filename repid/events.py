@@ -52,16 +52,33 @@ EVENTS: dict[str, str] = {
     "message.processed": "one message done (DEBUG): message_id, actor, channel, outcome, "
     "duration_ms",
     "message.already_acted_on": "a second ack/nack/reject/reply of a message was ignored",
+    "message.lease_expired": "a message held unsettled longer than the server's max_lease went "
+    "back to its queue",
+    "message.settled_after_lease": "an ack/nack/reject of a message whose lease had expired was "
+    "ignored (it was already back in its queue)",
+    "message.release_failed": "giving back a message whose lease expired failed; the broker "
+    "redelivers it by its own timeout",
+    # Subscriptions (every built-in server; see repid.connections.base) -----------------------
+    "subscription.recovering": "a subscription lost its connection, stream or link: state "
+    "recovering until it consumes again",
+    "subscription.recovered": "a subscription consumes again: state active",
+    "subscription.failed": "a consumer task of a subscription died of an error: state failed",
+    "subscription.stop_failed": "stopping a subscription while disconnecting failed",
+    "subscription.callback_failed": "handing a message to the worker raised; the message goes "
+    "back to the broker",
+    "subscription.give_back_failed": "giving a message back after a failed hand-over failed; "
+    "the broker redelivers it later",
     # Actors -----------------------------------------------------------------------------------
     "actor.error": "an actor raised; its message is settled by its on_error policy",
     "actor.timeout": "an actor ran past its timeout; it was cancelled and its message rejected",
+    "actor.payload_invalid": "a message did not fit the actor's parameters; settled by on_error, "
+    "the reason (error type and text) stored with a dead letter",
     "actor.confirmation.invalid_return": "a manual_explicit actor returned no outcome word",
     "actor.confirmation.failed": "settling a message failed; the broker will deliver it again",
     "actor.on_error.failed": "an actor's on_error callable raised; the message is rejected",
     "actor.on_error.invalid_return": "an actor's on_error returned no outcome word; rejected",
     "actor.route.not_found": "no actor of the channel takes the message; it is rejected",
     "actor.route.poison_message": "an unrouted message came back too often; it is nacked",
-    "actor.route.settle_failed": "settling an unrouted message failed",
     "actor.route.strategy_failed": "a routing strategy raised; treated as no match",
     "observer.failed": "a message observer (metrics, tracing) raised; the message is unaffected",
     # Jobs -------------------------------------------------------------------------------------
@@ -94,7 +111,6 @@ EVENTS: dict[str, str] = {
     "redis.read_failed": "reading from a stream failed; retrying with backoff",
     "redis.group_missing": "the stream or consumer group vanished (flushed?); recreated",
     "redis.fetch_script_refused": "Redis refused the fetch script; reading without it",
-    "redis.callback_failed": "delivering a Redis message to the worker failed",
     "redis.malformed_entry": "a stream entry is not a Repid message; dead-lettered or dropped",
     "redis.dead_letter_failed": "moving an entry to the dead-letter stream failed",
     "redis.nack_dropped": "a nacked message was dropped: no dead-letter stream configured",
@@ -121,14 +137,12 @@ EVENTS: dict[str, str] = {
     "amqp.link_detached": "the broker detached a consumer link; re-attaching",
     "amqp.reattach_failed": "re-attaching a consumer link failed",
     "amqp.bad_message": "an undecodable AMQP message was rejected (dead-lettered)",
-    "amqp.callback_failed": "delivering an AMQP message to the worker failed",
     "amqp.settle_lost": "a message's link is gone; the broker will deliver it again",
     # Pub/Sub ----------------------------------------------------------------------------------
     "pubsub.connected": "the gRPC channel to Pub/Sub is open",
     "pubsub.disconnected": "the gRPC channel to Pub/Sub is closed",
     "pubsub.stream_lost": "a streaming pull ended; reopening it with backoff",
     "pubsub.subscription_not_found": "the Pub/Sub subscription does not exist",
-    "pubsub.callback_failed": "delivering a Pub/Sub message to the worker failed",
     "pubsub.lease_extension_failed": "extending ack deadlines failed",
     "pubsub.keep_alive_failed": "the channel keep-alive failed",
     "pubsub.return_failed": "giving messages back (ack deadline 0) failed",

@@ -175,7 +175,11 @@ class BaseServer:
             try:
                 await subscriber.stop()
             except Exception:
-                logger.exception("subscription.stop_failed: %r", subscriber)
+                logger.exception(
+                    "subscription.stop_failed: %r",
+                    subscriber,
+                    extra={"channels": subscriber.channels},
+                )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(host={self.host!r}, protocol={self.protocol!r})"
@@ -358,6 +362,7 @@ class BaseReceivedMessage:
                 "by its own timeout",
                 self.message_id,
                 self._channel,
+                extra={"channel": self._channel, "message_id": self.message_id},
             )
 
     async def _ack(self) -> None:  # pragma: no cover - abstract

@@ -41,7 +41,8 @@ class DeliveryLoop(Generic[ItemT]):
     returns None to skip it (a deleted entry, a delivery of a connection that died, a message
     it dead-lettered itself...). `after_batch()` runs after each burst of deliveries (AMQP
     tops its link credit up there). Run it as a task with `run()`, or call
-    `deliver_available()` from a loop of one's own (the Redis read loop does).
+    `deliver_available()` from a loop of one's own (the Redis read loop does). `source` names
+    the server kind in log records (`redis`, `amqp`...).
     """
 
     __slots__ = (
@@ -49,10 +50,10 @@ class DeliveryLoop(Generic[ItemT]):
         "_capacity",
         "_closed",
         "_delivering",
-        "_log_event",
         "_open",
         "_paused",
         "_resumed",
+        "_source",
         "_task",
         "_wakeup",
         "buffer",
@@ -65,12 +66,12 @@ class DeliveryLoop(Generic[ItemT]):
         *,
         buffer: deque[ItemT] | None = None,
         after_batch: Callable[[], None] | None = None,
-        log_event: str = "subscription.callback_failed",
+        source: str = "",
     ) -> None:
         self._capacity = capacity
         self._open = open_item
         self._after_batch = after_batch
-        self._log_event = log_event
+        self._source = source
         self.buffer: deque[ItemT] = buffer if buffer is not None else deque()
         self._wakeup = asyncio.Event()
         self._resumed = asyncio.Event()
@@ -158,10 +159,15 @@ class DeliveryLoop(Generic[ItemT]):
             except Exception:
                 # A broken callback must not stop the loop; the message goes back.
                 logger.exception(
-                    "%s: the callback for channel %r raised; the message goes back to the broker",
-                    self._log_event,
+                    "subscription.callback_failed: the %s callback for channel %r raised; the "
+                    "message goes back to the broker",
+                    self._source,
                     message.channel,
-                    extra={"channel": message.channel, "message_id": message.message_id},
+                    extra={
+                        "channel": message.channel,
+                        "message_id": message.message_id,
+                        "server": self._source,
+                    },
                 )
                 await _give_back(message)
             finally:

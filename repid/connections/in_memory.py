@@ -203,7 +203,7 @@ class _Subscriber(BaseSubscriber):
                 capacity,
                 self._opener(callback),
                 buffer=queue.messages,
-                log_event="in_memory.callback_failed",
+                source="in-memory",
             )
             queue.readers.append(loop)
             self._loops.append((queue, loop))

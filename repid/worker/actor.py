@@ -322,6 +322,7 @@ def _guarded_strategy(data: ActorData) -> Callable[[Any], bool]:
                 "actor.route.strategy_failed: the routing strategy of actor %r raised; "
                 "treating the message as not matching",
                 name,
+                extra={"actor": name},
             )
             return False
 

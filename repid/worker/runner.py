@@ -209,19 +209,35 @@ class Runner:
                 "actor.error: actor %r raised CancelledError on a message from channel %r",
                 actor.data.name,
                 message.channel,
-                extra={"actor": actor.data.name, "channel": message.channel},
+                extra={
+                    "actor": actor.data.name,
+                    "channel": message.channel,
+                    "message_id": message.message_id,
+                    "error": "CancelledError",
+                },
             )
             await settle(message, actor.policy.after_error(exc), actor.data.name)
             self.info.processed += 1
             self.info.failed += 1
         except Exception:
-            logger.exception("worker.task_failed: unexpected error while handling a message")
+            logger.exception(
+                "worker.task_failed: unexpected error while handling a message",
+                extra={"channel": message.channel, "message_id": message.message_id},
+            )
             if actor is not None and not message.is_acted_on and not actor.policy.manual:
                 await settle(message, REJECT, actor.data.name)
         except (KeyboardInterrupt, SystemExit) as exc:
             # Raised by an actor: the message was rejected back to its queue by the actor
             # pipeline. Shut down gracefully, then re-raise from `run()`.
-            logger.error("worker.fatal: %r raised by an actor; shutting down", exc)
+            logger.error(
+                "worker.fatal: %r raised by an actor; shutting down",
+                exc,
+                extra={
+                    "channel": message.channel,
+                    "message_id": message.message_id,
+                    "error": type(exc).__name__,
+                },
+            )
             if self._fatal is None:
                 self._fatal = exc
             self.stop()
@@ -259,10 +275,14 @@ class Runner:
                     "worker.started: consuming %s on server %r",
                     ", ".join(repr(c) for c in channels),
                     self.server_name,
+                    extra={"server": self.server_name, "channels": channels},
                 )
                 self._lifecycle_started(channels)
             else:
-                logger.warning("worker.no_actors: no actors registered; waiting for a stop signal")
+                logger.warning(
+                    "worker.no_actors: no actors registered; waiting for a stop signal",
+                    extra={"server": self.server_name},
+                )
             await self._stop.wait()
         finally:
             self._stop.set()
@@ -293,7 +313,11 @@ class Runner:
                 try:
                     observer.worker_started(self.server, channels)
                 except Exception:
-                    logger.exception("observer.failed: %r raised in worker_started", observer)
+                    logger.exception(
+                        "observer.failed: %r raised in worker_started",
+                        observer,
+                        extra={"server": self.server_name},
+                    )
                 else:
                     self._started_observers.append(observer)
 
@@ -303,7 +327,11 @@ class Runner:
             try:
                 await observer.worker_stopped(self.server)
             except Exception:
-                logger.exception("observer.failed: %r raised in worker_stopped", observer)
+                logger.exception(
+                    "observer.failed: %r raised in worker_stopped",
+                    observer,
+                    extra={"server": self.server_name},
+                )
 
     def _install_signals(
         self, loop: asyncio.AbstractEventLoop, signals: Sequence[signal.Signals]
@@ -314,7 +342,8 @@ class Runner:
         if threading.current_thread() is not threading.main_thread():
             logger.warning(
                 "worker.signals_skipped: signal handlers can only be installed in the main "
-                "thread; pass register_signals=[] to silence this"
+                "thread; pass register_signals=[] to silence this",
+                extra={"server": self.server_name},
             )
             return installed
         for sig in signals:
@@ -322,7 +351,11 @@ class Runner:
             try:
                 loop.add_signal_handler(sig, self._on_signal, sig)
             except (NotImplementedError, RuntimeError, ValueError):
-                logger.warning("worker.signal_unsupported: cannot handle %s here", sig)
+                logger.warning(
+                    "worker.signal_unsupported: cannot handle %s here",
+                    sig,
+                    extra={"signal": str(sig)},
+                )
                 continue
             installed.append((sig, previous))
         return installed
@@ -333,6 +366,7 @@ class Runner:
                 "worker.force_stop: second SIGINT: cancelling %d running actor(s) now; their "
                 "messages go back to the queue",
                 len(self.in_flight),
+                extra={"in_flight": len(self.in_flight)},
             )
             self.force_stop()
             return
@@ -341,6 +375,7 @@ class Runner:
             "press Ctrl-C again to stop at once)",
             sig.name,
             self.graceful_shutdown_time,
+            extra={"signal": sig.name, "graceful_shutdown_time": self.graceful_shutdown_time},
         )
         self.stop()
 
@@ -350,13 +385,20 @@ class Runner:
             try:
                 await subscriber.pause()
             except Exception:
-                logger.exception("worker.shutdown: pausing the subscription failed")
+                logger.exception(
+                    "worker.shutdown: pausing the subscription failed",
+                    extra={"server": self.server_name},
+                )
         pending = set(self.in_flight)
         if pending:
             logger.info(
                 "worker.shutdown: waiting up to %.1f s for %d running actor(s)",
                 self.graceful_shutdown_time,
                 len(pending),
+                extra={
+                    "in_flight": len(pending),
+                    "graceful_shutdown_time": self.graceful_shutdown_time,
+                },
             )
             pending = await self._wait_graceful(pending)
         if pending:
@@ -365,6 +407,7 @@ class Runner:
                 "worker.shutdown: cancelling %d actor(s) still running after the grace period; "
                 "their messages go back to the queue",
                 len(pending),
+                extra={"in_flight": len(pending)},
             )
             for task in pending:
                 self._cancelled.add(task)
@@ -376,7 +419,10 @@ class Runner:
             try:
                 await subscriber.close()
             except Exception:
-                logger.exception("worker.shutdown: closing the subscription failed")
+                logger.exception(
+                    "worker.shutdown: closing the subscription failed",
+                    extra={"server": self.server_name},
+                )
             self._subscriber = None
 
     async def _wait_graceful(self, pending: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:

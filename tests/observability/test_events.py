@@ -15,39 +15,10 @@ METHODS = {"debug", "info", "warning", "warn", "error", "exception", "critical",
 NAME = re.compile(r"([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+)(?::|$)")
 LOOSE = re.compile(r"([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+)")
 
-# Known gaps: records of the Redis and AMQP servers that still lack `extra` (and one whose
-# message does not start with "name:"). Those modules are being rewritten by issue 12 (the
-# shared subscriber machinery); their fields come with that rewrite. An entry that no longer
-# needs to be here fails the test, so this list only shrinks.
-PENDING: set[tuple[str, str]] = {
-    ("repid/connections/amqp/server.py", "amqp.connect_failed"),
-    ("repid/connections/amqp/server.py", "amqp.connected"),
-    ("repid/connections/amqp/server.py", "amqp.connection_lost"),
-    ("repid/connections/amqp/server.py", "amqp.reconnect_failed"),
-    ("repid/connections/amqp/server.py", "amqp.reconnected"),
-    ("repid/connections/amqp/subscriber.py", "amqp.attach_failed"),
-    ("repid/connections/amqp/subscriber.py", "amqp.bad_message"),
-    ("repid/connections/amqp/subscriber.py", "amqp.callback_failed"),
-    ("repid/connections/amqp/subscriber.py", "amqp.link_detached"),
-    ("repid/connections/amqp/subscriber.py", "amqp.reattach_failed"),
-    ("repid/connections/amqp/subscriber.py", "amqp.settle_lost"),
-    ("repid/connections/amqp/transport.py", "amqp.reader_crashed"),
-    ("repid/connections/redis/server.py", "redis.reply_skipped"),
-    ("repid/connections/redis/subscriber.py", "redis.callback_failed"),
-    ("repid/connections/redis/subscriber.py", "redis.claimed"),
-    ("repid/connections/redis/subscriber.py", "redis.connection_lost"),
-    ("repid/connections/redis/subscriber.py", "redis.dead_letter_failed"),
-    ("repid/connections/redis/subscriber.py", "redis.fetch_script_refused"),
-    ("repid/connections/redis/subscriber.py", "redis.group_missing"),
-    ("repid/connections/redis/subscriber.py", "redis.keepalive_failed"),
-    ("repid/connections/redis/subscriber.py", "redis.malformed_entry"),
-    ("repid/connections/redis/subscriber.py", "redis.no_xautoclaim"),
-    ("repid/connections/redis/subscriber.py", "redis.prune_failed"),
-    ("repid/connections/redis/subscriber.py", "redis.pruned"),
-    ("repid/connections/redis/subscriber.py", "redis.read_failed"),
-    ("repid/connections/redis/subscriber.py", "redis.release_failed"),
-    ("repid/connections/redis/subscriber.py", "redis.released"),
-}
+# Known gaps: (file, event) records allowed to lack `extra` for now. Empty since issue 12's
+# rewrite of the servers; an entry that no longer needs to be here fails the test, so this
+# list only shrinks.
+PENDING: set[tuple[str, str]] = set()
 
 
 def logging_calls() -> list[tuple[str, int, ast.Call]]:

@@ -286,7 +286,10 @@ class AmqpServer(BaseServer):
                         f"cannot connect to {self._safe_url}: {_describe(exc)}"
                     ) from None
                 logger.warning(
-                    "amqp.connect_failed: %s: %s; retrying", self._safe_url, _describe(exc)
+                    "amqp.connect_failed: %s: %s; retrying",
+                    self._safe_url,
+                    _describe(exc),
+                    extra={"server": self._safe_url},
                 )
                 await asyncio.sleep(min(next(delays), max(deadline - loop.time(), 0.0)))
 
@@ -304,7 +307,7 @@ class AmqpServer(BaseServer):
         self._sender = None
         assert self._ready is not None
         self._ready.set()
-        logger.info("amqp.connected: %s", self._safe_url)
+        logger.info("amqp.connected: %s", self._safe_url, extra={"server": self._safe_url})
 
     def _on_lost(self, lost: AmqpConnectionLost) -> None:
         was_up = self._ready is not None and self._ready.is_set()
@@ -312,7 +315,12 @@ class AmqpServer(BaseServer):
             self._ready.clear()
         if not self._wanted or not was_up:
             return  # a connection that never opened: connect() or _reconnect() handles it
-        logger.error("amqp.connection_lost: %s: %s; reconnecting", self._safe_url, lost)
+        logger.error(
+            "amqp.connection_lost: %s: %s; reconnecting",
+            self._safe_url,
+            lost,
+            extra={"server": self._safe_url, "error": type(lost).__name__},
+        )
         for subscriber in self._amqp_subscribers():
             subscriber.connection_lost(str(lost))
         if self._reconnecting is None or self._reconnecting.done():
@@ -334,10 +342,13 @@ class AmqpServer(BaseServer):
             except (OSError, asyncio.TimeoutError, AmqpConnectionLost) as exc:
                 # A connection that died again is already closed: just try anew.
                 logger.warning(
-                    "amqp.reconnect_failed: %s: %s; retrying", self._safe_url, _describe(exc)
+                    "amqp.reconnect_failed: %s: %s; retrying",
+                    self._safe_url,
+                    _describe(exc),
+                    extra={"server": self._safe_url},
                 )
                 continue
-            logger.info("amqp.reconnected: %s", self._safe_url)
+            logger.info("amqp.reconnected: %s", self._safe_url, extra={"server": self._safe_url})
             return
 
     def _amqp_subscribers(self) -> list[AmqpSubscriber]:

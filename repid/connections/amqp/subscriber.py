@@ -123,6 +123,7 @@ class AmqpReceivedMessage(BaseReceivedMessage):
                 "the broker will deliver it again",
                 self._message_id,
                 self._channel,
+                extra={"channel": self._channel, "message_id": self._message_id},
             )
         self._subscriber._settled(self._link, self._delivery)
 
@@ -189,7 +190,7 @@ class AmqpSubscriber(BaseSubscriber):
         ]
         self._callbacks = {c.channel: c.callback for c in self._consumers}
         self._delivery: DeliveryLoop[AmqpReceivedMessage] = DeliveryLoop(
-            capacity, self._open, after_batch=self._top_up, log_event="amqp.callback_failed"
+            capacity, self._open, after_batch=self._top_up, source="amqp"
         )
         self._buffer = self._delivery.buffer
         self._rotation = 0
@@ -269,7 +270,11 @@ class AmqpSubscriber(BaseSubscriber):
                 await self._attach(consumer, client)
             except AmqpLinkError as exc:
                 # E.g. the queue is gone: keep the others running and retry this one alone.
-                logger.error("amqp.attach_failed: %s; retrying with backoff", exc)
+                logger.error(
+                    "amqp.attach_failed: %s; retrying with backoff",
+                    exc,
+                    extra={"error": type(exc).__name__},
+                )
                 consumer.reattach = asyncio.get_running_loop().create_task(self._reattach(consumer))
         self._check_recovered()
         self._top_up()
@@ -303,6 +308,7 @@ class AmqpSubscriber(BaseSubscriber):
             "amqp.link_detached: the broker detached the consumer of %r (%s); re-attaching",
             consumer.channel,
             detail,
+            extra={"channel": consumer.channel},
         )
         self._mark_recovering(f"the consumer link of {consumer.channel!r} detached ({detail})")
         consumer.reattach = asyncio.get_running_loop().create_task(self._reattach(consumer))
@@ -318,7 +324,7 @@ class AmqpSubscriber(BaseSubscriber):
             try:
                 await self._attach(consumer, client)
             except (AmqpLinkError, AmqpConnectionLost) as exc:
-                logger.error("amqp.reattach_failed: %s", exc)
+                logger.error("amqp.reattach_failed: %s", exc, extra={"error": type(exc).__name__})
                 continue
             self._check_recovered()
             self._top_up()
@@ -346,6 +352,7 @@ class AmqpSubscriber(BaseSubscriber):
                 "amqp.bad_message: undecodable message on %r rejected (dead-lettered): %s",
                 consumer.channel,
                 exc,
+                extra={"channel": consumer.channel, "error": type(exc).__name__},
             )
             client.settle(link, delivery, Rejected(Error(exc.condition, exc.description)))
             self._top_up()

@@ -492,7 +492,10 @@ class AmqpClient:
                 self._dispatch(events)
             self._flush()
         except Exception:  # a bug in a callback must not leave the connection half alive
-            logger.exception("amqp.reader_crashed")
+            logger.exception(
+                "amqp.reader_crashed: a bug in a callback; the connection is dropped and reopened",
+                extra={"error": "internal"},
+            )
             self._set_lost(AmqpConnectionLost(None, "internal error in the AMQP reader"))
             self._abort()
             return

@@ -341,7 +341,7 @@ class PubsubSubscription:
         # The delivered ones, by ack id, oldest delivery first (the max lease counts from there).
         self.delivered: Leases[str, PubsubReceivedMessage] = Leases()
         self._delivery: DeliveryLoop[_proto.ReceivedMessage] = DeliveryLoop(
-            capacity, self._open, log_event="pubsub.callback_failed"
+            capacity, self._open, source="pubsub"
         )
         self._buffer = self._delivery.buffer
         self._room = asyncio.Event()

@@ -769,6 +769,7 @@ class RedisServer(BaseServer):
                 "over by another worker); the reply was not sent",
                 entry_id.decode(),
                 key.decode(),
+                extra={"message_id": entry_id.decode(), "channel": reply.channel},
             )
 
     # -- dead letters ---------------------------------------------------------------------------

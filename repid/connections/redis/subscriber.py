@@ -157,7 +157,7 @@ class RedisSubscriber(BaseSubscriber):
         self._wake_ids: dict[Any, Any] = {state.key: b"$" for state in self._channels}
         self._fast_fetch = True
         self._delivery: DeliveryLoop[_Entry] = DeliveryLoop(
-            capacity, self._open_entry, log_event="redis.callback_failed"
+            capacity, self._open_entry, source="redis"
         )
         self._buffer = self._delivery.buffer
         self._active = asyncio.Event()
@@ -312,6 +312,7 @@ class RedisSubscriber(BaseSubscriber):
                 "redis.group_missing: redis at %s lost the stream or group of %s; recreating it",
                 server.host,
                 self.channels,
+                extra={"server": server.host, "channels": self.channels},
             )
         elif isinstance(exc, (RedisPyConnectionError, RedisPyTimeoutError, ConnectionError)):
             server._connected = False
@@ -321,6 +322,7 @@ class RedisSubscriber(BaseSubscriber):
                 type(exc).__name__,
                 text,
                 delay,
+                extra={"server": server.host, "error": type(exc).__name__},
             )
         else:
             logger.error(
@@ -329,6 +331,7 @@ class RedisSubscriber(BaseSubscriber):
                 type(exc).__name__,
                 text,
                 delay,
+                extra={"server": server.host, "error": type(exc).__name__},
             )
 
     async def _read_each_group(self, client: Any, per_stream: int) -> list[Any]:
@@ -373,6 +376,7 @@ class RedisSubscriber(BaseSubscriber):
                 "redis.fetch_script_refused: redis at %s: %s; reading without the script",
                 server.host,
                 scrub(text, server._password),
+                extra={"server": server.host},
             )
             return b""
         return packed
@@ -439,6 +443,7 @@ class RedisSubscriber(BaseSubscriber):
             "dropping it (no dead-letter stream)"
             if state.dead_key is None
             else f"moving it to {state.dead_key.decode()!r}",
+            extra={"channel": state.name},
         )
         try:
             await self._server._move_entries(
@@ -456,6 +461,7 @@ class RedisSubscriber(BaseSubscriber):
                 entry_id.decode(),
                 state.name,
                 exc,
+                extra={"channel": state.name, "error": type(exc).__name__},
             )
 
     # -- recovery -------------------------------------------------------------------------------
@@ -496,6 +502,7 @@ class RedisSubscriber(BaseSubscriber):
                 "redis.claimed: took over %d idle message(s) on channel %r",
                 len(claimed),
                 state.name,
+                extra={"channel": state.name},
             )
         return more
 
@@ -514,6 +521,7 @@ class RedisSubscriber(BaseSubscriber):
                     server.host,
                     type(exc).__name__,
                     scrub(str(exc), server._password),
+                    extra={"server": server.host, "error": type(exc).__name__},
                 )
                 continue
             if removed:
@@ -521,6 +529,7 @@ class RedisSubscriber(BaseSubscriber):
                     "redis.pruned: removed %d idle consumer(s) with nothing pending from %r",
                     removed,
                     state.name,
+                    extra={"channel": state.name},
                 )
 
     async def _autoclaim(
@@ -547,6 +556,7 @@ class RedisSubscriber(BaseSubscriber):
                     "redis.no_xautoclaim: redis at %s predates XAUTOCLAIM (6.2); claiming with "
                     "XPENDING + XCLAIM",
                     server.host,
+                    extra={"server": server.host},
                 )
         pending = await client.xpending_range(
             state.key, state.group, state.claim_cursor, "+", count
@@ -601,6 +611,7 @@ class RedisSubscriber(BaseSubscriber):
                     server.host,
                     type(exc).__name__,
                     scrub(str(exc), server._password),
+                    extra={"server": server.host, "error": type(exc).__name__},
                 )
 
     async def _release_undelivered(self) -> None:
@@ -641,6 +652,7 @@ class RedisSubscriber(BaseSubscriber):
                         "redis.released: put %d undelivered message(s) back on channel %r",
                         released,
                         state.name,
+                        extra={"channel": state.name},
                     )
                 if not pending and not state.in_flight:
                     # Nothing of ours is pending: drop the consumer so the group stays tidy.
@@ -653,4 +665,5 @@ class RedisSubscriber(BaseSubscriber):
                     type(exc).__name__,
                     scrub(str(exc), server._password),
                     server.claim_idle,
+                    extra={"server": server.host, "error": type(exc).__name__},
                 )
