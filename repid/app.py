@@ -379,18 +379,25 @@ class Repid:
     async def _send_prepared(
         self, prepared: list[Prepared], server_name: str | None
     ) -> SendResults:
-        _, server = self._connected_server(server_name)
+        # Not refused on `is_connected` (see `send_message`): a broker that is down shows in
+        # each message's result. A server the user never connected refuses every message with
+        # ServerNotConnectedError, raised here naming the server.
+        name, server = self.servers.resolve(server_name)
         if not prepared:
             return SendResults()
         if not self.producer_middlewares:
-            return await send_prepared(server, prepared, None)
-        return await send_prepared(
-            server,
-            prepared,
-            lambda collector: compose_producer_middlewares(
-                bind_to_server(tuple(self.producer_middlewares), server), collector
-            ),
-        )
+            results = await send_prepared(server, prepared, None)
+        else:
+            results = await send_prepared(
+                server,
+                prepared,
+                lambda collector: compose_producer_middlewares(
+                    bind_to_server(tuple(self.producer_middlewares), server), collector
+                ),
+            )
+        if all(isinstance(result.error, ServerNotConnectedError) for result in results):
+            raise _not_connected(name, server)
+        return results
 
     # AsyncAPI ------------------------------------------------------------------------------
 
