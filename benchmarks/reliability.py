@@ -977,7 +977,7 @@ def scenario_soak(run: Run) -> dict[str, Any]:
     if run.broker.name == "memory":
         agent = run.memory(
             "memory", ["--mode", "soak", "--count", str(p.soak_memory), "--ms", "0",
-                       "--sample-interval", "0.5"],
+                       "--records", "samples", "--sample-interval", "0.5"],
         )  # fmt: skip
         agent.wait_line("exit", 1800)
         records = run.records()
@@ -986,7 +986,7 @@ def scenario_soak(run: Run) -> dict[str, Any]:
         processed = samples[-1][3] if samples else 0
     else:
         total = p.soak_redis
-        worker = run.worker("w1", extra=["--sample-interval", "0.5"])
+        worker = run.worker("w1", extra=["--sample-interval", "0.5", "--records", "finish"])
         run.wait_ready(worker)
         producer = run.producer("producer", total, p.soak_rate, ms=0)
         run.wait_ready(producer)

@@ -121,18 +121,24 @@ def _app(broker: str, url: str | None) -> Any:
     return app
 
 
-def _actor(channel: str, recorder: Recorder, counter: list[int]) -> Any:
+def _actor(channel: str, recorder: Recorder, counter: list[int], records: str = "all") -> Any:
+    """The actor `work`; `records`: "all" (S and F lines), "finish" (F only), "samples" (none:
+    long soaks count in memory)."""
     router = repid.Router()
+    starts = records == "all"
+    finishes = records in ("all", "finish")
 
     @router.actor(channel=channel, name=TOPIC)
     async def work(seq: int, attempt: int = 0, ms: float = 5.0) -> None:
-        recorder.write(b"S", seq, attempt)
+        if starts:
+            recorder.write(b"S", seq, attempt)
         counter[1] += 1
         try:
             await asyncio.sleep(ms / 1000)
         finally:
             counter[1] -= 1
-        recorder.write(b"F", seq, attempt)
+        if finishes:
+            recorder.write(b"F", seq, attempt)
         counter[0] += 1
 
     return router
@@ -151,7 +157,7 @@ async def run_worker(args: argparse.Namespace) -> None:
     recorder = Recorder(args.record)
     counter = [0, 0]  # actors finished, actors running
     app = _app(args.broker, args.url)
-    app.include_router(_actor(args.channel, recorder, counter))
+    app.include_router(_actor(args.channel, recorder, counter, args.records))
     sampler = asyncio.get_running_loop().create_task(
         _sampler(recorder, counter, args.sample_interval)
     )
@@ -243,7 +249,7 @@ async def run_memory(args: argparse.Namespace) -> None:
     recorder = Recorder(args.record)
     counter = [0, 0]  # actors finished, actors running
     app = _app("memory", None)
-    app.include_router(_actor(args.channel, recorder, counter))
+    app.include_router(_actor(args.channel, recorder, counter, args.records))
     server = app.servers.default
     async with server.connection():
         if args.mode == "soak":
@@ -282,13 +288,14 @@ async def _memory_soak(
         if sent - counter[0] >= backlog:
             await asyncio.sleep(0.001)
             continue
-        for seq in range(sent, min(args.count, sent + 500)):
+        for seq in range(sent, min(args.count, sent + 100)):
             await send(
                 channel=args.channel,
                 payload={"seq": seq, "attempt": 0, "ms": args.ms},
                 headers=headers,
             )
-        sent = min(args.count, sent + 500)
+        sent = min(args.count, sent + 100)
+        await asyncio.sleep(0)  # the worker's turn
     await worker
     sampler.cancel()
     recorder.sample(counter[0], counter[1])
@@ -343,6 +350,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks-limit", type=int, default=1000)
     parser.add_argument("--graceful", type=float, default=None)
     parser.add_argument("--sample-interval", type=float, default=1.0)
+    parser.add_argument("--records", choices=("all", "finish", "samples"), default="all")
     # producer
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--start", type=int, default=0)
@@ -356,7 +364,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stop-file", default=None, help="stop publishing once this file exists")
     # memory
     parser.add_argument("--mode", choices=("soak", "longtask", "badinput"), default="soak")
-    parser.add_argument("--backlog", type=int, default=5000)
+    parser.add_argument("--backlog", type=int, default=1000)
     parser.add_argument("--bad-each", type=int, default=20)
     return parser.parse_args(argv)
 

@@ -27,7 +27,7 @@ PARAMS = Params(
     partition_seconds=12.0, partition_rate=50.0, partition_tail=5.0,
     longtask_seconds=12.0, longtask_kill_after=2.0,
     badinput_good=200, badinput_each=1,
-    soak_memory=100_000, soak_redis=6_000, soak_rate=1_000.0,
+    soak_memory=50_000, soak_redis=6_000, soak_rate=1_000.0,
     drain_timeout=90.0,
 )  # fmt: skip
 
