@@ -1138,11 +1138,11 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def save(results: list[dict[str, Any]], started: dt.datetime) -> Path:
-    """Merge `results` into results/reliability-<date>.json (same scenario/broker/impl
-    replaced) and rewrite the markdown table beside it."""
+def save(results: list[dict[str, Any]], started: dt.datetime, name: str | None = None) -> Path:
+    """Merge `results` into results/<name>.json (default `reliability-<date>`; a run of the
+    same scenario, broker and impl is replaced) and rewrite the markdown table beside it."""
     RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"reliability-{started:%Y-%m-%d}.json"
+    path = RESULTS_DIR / f"{name or f'reliability-{started:%Y-%m-%d}'}.json"
     document: dict[str, Any] = {"runs": []}
     if path.exists():
         document = json.loads(path.read_text())
@@ -1166,7 +1166,7 @@ def save(results: list[dict[str, Any]], started: dt.datetime) -> Path:
     document = {"machine": machine_info(), "runs": runs}
     path.write_text(json.dumps(document, indent=2) + "\n")
     path.with_suffix(".md").write_text(
-        f"# Reliability harness, {started:%Y-%m-%d}\n\n"
+        f"# Reliability harness ({path.stem})\n\n"
         "Written by `benchmarks/reliability.py --save`; see benchmarks/README.md.\n\n"
         + table(runs)
         + "\n"
@@ -1209,6 +1209,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override one Params field, e.g. --set partition_seconds=10",
     )
     parser.add_argument("--save", action="store_true", help="merge into benchmarks/results/")
+    parser.add_argument(
+        "--results", default=None, help="results file name (default reliability-<date>)"
+    )
     parser.add_argument(
         "--ours-path",
         type=Path,
@@ -1281,7 +1284,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(results))
     if args.save:
-        print(f"saved {save(results, started).relative_to(ROOT)}", file=sys.stderr)
+        saved = save(results, started, args.results)
+        print(f"saved {saved.relative_to(ROOT)}", file=sys.stderr)
     return 0 if all(r.get("ok") for r in results) else 1
 
 
