@@ -93,6 +93,10 @@ class Dispatcher:
 
     async def unrouted(self, message: ReceivedMessageT) -> None:
         sightings = self.poison.seen(message)
+        # One WARNING when this worker first sees the message, the rest at DEBUG: an unroutable
+        # message comes back up to POISON_THRESHOLD times, and its log should say so once (and
+        # once more, at ERROR, when it is given up as poison).
+        first_here = sightings == 1
         # Brokers that count deliveries let several workers (and restarts) share the count.
         delivered_before = message.delivery_count
         if delivered_before is not None and delivered_before + 1 > sightings:
@@ -126,9 +130,10 @@ class Dispatcher:
             )
             self.poison.forget(message)
         else:
-            logger.warning(
+            logger.log(
+                logging.WARNING if first_here else logging.DEBUG,
                 "actor.route.not_found: no actor on channel %r takes the message "
-                "(topic=%r, message_id=%r); rejecting it (%d/%d)",
+                "(topic=%r, message_id=%r); rejecting it (%d/%d; repeats are logged at DEBUG)",
                 message.channel,
                 topic,
                 message.message_id,
