@@ -34,6 +34,7 @@ import os
 import resource
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -369,9 +370,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _exit_with_the_harness() -> None:
+    """End this process when the harness that started it is gone (killed without cleanup):
+    no orphaned worker goes on consuming after the run."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(70)
+
+    threading.Thread(target=watch, name="harness-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     _configure_logging(args.log_level)
+    _exit_with_the_harness()
     role: dict[str, Callable[[argparse.Namespace], Any]] = {
         "worker": run_worker,
         "producer": run_producer,
