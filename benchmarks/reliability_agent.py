@@ -285,7 +285,14 @@ async def _memory_soak(
     headers = {"topic": TOPIC}
     sent = 0
     backlog = args.backlog
+    # Samples by progress as well as by time: a fast machine finishes a short soak within a
+    # few time samples, and the flatness windows (20-30%, 80-90% done) need samples in them.
+    every = max(1, args.count // 50)
+    next_sample = every
     while sent < args.count:
+        if counter[0] >= next_sample:
+            recorder.sample(counter[0], counter[1])
+            next_sample = counter[0] + every
         if sent - counter[0] >= backlog:
             await asyncio.sleep(0.001)
             continue
