@@ -20,6 +20,9 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._cuts = 0
+        """Bumped by every cut: a connection accepted before a cut and relayed after it
+        (its upstream connect still in flight) is dropped instead of surviving the cut."""
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
@@ -27,6 +30,7 @@ class TcpProxy:
         return self
 
     async def cut(self) -> None:
+        self._cuts += 1
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -44,10 +48,15 @@ class TcpProxy:
         await self.cut()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        cuts = self._cuts
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
+            return
+        if cuts != self._cuts or self._server is None:
+            for side in (writer, up_writer):
+                side.transport.abort()
             return
         self._writers.update((writer, up_writer))
         pipes = [
