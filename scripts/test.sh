@@ -82,13 +82,7 @@ if [ $# -eq 0 ]; then
         "$venv/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v WARNING || true
         "$venv/bin/python" -m pip install -q -e '.[pydantic,yaml]' --group test-core 2>&1 |
             grep -v WARNING || true
-        known=()
-        if [ "$version" = 3.10 ]; then
-            # Python 3.10 cannot tell an actor's own CancelledError from a cancellation (no
-            # Task.cancelling): issue 12, bug 5.
-            known=(--deselect "tests/review/test_review_base_exceptions.py::test_actor_raising_cancelled_error_does_not_hang_messages_limit")
-        fi
-        "$venv/bin/python" -m pytest -q -p no:cacheprovider "${MEMORY_TESTS[@]}" "${known[@]}" \
+        "$venv/bin/python" -m pytest -q -p no:cacheprovider "${MEMORY_TESTS[@]}" \
             -m "not redis and not amqp and not pubsub and not slow"
     done
 fi

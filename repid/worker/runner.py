@@ -186,13 +186,7 @@ class Runner:
                 leftover = actor.policy.leftover(result.decision)
                 if leftover is not None:
                     await settle(message, leftover, actor.data.name)
-            info = self.info
-            info.processed += 1
-            if result.exception is not None:
-                info.failed += 1
-            limit = self.messages_limit
-            if limit is not None and info.processed >= limit:
-                self.stop()
+            self._count_processed(failed=result.exception is not None)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             cancelling = getattr(task, "cancelling", None)  # Python 3.11+
@@ -217,8 +211,7 @@ class Runner:
                 },
             )
             await settle(message, actor.policy.after_error(exc), actor.data.name)
-            self.info.processed += 1
-            self.info.failed += 1
+            self._count_processed(failed=True)
         except Exception:
             logger.exception(
                 "worker.task_failed: unexpected error while handling a message",
@@ -244,6 +237,16 @@ class Runner:
         finally:
             self.in_flight.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
             self.capacity.release()
+
+    def _count_processed(self, *, failed: bool) -> None:
+        # Every message an actor ran counts towards messages_limit, failed ones included.
+        info = self.info
+        info.processed += 1
+        if failed:
+            info.failed += 1
+        limit = self.messages_limit
+        if limit is not None and info.processed >= limit:
+            self.stop()
 
     async def _heartbeat(self) -> None:
         while True:

@@ -17,7 +17,7 @@ def make_app(router: Router, **app_kwargs: Any) -> tuple[Repid, InMemoryServer]:
     return app, server
 
 
-async def run_worker_bounded(app: Repid, *, within: float = 0.8, **kwargs: Any) -> RunnerInfo:
+async def run_worker_bounded(app: Repid, *, within: float = 15.0, **kwargs: Any) -> RunnerInfo:
     """`run_worker` without signals; raises `TimeoutError` if it has not returned `within` s."""
     kwargs.setdefault("register_signals", [])
     return await asyncio.wait_for(app.run_worker(**kwargs), within)
