@@ -190,3 +190,20 @@ def test_new_message_ids_are_distinct_version_4_uuids() -> None:
     for value in ids:
         parsed = uuid.UUID(value)
         assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, value)
+
+
+def test_plain_encoding_reuses_the_last_template_byte_for_byte() -> None:
+    # Consecutive publishes with the same address, headers and content type take the cached
+    # bytes around the message id; the result must still equal the generic encoder's.
+    headers = {"topic": "noop"}
+    for payload in (b"x", b"y" * 300, b""):
+        for ct in ("application/json", "application/json", None):
+            built = build_message(
+                "q", MessageData(payload, dict(headers), ct), None,
+                default_address_strategy, default_exchange_address_strategy,
+            )  # fmt: skip
+            assert built.properties is not None and built.properties.to is not None
+            fast = encode_plain_message(
+                built.properties.message_id, built.properties.to, payload, headers, ct
+            )
+            assert fast == encode_message(built)

@@ -188,6 +188,14 @@ def _compound(code8: int, code32: int, count: int, body: bytes) -> bytes:
     return _pack_list32(code32, size + 4, count) + body
 
 
+# The last (to, content type, reply-to, headers) encoded by `encode_plain_message`, with the
+# bytes before and after the message id: consecutive publishes usually share all of them, and
+# then only the id and the payload are new. One entry, replaced as a whole.
+_last_plain: tuple[Any, ...] = (None, None, None, None, b"", b"")
+_ID_LENGTH = 32  # new_message_id()
+_ID_PLACEHOLDER = "0" * _ID_LENGTH
+
+
 def encode_plain_message(
     message_id: str,
     to: str,
@@ -204,6 +212,41 @@ def encode_plain_message(
     non-ASCII content type, unencodable strings): the generic path then encodes it or reports
     the error.
     """
+    global _last_plain
+    if len(message_id) == _ID_LENGTH and message_id.isascii():
+        last = _last_plain
+        if last[0] == to and last[1] == ct and last[2] == reply_to and last[3] == headers:
+            before, after = last[4], last[5]
+        else:
+            template = _encode_sections(_ID_PLACEHOLDER, to, headers, ct, reply_to)
+            if template is None:
+                return None
+            at = template.index(b"\xa1\x20" + _ID_PLACEHOLDER.encode()) + 2
+            before, after = template[:at], template[at + _ID_LENGTH :]
+            _last_plain = (to, ct, reply_to, dict(headers) if headers else headers, before, after)
+        sections = [before, message_id.encode(), after]
+    else:
+        encoded = _encode_sections(message_id, to, headers, ct, reply_to)
+        if encoded is None:
+            return None
+        sections = [encoded]
+    n = len(payload)
+    # The payload is joined once, not copied into a section first.
+    sections.append(
+        bytes((0, 0x53, 0x75, 0xA0, n)) if n <= 0xFF else b"\x00\x53\x75\xb0" + _pack_size(n)
+    )
+    sections.append(payload)
+    return b"".join(sections)
+
+
+def _encode_sections(
+    message_id: str,
+    to: str,
+    headers: Mapping[str, str] | None,
+    ct: str | None,
+    reply_to: str | None,
+) -> bytes | None:
+    """Header, properties and application-properties of a plain message (no data section)."""
     try:
         props = _variable(0xA1, 0xB1, message_id.encode()) + b"\x40"
         props += _variable(0xA1, 0xB1, to.encode())
@@ -228,12 +271,6 @@ def encode_plain_message(
             sections.append(_compound(0xC1, 0xD1, len(parts), b"".join(parts)))
     except UnicodeEncodeError:
         return None
-    n = len(payload)
-    # The payload is joined once, not copied into a section first.
-    sections.append(
-        bytes((0, 0x53, 0x75, 0xA0, n)) if n <= 0xFF else b"\x00\x53\x75\xb0" + _pack_size(n)
-    )
-    sections.append(payload)
     return b"".join(sections)
 
 

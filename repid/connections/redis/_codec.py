@@ -213,6 +213,10 @@ def pack_add_batch(
 
 
 _TOKEN_XADD = b"$4\r\nXADD\r\n"
+# `pack_xadd`'s caches: the last headers dict packed (a copy, with its encoding; one entry,
+# replaced as a whole, so concurrent use only costs a miss) and encoded content types.
+_last_headers: tuple[dict[str, str] | None, bytes] = (None, b"")
+_CONTENT_TYPES: dict[str, bytes] = {}
 _TOKEN_AUTO_ID = b"$1\r\n*\r\n"
 
 
@@ -238,10 +242,21 @@ def pack_xadd(
         count = 4 + len(options)
     pieces += (_TOKEN_PAYLOAD, _bulk(payload))
     if headers is not None:
-        pieces += (_TOKEN_HEADERS, _bulk(_dumps(headers).encode()))
+        global _last_headers
+        # Senders usually repeat the same headers (a topic): encode an equal dict once.
+        last, encoded = _last_headers
+        if headers != last:
+            encoded = _bulk(_dumps(headers).encode())
+            _last_headers = (dict(headers), encoded)
+        pieces += (_TOKEN_HEADERS, encoded)
         count += 2
     if content_type is not None:
-        pieces += (_TOKEN_CONTENT_TYPE, _bulk(content_type.encode()))
+        token = _CONTENT_TYPES.get(content_type)
+        if token is None:
+            token = _bulk(content_type.encode())
+            if len(_CONTENT_TYPES) < 64:  # bounded: content types may be generated
+                _CONTENT_TYPES[content_type] = token
+        pieces += (_TOKEN_CONTENT_TYPE, token)
         count += 2
     if reply_to is not None:
         pieces += (_TOKEN_REPLY_TO, _bulk(reply_to.encode()))

@@ -14,9 +14,13 @@ at-least-once, like every other path.
 
 from __future__ import annotations
 
+import asyncio
+import math
+import sys
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisPyTimeoutError
 
 from repid.connections.coalesce import Coalescer
 
@@ -24,6 +28,31 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 __all__ = ["CoalescingWriter"]
+
+
+async def _read_replies(connection: Any, count: int) -> list[Any]:
+    """`count` replies (error replies as values) under one deadline for the round trip.
+
+    redis-py's default is a timeout per reply, which cost more than parsing the replies.
+    """
+    deadline = connection.socket_timeout
+
+    async def read() -> list[Any]:
+        replies: list[Any] = []
+        for _ in range(count):
+            try:
+                replies.append(await connection.read_response(timeout=math.inf))
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
+
+    try:
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(deadline):
+                return await read()
+        return await asyncio.wait_for(read(), deadline)
+    except (TimeoutError, asyncio.TimeoutError):
+        raise RedisPyTimeoutError(f"no reply to {count} publishes within {deadline} s") from None
 
 
 class CoalescingWriter:
@@ -54,13 +83,7 @@ class CoalescingWriter:
                 await connection.send_packed_command(
                     [piece for pieces in batch for piece in pieces], check_health=False
                 )
-            replies: list[Any] = []
-            for _ in batch:
-                try:
-                    replies.append(await connection.read_response())
-                except ResponseError as exc:
-                    replies.append(exc)
-            return replies
+            return await _read_replies(connection, len(batch))
         except BaseException:
             await self._drop()
             raise
