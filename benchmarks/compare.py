@@ -65,6 +65,7 @@ class Subject:
     brokers: tuple[str, ...]
     pythonpath: str | None = None
     extra: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
 
 
 def subjects() -> list[Subject]:
@@ -99,8 +100,22 @@ def ref_subject(revision: str) -> Subject:
             ["git", "-C", str(ROOT), "archive", sha, "repid"], capture_output=True, check=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    # The revision's own dependencies: without hiredis in its redis extra, redis-py's pure
+    # Python parser (the shared venv has hiredis for ours).
+    declared = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{sha}:pyproject.toml"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    env = () if "hiredis" in declared else (("BENCH_NO_HIREDIS", "1"),)
     return Subject(
-        f"ours@{sha}", ROOT / ".venv/bin/python", "repid_adapter.py", ("redis", "amqp"), str(target)
+        f"ours@{sha}",
+        ROOT / ".venv/bin/python",
+        "repid_adapter.py",
+        ("redis", "amqp"),
+        str(target),
+        env=env,
     )
 
 
@@ -217,6 +232,7 @@ def _env(subject: Subject) -> dict[str, str]:
     if subject.pythonpath:
         env["PYTHONPATH"] = subject.pythonpath
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(subject.env)
     return env
 
 
