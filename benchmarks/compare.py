@@ -396,6 +396,9 @@ def run_latency(
             subject,
             timeout + seconds,
         )
+        if sent["sent"] < total:
+            expect = worker.out.with_name(worker.out.name + ".expect")
+            expect.write_text(str(sent["sent"]))
         done = worker.wait_result(timeout)
     finally:
         worker.stop()
