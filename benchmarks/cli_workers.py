@@ -154,6 +154,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--plot", action="store_true", help="also save a PNG (plots.py)")
     args = parser.parse_args()
     runs: list[dict[str, Any]] = []
     loadavg_at_start = list(os.getloadavg())
@@ -200,6 +201,19 @@ def main() -> int:
             + "\n"
         )
         print(f"saved {target.relative_to(ROOT)}")
+        if args.plot:
+            sys.path.insert(0, str(ROOT / "benchmarks"))
+            import plots
+
+            png = plots.throughput(
+                f"repid run --workers 1 vs 2, Redis, N={args.n}, medians "
+                f"({datetime.date.today().isoformat()}, load average {load[0]:.1f})",
+                ["first to last message"],
+                {f"--workers {w}": [rate] for w, rate in medians.items()},
+                target.with_suffix(".png"),
+                highlight="--workers 2",
+            )
+            print(f"saved {png.relative_to(ROOT)}")
     return 0
 
 

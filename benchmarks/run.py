@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))  # plots.py
 ROOT = BENCH_DIR.parent
 WORKLOAD = BENCH_DIR / "workload.py"
 RESULTS_DIR = BENCH_DIR / "results"
@@ -119,6 +120,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ),
     )
     parser.add_argument("--no-save", action="store_true", help="do not write results JSON")
+    parser.add_argument(
+        "--plot", action="store_true", help="also save a PNG beside the JSON (plots.py)"
+    )
     args = parser.parse_args(argv)
     args.brokers = [b.strip() for b in args.broker.split(",") if b.strip()]
     for broker in args.brokers:
@@ -682,6 +686,16 @@ def main(argv: list[str] | None = None) -> int:
             }
             out.write_text(json.dumps(document, indent=2) + "\n")
             print(f"wrote {out.relative_to(ROOT)}", file=sys.stderr)
+            if args.plot:
+                import plots
+
+                png = plots.throughput(
+                    f"{broker}: N={args.n}, medians of {args.reps} ({started:%Y-%m-%d}, {setup})",
+                    ["publish/s", "consume/s"],
+                    {s["label"]: [s["publish_per_s"], s["consume_per_s"]] for s in summaries},
+                    out.with_suffix(".png"),
+                )
+                print(f"wrote {png.relative_to(ROOT)}", file=sys.stderr)
     return 1 if any_failed else 0
 
 

@@ -360,17 +360,22 @@ class Repid:
         A payload the serializer refuses raises before anything is sent.
         """
         serialize = self.default_serializer
+        resolve = self._resolve_channel
+        # Copies only for middlewares (which may edit them); servers encode them at once.
+        copy = bool(self.producer_middlewares)
         prepared: list[Prepared] = []
+        append = prepared.append
         for message in messages:
+            channel = message.channel
+            if channel is None or message.operation_id is not None:
+                channel = resolve(channel, message.operation_id)
             headers = message.headers
-            prepared.append(
+            if copy and headers is not None:
+                headers = dict(headers)
+            append(
                 (
-                    self._resolve_channel(message.channel, message.operation_id),
-                    MessageData(
-                        serialize(message.payload),
-                        dict(headers) if headers is not None else None,
-                        "application/json",
-                    ),
+                    channel,
+                    MessageData(serialize(message.payload), headers, "application/json"),
                     message.server_specific_parameters,
                 )
             )

@@ -25,7 +25,7 @@ import asyncio
 from collections.abc import Callable, Coroutine, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from repid.connections.abc import BatchPublisherT, ServerT
 from repid.data import MessageData
@@ -34,7 +34,7 @@ from repid.errors import BatchPublishError, BatchSendError
 __all__ = ["OutgoingMessage", "SendResult", "SendResults"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutgoingMessage:
     """One message for `Repid.send_messages` (payload: bytes) or `send_messages_json` (any
     object the app's serializer takes). Name `channel` or `operation_id`, as for
@@ -48,14 +48,16 @@ class OutgoingMessage:
     server_specific_parameters: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """The outcome of one message of a batch: `error` is None once the broker accepted it."""
+class SendResult(NamedTuple):
+    """The outcome of one message of a batch: `error` is None once the broker accepted it.
+
+    `message_id` is the broker's id for the message where the server returns one (Redis entry
+    id, AMQP message-id, Pub/Sub message id). A named tuple: one is made per message, and a
+    tuple is the cheapest immutable record to make.
+    """
 
     channel: str
     message_id: str | None = None
-    """The broker's id for the message where the server returns one (Redis entry id, AMQP
-    message-id, Pub/Sub message id)."""
     error: Exception | None = None
 
     @property
@@ -100,8 +102,7 @@ async def send_prepared(
         outcomes: list[tuple[str | None, Exception | None]] = [(None, None)] * len(prepared)
         await _publish_groups(server, list(enumerate(prepared)), outcomes)
         return SendResults(
-            SendResult(channel, message_id, error)
-            for (channel, _, _), (message_id, error) in zip(prepared, outcomes, strict=True)
+            map(SendResult, [item[0] for item in prepared], *zip(*outcomes, strict=True))
         )
     collector = _Collector(server, prepared)
     return await collector.run(wrap(collector.endpoint))
