@@ -147,6 +147,7 @@ def compare_plots(document: dict[str, Any], stem: Path) -> list[Path]:
         {"subject": label, **run}
         for label, data in subjects.items()
         for run in data.get("latency", [])
+        if run.get("histogram_ms")
     ]
     if rows:
         title = (
