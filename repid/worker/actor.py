@@ -279,8 +279,7 @@ class CompiledActor:
             return await self._settled(
                 received, result, invalid, policy.after_invalid_return(invalid)
             )
-        if not received.is_acted_on:
-            await settle(received, decision, name)
+        await settle(received, decision, name)  # a no-op if the actor settled it already
         return ExecutionResult(self.data, result, None, decision)
 
     async def _settled(

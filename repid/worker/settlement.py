@@ -91,21 +91,17 @@ def is_parse_failure(exc: BaseException) -> bool:
 class SettlementPolicy:
     """One actor's settlement rules, decided once when the actor is compiled."""
 
-    __slots__ = ("actor", "mode", "on_error")
+    __slots__ = ("acks_first", "actor", "manual", "mode", "on_error")
 
     def __init__(self, actor: str, mode: ConfirmationModeT, on_error: OnErrorT) -> None:
         self.actor = actor
         self.mode = mode
         self.on_error = on_error
-
-    @property
-    def acks_first(self) -> bool:
-        return self.mode == "ack_first"
-
-    @property
-    def manual(self) -> bool:
+        # Read for every message: plain attributes, worked out once.
+        self.acks_first: bool = mode == "ack_first"
+        """The message is acked before the actor runs ("ack_first")."""
+        self.manual: bool = mode in ("manual", "manual_explicit")
         """The actor settles its messages itself ("manual", "manual_explicit")."""
-        return self.mode in ("manual", "manual_explicit")
 
     def after_return(self, result: Any) -> Decision:
         """The actor returned `result`. Raises `InvalidConfirmationError` for a
