@@ -64,6 +64,8 @@ EVENTS: dict[str, str] = {
     "subscription.recovered": "a subscription consumes again: state active",
     "subscription.failed": "a consumer task of a subscription died of an error: state failed",
     "subscription.stop_failed": "stopping a subscription while disconnecting failed",
+    "subscription.listener_failed": "a subscription-state listener (`SubscriptionEventsT`) "
+    "raised; it is skipped for that change",
     "subscription.callback_failed": "handing a message to the worker raised; the message goes "
     "back to the broker",
     "subscription.give_back_failed": "giving a message back after a failed hand-over failed; "

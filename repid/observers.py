@@ -85,10 +85,12 @@ class WorkerLifecycleT(Protocol):
     """Optional: an observer that wants to know when a worker starts and stops consuming.
 
     `worker_started` runs in the worker's event loop once its subscription is open (a good
-    place to start a background task); `worker_stopped` when it has shut down.
+    place to start a background task, or to listen to the subscription's state where the
+    server is a `repid.connections.abc.SubscriptionEventsT`); `server_name` is the name the
+    server is registered under. `worker_stopped` runs when the worker has shut down.
     """
 
-    def worker_started(self, server: ServerT, channels: list[str]) -> None: ...
+    def worker_started(self, server: ServerT, channels: list[str], server_name: str) -> None: ...
 
     async def worker_stopped(self, server: ServerT) -> None: ...
 

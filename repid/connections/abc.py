@@ -468,3 +468,47 @@ class BatchPublisherT(Protocol):
 
 
 __all__ += ["BatchPublisherT"]
+
+
+# Optional subscription-state listening ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionStateChange:
+    """One change of a subscription's `SubscriptionState`, as a state listener gets it."""
+
+    subscriber: SubscriberT
+    channels: tuple[str, ...]
+    previous: SubscriptionState
+    current: SubscriptionState
+
+    @property
+    def is_reconnect(self) -> bool:
+        """The subscription consumes again after a lost connection (RECOVERING -> ACTIVE)."""
+        return (
+            self.previous is SubscriptionState.RECOVERING
+            and self.current is SubscriptionState.ACTIVE
+        )
+
+
+SubscriptionListenerT = Callable[[SubscriptionStateChange], None]
+"""Called in the server's event loop, synchronously, at each change; it must not block. An
+exception it raises is logged (`subscription.listener_failed`) and otherwise ignored."""
+
+
+@runtime_checkable
+class SubscriptionEventsT(Protocol):
+    """A server that tells listeners when any of its subscriptions changes state.
+
+    Every built-in server implements it (once, in `repid.connections.base.BaseServer`): the
+    listener hears about the subscriptions open now and those opened later, e.g. a reconnect
+    (`change.is_reconnect`) for a metrics counter. A state a subscription is in when the
+    listener is added is not replayed; read `SubscriberT.state` for that.
+    """
+
+    def add_state_listener(self, listener: SubscriptionListenerT) -> Callable[[], None]:
+        """Start calling `listener`; returns a function that stops it (safe to call twice)."""
+        ...
+
+
+__all__ += ["SubscriptionEventsT", "SubscriptionListenerT", "SubscriptionStateChange"]

@@ -1,7 +1,8 @@
 """Building blocks shared by the built-in servers (optional for third-party ones).
 
-* `BaseServer`: the AsyncAPI description, `connection()`, a credential-free repr, and the
-  registry of its subscriptions (closed and stopped on `disconnect`);
+* `BaseServer`: the AsyncAPI description, `connection()`, a credential-free repr, the
+  registry of its subscriptions (closed and stopped on `disconnect`), and their state changes
+  for listeners (`SubscriptionEventsT`: a reconnect, counted once here for every server);
 * `BaseReceivedMessage`: once-only settlement over four broker primitives, and the release of
   a message held longer than the server's max lease;
 * `BaseSubscriber`: `SubscriptionState` kept true, pause/resume/close, background tasks that
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -29,7 +30,9 @@ from repid.connections.abc import (
     MessageCallbackT,
     ServerCapabilities,
     ServerDescription,
+    SubscriptionListenerT,
     SubscriptionState,
+    SubscriptionStateChange,
 )
 
 if TYPE_CHECKING:
@@ -111,6 +114,7 @@ class BaseServer:
         self.external_docs = description.get("external_docs")
         self.bindings = description.get("bindings")
         self._subscriptions: set[BaseSubscriber] = set()
+        self._state_listeners: list[SubscriptionListenerT] = []
 
     def asyncapi_description(self) -> ServerDescription:
         """This server as an AsyncAPI server object describes it (`DescribedServerT`)."""
@@ -152,6 +156,7 @@ class BaseServer:
     ) -> Any:
         """Start delivering `channels_to_callbacks`; returns the running subscription."""
         subscriber = await self._open_subscription(dict(channels_to_callbacks), capacity)
+        subscriber.add_state_listener(self._subscription_state_changed)
         # Closed subscriptions whose background work is over are forgotten here, so a server
         # that many short-lived workers use does not collect them.
         self._subscriptions = {s for s in self._subscriptions if not s.finished}
@@ -162,6 +167,14 @@ class BaseServer:
         self, callbacks: dict[str, MessageCallbackT], capacity: DeliveryCapacity
     ) -> BaseSubscriber:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def add_state_listener(self, listener: SubscriptionListenerT) -> Callable[[], None]:
+        """Call `listener` at every state change of this server's subscriptions, those open
+        now and those opened later (`SubscriptionEventsT`); returns its remover."""
+        return _add_listener(self._state_listeners, listener)
+
+    def _subscription_state_changed(self, change: SubscriptionStateChange) -> None:
+        _notify(self._state_listeners, change)
 
     @property
     def subscriptions(self) -> list[BaseSubscriber]:
@@ -410,6 +423,7 @@ class BaseSubscriber:
         self._healthy = True
         self._failure: BaseException | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._state_listeners: list[SubscriptionListenerT] = []
 
     # -- SubscriberT -----------------------------------------------------------------------
 
@@ -443,21 +457,31 @@ class BaseSubscriber:
         """Stop delivering; messages already delivered still settle."""
         if self._closed or self._paused:
             return
+        previous = self.state
         self._paused = True
+        self._state_moved(previous)
         await self._on_pause()
 
     async def resume(self) -> None:
         if self._closed or not self._paused:
             return
+        previous = self.state
         self._paused = False
+        self._state_moved(previous)
         await self._on_resume()
 
     async def close(self) -> None:
         """End the subscription; undelivered messages go back to the broker at once."""
         if self._closed:
             return
+        previous = self.state
         self._closed = True
+        self._state_moved(previous)
         await self._on_close()
+
+    def add_state_listener(self, listener: SubscriptionListenerT) -> Callable[[], None]:
+        """Call `listener` at every change of `state`; returns its remover."""
+        return _add_listener(self._state_listeners, listener)
 
     async def stop(self) -> None:
         """Close, and stop every background task (the server is disconnecting)."""
@@ -489,7 +513,9 @@ class BaseSubscriber:
     def _mark_recovering(self, why: str) -> None:
         """The broker connection (or a stream, a link) was lost: RECOVERING until recovered."""
         if self._healthy and not self._closed:
+            previous = self.state
             self._healthy = False
+            self._state_moved(previous)
             logger.warning(
                 "subscription.recovering: %s subscription of %s: %s",
                 self._log_name,
@@ -501,7 +527,9 @@ class BaseSubscriber:
     def _mark_recovered(self) -> None:
         """The broker delivers or accepts reads again: ACTIVE (unless paused or closed)."""
         if not self._healthy:
+            previous = self.state
             self._healthy = True
+            self._state_moved(previous)
             if not self._closed:
                 logger.info(
                     "subscription.recovered: %s subscription of %s is consuming again",
@@ -509,6 +537,15 @@ class BaseSubscriber:
                     self._describe_channels(),
                     extra={"channels": self._channel_names, "state": "active"},
                 )
+
+    def _state_moved(self, previous: SubscriptionState) -> None:
+        """Tell the listeners, if the state is not `previous` any more."""
+        if not self._state_listeners:
+            return
+        current = self.state
+        if current is not previous:
+            change = SubscriptionStateChange(self, tuple(self._channel_names), previous, current)
+            _notify(self._state_listeners, change)
 
     def _describe_channels(self) -> str:
         return ", ".join(repr(c) for c in self._channel_names)
@@ -530,7 +567,9 @@ class BaseSubscriber:
         if error is None or self._closed:
             return
         if self._failure is None:
+            previous = self.state
             self._failure = error
+            self._state_moved(previous)
         logger.error(
             "subscription.failed: a %s consumer task of %s died: %s: %s; the subscription "
             "delivers nothing more",
@@ -556,3 +595,29 @@ class BaseSubscriber:
                     await message.release_expired(held_for)
             if self._closed and not any(self._lease_tables()):
                 return
+
+
+def _add_listener(
+    listeners: list[SubscriptionListenerT], listener: SubscriptionListenerT
+) -> Callable[[], None]:
+    listeners.append(listener)
+
+    def remove() -> None:
+        with contextlib.suppress(ValueError):
+            listeners.remove(listener)
+
+    return remove
+
+
+def _notify(listeners: list[SubscriptionListenerT], change: SubscriptionStateChange) -> None:
+    for listener in tuple(listeners):  # a listener may remove itself
+        try:
+            listener(change)
+        except Exception:
+            logger.exception(
+                "subscription.listener_failed: state listener %r raised on %s -> %s",
+                listener,
+                change.previous.value,
+                change.current.value,
+                extra={"channels": list(change.channels), "state": change.current.value},
+            )

@@ -15,11 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from repid.connections.abc import ChannelStatsT, ReceivedMessageT, ServerT
+from repid.connections.abc import (
+    ChannelStatsT,
+    ReceivedMessageT,
+    ServerT,
+    SubscriptionEventsT,
+    SubscriptionStateChange,
+)
 from repid.data import ActorData
 from repid.prometheus.exposition import exposition
 from repid.prometheus.metrics import RepidMetrics
@@ -70,6 +77,7 @@ class PrometheusObserver:
         self.stats_interval = stats_interval
         self._series: dict[int, _ActorSeries] = {}
         self._pollers: dict[int, asyncio.Task[None]] = {}
+        self._unlisten: dict[int, Callable[[], None]] = {}
 
     def _for(self, actor: ActorData) -> _ActorSeries:
         found = self._series.get(id(actor))
@@ -109,15 +117,25 @@ class PrometheusObserver:
 
     # Worker lifecycle (repid.observers.WorkerLifecycleT) -------------------------------------
 
-    def worker_started(self, server: ServerT, channels: list[str]) -> None:
-        if not isinstance(server, ChannelStatsT) or not channels or self.stats_interval <= 0:
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._poll(server, channels), name="repid-prometheus-channel-stats"
-        )
-        self._pollers[id(server)] = task
+    def worker_started(self, server: ServerT, channels: list[str], server_name: str) -> None:
+        if isinstance(server, SubscriptionEventsT):
+            reconnects = self.metrics.reconnects.labels(server_name)
+
+            def count_reconnect(change: SubscriptionStateChange) -> None:
+                if change.is_reconnect:
+                    reconnects.inc()
+
+            self._unlisten[id(server)] = server.add_state_listener(count_reconnect)
+        if isinstance(server, ChannelStatsT) and channels and self.stats_interval > 0:
+            task = asyncio.get_running_loop().create_task(
+                self._poll(server, channels), name="repid-prometheus-channel-stats"
+            )
+            self._pollers[id(server)] = task
 
     async def worker_stopped(self, server: ServerT) -> None:
+        unlisten = self._unlisten.pop(id(server), None)
+        if unlisten is not None:
+            unlisten()
         task = self._pollers.pop(id(server), None)
         if task is not None:
             task.cancel()

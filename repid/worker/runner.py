@@ -314,7 +314,7 @@ class Runner:
         for observer in self.dispatcher.observers:
             if isinstance(observer, WorkerLifecycleT):
                 try:
-                    observer.worker_started(self.server, channels)
+                    observer.worker_started(self.server, channels, self.server_name)
                 except Exception:
                     logger.exception(
                         "observer.failed: %r raised in worker_started",

@@ -4,7 +4,9 @@ The worker reaches its broker through a TCP proxy; cutting the proxy is the brok
 for the worker (connections reset, new ones refused) while the producer, connected directly,
 keeps publishing. `/readyz` must turn 503 within 10 s of the cut and `Runner.is_ready` with
 it; once the proxy is back the subscription recovers, `/readyz` is 200 again, `/livez` stayed
-200 all along, and every message published meanwhile is processed.
+200 all along, and every message published meanwhile is processed. Prometheus'
+`repid_broker_reconnects_total` stays 0 while nothing happens and counts the recovery (fed by
+the server's subscription-state listeners, `SubscriptionEventsT`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+import repid.prometheus
 from repid import HealthCheckServerSettings, Repid, Router, ServerT
 from repid.health.server import HealthCheckServer
 from tests import brokers
@@ -135,6 +139,12 @@ async def test_readyz_follows_the_broker_connection(setup: Setup) -> None:
         seen.append(n)
 
     app.include_router(router)
+    registry = CollectorRegistry()
+    repid.prometheus.instrument(app, registry=registry, stats_interval=0)
+
+    def reconnects() -> float:
+        value = registry.get_sample_value("repid_broker_reconnects_total", {"server": "worker"})
+        return value or 0.0
 
     async def send(numbers: range) -> None:
         for n in numbers:
@@ -150,6 +160,7 @@ async def test_readyz_follows_the_broker_connection(setup: Setup) -> None:
             await wait_status(health.port, "/readyz", 200, 30)
             await send(range(3))
             await wait_until(lambda: len(seen) == 3, 30)
+            assert reconnects() == 0
 
             await setup.proxy.cut()
             took = await wait_status(health.port, "/readyz", 503, CUT_DETECTED_WITHIN)
@@ -164,6 +175,7 @@ async def test_readyz_follows_the_broker_connection(setup: Setup) -> None:
             await setup.proxy.restore()
             back = await wait_status(health.port, "/readyz", 200, BACK_WITHIN)
             assert runner.is_ready is True
+            assert reconnects() >= 1  # the recovery; a flap while cut may count another
             await wait_until(lambda: set(seen) >= set(range(8)), 30)
             print(f"{setup.name}: 503 after {took:.1f} s, 200 again {back:.1f} s after restore")
         finally:
