@@ -1095,6 +1095,8 @@ def run_scenario(
     finally:
         run.close()
     result["wall_s"] = round(time.monotonic() - started, 1)
+    # The machine may be shared: the 1-minute load at the end of the run goes with its figures.
+    result["load_1m"] = round(os.getloadavg()[0], 2)
     result["run_dir"] = (
         str(run.dir.relative_to(ROOT)) if run.dir.is_relative_to(ROOT) else str(run.dir)
     )
@@ -1292,11 +1294,13 @@ def main(argv: list[str] | None = None) -> int:
                     result = run_scenario(scenario, envs[broker], impl, params, root)
                     results.append(result)
                     print(table([result]).splitlines()[-1], flush=True)
+                    if args.save:  # after every run: a long invocation cut short keeps its runs
+                        save([result], started, args.results)
     print()
     print(table(results))
     if args.save:
-        saved = save(results, started, args.results)
-        print(f"saved {saved.relative_to(ROOT)}", file=sys.stderr)
+        path = RESULTS_DIR / f"{args.results or f'reliability-{started:%Y-%m-%d}'}.json"
+        print(f"saved {path.relative_to(ROOT)}", file=sys.stderr)
     return 0 if all(r.get("ok") for r in results) else 1
 
 
