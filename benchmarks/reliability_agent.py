@@ -31,7 +31,6 @@ import contextlib
 import json
 import logging
 import os
-import resource
 import signal
 import sys
 import threading
@@ -75,7 +74,13 @@ def rss_kb() -> int:
 
 
 def peak_rss_kb() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    """The highest resident set size of this process in KiB (`VmHWM`). Not `ru_maxrss`: Linux
+    keeps that across execve, so it would report the harness's size at the fork."""
+    with open("/proc/self/status", "rb") as status:
+        for line in status:
+            if line.startswith(b"VmHWM:"):
+                return int(line.split()[1])
+    return 0
 
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
