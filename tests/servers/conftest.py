@@ -3,10 +3,15 @@
 A kit makes a server, provisions channels the way that broker needs (Redis and the in-memory
 broker need nothing; RabbitMQ needs a quorum queue with a dead-letter queue; Pub/Sub needs a
 topic and a subscription of the same name) and counts dead letters where the broker keeps them.
+
+`sqlite` is not a built-in server: it is the worked example of the "Write your own server"
+page (examples/sqlite_server.py), held to the same contract.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,6 +39,8 @@ class BrokerKit:
     dead_reason: Callable[[str], Awaitable[str | None]] | None = None
     # Another server of the same kind on the same broker (a second worker process's).
     another: Callable[..., ServerT] | None = None
+    # Variables a subprocess needs to make the same server (python_version_driver.py).
+    env: dict[str, str] = field(default_factory=dict)
 
     async def channel(self, prefix: str = "c") -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
@@ -155,11 +162,41 @@ async def _pubsub_kit(**options: Any) -> BrokerKit:
     )
 
 
+async def _sqlite_kit(**options: Any) -> BrokerKit:
+    from examples.sqlite_server import SqliteServer
+
+    folder = tempfile.mkdtemp(prefix="repid-sqlite-")
+    path = f"{folder}/queue.db"
+    server = SqliteServer(path, **options)
+
+    async def provision(channel: str) -> None:
+        return None
+
+    async def dead(channel: str) -> int | None:
+        return len(await server.read_dead_letters(channel))
+
+    async def reason(channel: str) -> str | None:
+        return (await server.read_dead_letters(channel))[0].reason
+
+    kit = BrokerKit(
+        "sqlite",
+        server,
+        provision,
+        dead,
+        dead_reason=reason,
+        another=lambda **more: SqliteServer(path, **{**options, **more}),
+        env={"REPID_TEST_SQLITE_PATH": path},
+    )
+    kit.cleanup.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+    return kit
+
+
 KITS = {
     "memory": _memory_kit,
     "redis": _redis_kit,
     "amqp": _amqp_kit,
     "pubsub": _pubsub_kit,
+    "sqlite": _sqlite_kit,
 }
 
 

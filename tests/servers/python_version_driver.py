@@ -7,7 +7,7 @@ Scenarios:
 * `own-cancel` (Python 3.10): the actor raises CancelledError itself; prints what happened to
   the message: `{"processed": ..., "dead": ..., "left": ...}`.
 
-KIT is memory, redis or amqp (their addresses come from the REPID_TEST_* variables); the
+KIT is memory, redis, amqp or sqlite (their addresses come from the REPID_TEST_* variables); the
 parent test puts the repository and its virtualenv's pure-Python packages on PYTHONPATH.
 """
 
@@ -34,6 +34,10 @@ def _server(kit: str) -> Any:
         from repid.connections.amqp import AmqpServer
 
         return AmqpServer(os.environ["REPID_TEST_AMQP_URL"])
+    if kit == "sqlite":
+        from examples.sqlite_server import SqliteServer
+
+        return SqliteServer(os.environ["REPID_TEST_SQLITE_PATH"])
     raise SystemExit(f"unknown kit {kit!r}")
 
 

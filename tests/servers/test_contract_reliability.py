@@ -216,7 +216,7 @@ def _python(version: str) -> str | None:
 
 def _run_driver(python: str, scenario: str, kit: BrokerKit, channel: str) -> dict[str, Any]:
     site = next((ROOT / ".venv" / "lib").glob("python3.*/site-packages"))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(site)])}
+    env = {**os.environ, **kit.env, "PYTHONPATH": os.pathsep.join([str(ROOT), str(site)])}
     proc = subprocess.run(
         [python, str(DRIVER), scenario, kit.name, channel],
         capture_output=True,
