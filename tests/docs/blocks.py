@@ -6,6 +6,8 @@ previous non-blank line) says otherwise. The comment is `<!-- docs-test: OPTION 
 - `fragment`: not run (a piece of a larger program); its `repid` names are checked instead.
 - `file=PATH`: written to PATH in the page's working folder (for later blocks to import);
   checked like a fragment.
+- `copy=PATH`: copy the repository's file PATH (e.g. `examples/sqlite_server.py`) into the
+  page's working folder first, as a reader copies it next to their app.
 - `continue`: run in the namespace left by the previous block of the page.
 - `pytest`: after running, call every `test_*` function the block defines (awaiting
   coroutines).
@@ -40,7 +42,7 @@ _MARKER = re.compile(r"^\s*<!--\s*docs-test:(?P<options>.*?)-->\s*$")
 FLAGS = frozenset(
     {"fragment", "continue", "pytest", "subprocess", "output", "rabbitmq-definitions"}
 )
-VALUED = frozenset({"file", "stop-on", "needs", "queues", "topics"})
+VALUED = frozenset({"file", "copy", "stop-on", "needs", "queues", "topics"})
 BROKERS = frozenset({"redis", "amqp", "pubsub"})
 PYTHON = frozenset({"python", "py", "python3"})
 

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +36,7 @@ from tests import brokers
 from .blocks import Block, collect_blocks, rabbitmq_definitions
 from .names import check_repid_names
 
+ROOT = Path(__file__).resolve().parents[2]
 BLOCKS = collect_blocks()
 DEFINITIONS = rabbitmq_definitions()
 RUN = [b for b in BLOCKS if b.kind == "run"]
@@ -57,6 +59,10 @@ def _workdir(
     """The page's working folder, with the page's `file=` blocks written into it."""
     if page not in workdirs:
         folder = tmp_path_factory.mktemp(page.replace("/", "-").removesuffix(".md"))
+        for block in BLOCKS:
+            source = block.options.get("copy")
+            if block.page == page and source:
+                shutil.copy(ROOT / source, folder / Path(source).name)
         for block in BLOCKS:
             path = block.options.get("file")
             if block.page != page or not path:
