@@ -560,6 +560,13 @@ def variants_for(args: argparse.Namespace) -> list[Variant]:
             variants.append(
                 Variant(f"ours+{mode}", args.ours_python, str(ROOT), ["--instrument", mode])
             )
+            if args.ours_ref:  # the same mode on the other revision: before/after in one run
+                label, directory = args.ours_ref_checkout
+                variants.append(
+                    Variant(
+                        f"{label}+{mode}", args.ours_python, str(directory), ["--instrument", mode]
+                    )
+                )
     return variants
 
 

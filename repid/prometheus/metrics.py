@@ -22,13 +22,23 @@ metric (labels): what
 With `--workers N` (`PROMETHEUS_MULTIPROC_DIR` set) the gauges aggregate across the worker
 processes: in-flight messages add up (`livesum`), queue gauges take the freshest reading
 (`mostrecent`), since every worker sees the same broker.
+
+In one process the metrics touched for every message (received, processed, failed, processing
+time, in flight, published) are `repid.prometheus.local` families, plain numbers read at
+scrape time (same names, labels and samples, a fraction of the cost); in multiprocess mode
+they are prometheus_client's own, which write to its shared files.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["PROCESSING_BUCKETS", "RepidMetrics"]
+from repid.prometheus.exposition import multiprocess_dir
+from repid.prometheus.local import LocalCollector, LocalCounter, LocalGauge, LocalHistogram
+
+__all__ = ["PROCESSING_BUCKETS", "CounterChildT", "GaugeChildT", "HistogramChildT", "RepidMetrics"]
 
 PROCESSING_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -36,50 +46,78 @@ PROCESSING_BUCKETS = (
 )  # fmt: skip
 
 
-class RepidMetrics:
-    """The collectors, registered in `registry` (see the module docstring)."""
+class CounterChildT(Protocol):
+    """A labelled counter, prometheus_client's or `repid.prometheus.local`'s."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class GaugeChildT(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+    def dec(self, amount: float = 1) -> None: ...
+
+
+class HistogramChildT(Protocol):
+    def observe(self, amount: float) -> None: ...
+
+
+class RepidMetrics:
+    """The collectors, registered in `registry` (see the module docstring).
+
+    `local`: the per-message metrics as `repid.prometheus.local` families (default: unless
+    multiprocess mode is on).
+    """
+
+    received: Counter | LocalCounter
+    processed: Counter | LocalCounter
+    failed: Counter | LocalCounter
+    processing_seconds: Histogram | LocalHistogram
+    in_flight: Gauge | LocalGauge
+    published: Counter | LocalCounter
+
+    def __init__(self, registry: CollectorRegistry, *, local: bool | None = None) -> None:
         self.registry = registry
+        self.local = multiprocess_dir() is None if local is None else local
         actor = ("actor", "channel")
-        self.received = Counter(
-            "repid_messages_received",
-            "Messages delivered to the worker, routed or not.",
-            ("channel",),
-            registry=registry,
-        )
-        self.processed = Counter(
-            "repid_messages_processed",
-            "Messages an actor ran on, by outcome.",
-            (*actor, "outcome"),
-            registry=registry,
-        )
-        self.failed = Counter(
-            "repid_messages_failed",
-            "Messages whose actor raised, by exception class.",
-            (*actor, "error_type"),
-            registry=registry,
-        )
-        self.processing_seconds = Histogram(
+        received = ("repid_messages_received", "Messages delivered to the worker, routed or not.")
+        processed = ("repid_messages_processed", "Messages an actor ran on, by outcome.")
+        failed = ("repid_messages_failed", "Messages whose actor raised, by exception class.")
+        seconds = (
             "repid_message_processing_seconds",
             "Seconds from delivery to settlement (parse, middlewares, actor, settle).",
-            actor,
-            buckets=PROCESSING_BUCKETS,
-            registry=registry,
         )
-        self.in_flight = Gauge(
-            "repid_messages_in_flight",
-            "Messages being processed now.",
-            actor,
-            multiprocess_mode="livesum",
-            registry=registry,
-        )
-        self.published = Counter(
-            "repid_messages_published",
-            "Messages published.",
-            ("channel",),
-            registry=registry,
-        )
+        in_flight = ("repid_messages_in_flight", "Messages being processed now.")
+        published = ("repid_messages_published", "Messages published.")
+        if self.local:
+            families = (
+                LocalCounter(*received, ("channel",)),
+                LocalCounter(*processed, (*actor, "outcome")),
+                LocalCounter(*failed, (*actor, "error_type")),
+                LocalHistogram(*seconds, actor, PROCESSING_BUCKETS),
+                LocalGauge(*in_flight, actor),
+                LocalCounter(*published, ("channel",)),
+            )
+            registry.register(LocalCollector(families))
+            (
+                self.received,
+                self.processed,
+                self.failed,
+                self.processing_seconds,
+                self.in_flight,
+                self.published,
+            ) = families
+        else:
+            self.received = Counter(*received, ("channel",), registry=registry)
+            self.processed = Counter(*processed, (*actor, "outcome"), registry=registry)
+            self.failed = Counter(*failed, (*actor, "error_type"), registry=registry)
+            self.processing_seconds = Histogram(
+                *seconds, actor, buckets=PROCESSING_BUCKETS, registry=registry
+            )
+            self.in_flight = Gauge(
+                *in_flight, actor, multiprocess_mode="livesum", registry=registry
+            )
+            self.published = Counter(*published, ("channel",), registry=registry)
         self.publish_errors = Counter(
             "repid_publish_errors",
             "Publishes that raised, by exception class.",

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import Counter
-
 from repid.data import MessageData
 from repid.middlewares import ProducerCallT
-from repid.prometheus.metrics import RepidMetrics
+from repid.prometheus.metrics import CounterChildT, RepidMetrics
 
 __all__ = ["PrometheusProducerMiddleware"]
 
@@ -18,7 +16,7 @@ class PrometheusProducerMiddleware:
 
     def __init__(self, metrics: RepidMetrics) -> None:
         self.metrics = metrics
-        self._published: dict[str, Counter] = {}
+        self._published: dict[str, CounterChildT] = {}
 
     async def __call__(
         self,
