@@ -62,6 +62,23 @@ def test_the_scan_sees_the_package() -> None:
     assert len(calls) > 100  # the scan would find nothing if it were broken
 
 
+def test_no_record_goes_to_the_root_logger() -> None:
+    """`logging.info(...)` and friends would bypass the `repid.*` loggers (and configure the
+    root logger as a side effect): every record goes through a named logger."""
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in METHODS
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "logging"
+            ):
+                problems.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert problems == []
+
+
 def test_every_record_names_an_event_of_the_table_and_has_fields() -> None:
     problems = []
     exempt_seen = set()
