@@ -87,7 +87,9 @@ class PrometheusObserver:
     # Observer hooks --------------------------------------------------------------------------
 
     def process_started(self, message: ReceivedMessageT, actor: ActorData) -> Any:
-        series = self._for(actor)
+        series = self._series.get(id(actor))
+        if series is None or series.actor is not actor:
+            series = self._for(actor)
         series.received.inc()
         series.in_flight.inc()
         return series
@@ -103,7 +105,10 @@ class PrometheusObserver:
     ) -> None:
         series: _ActorSeries = state
         series.in_flight.dec()
-        series.outcome(outcome).inc()
+        counter = series.outcomes.get(outcome)
+        if counter is None:
+            counter = series.outcome(outcome)
+        counter.inc()
         series.seconds.observe(duration)
         if exception is not None:
             series.failure(type(exception).__qualname__).inc()
