@@ -6,6 +6,7 @@ Servers for Redis, AMQP 1.0 and Pub/Sub need their extras (`pip install repid[re
 
 from __future__ import annotations
 
+import logging as _logging
 from typing import TYPE_CHECKING, Any
 
 from repid._compat import repid2_attribute
@@ -204,3 +205,8 @@ def __getattr__(name: str) -> Any:
         return load_lazy(globals(), "repid", name, _LAZY)
     # repid 2.x's names: renamed ones resolve, removed ones say what to use instead.
     return repid2_attribute(name)
+
+
+# A library prints nothing unless the program configures logging (the logging HOWTO's advice):
+# without this, Python's last-resort handler would write Repid's warnings to stderr.
+_logging.getLogger("repid").addHandler(_logging.NullHandler())

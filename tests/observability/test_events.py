@@ -4,8 +4,11 @@ and passes structured fields in `extra`; the table lists no event nobody logs.""
 from __future__ import annotations
 
 import ast
+import functools
 import logging
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from repid.events import EVENTS, event_of, events_markdown
@@ -21,11 +24,19 @@ LOOSE = re.compile(r"([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+)")
 PENDING: set[tuple[str, str]] = set()
 
 
+@functools.cache
+def package_trees() -> tuple[tuple[Path, ast.Module], ...]:
+    """Every module of `repid/`, parsed once for all the tests here."""
+    return tuple(
+        (path, ast.parse(path.read_text(), filename=str(path)))
+        for path in sorted(PACKAGE.rglob("*.py"))
+    )
+
+
 def logging_calls() -> list[tuple[str, int, ast.Call]]:
     """Calls like `logger.info(...)` / `log.warning(...)` on a logger-named object."""
     found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        tree = ast.parse(path.read_text(), filename=str(path))
+    for path, tree in package_trees():
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                 continue
@@ -66,8 +77,8 @@ def test_no_record_goes_to_the_root_logger() -> None:
     """`logging.info(...)` and friends would bypass the `repid.*` loggers (and configure the
     root logger as a side effect): every record goes through a named logger."""
     problems = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for path, tree in package_trees():
+        for node in ast.walk(tree):
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
@@ -127,3 +138,49 @@ def test_event_of_and_markdown() -> None:
 def test_the_docs_page_has_the_table() -> None:
     page = PACKAGE.parent / "docs" / "guide" / "observability.md"
     assert events_markdown() in page.read_text()
+
+
+QUIET_PROGRAM = """
+import asyncio
+from repid import InMemoryServer, Repid, Router
+
+app = Repid()
+app.servers.register_server("m", InMemoryServer(), is_default=True)
+router = Router()
+
+
+@router.actor(channel="c")
+async def known() -> None: ...
+
+
+app.include_router(router)
+
+
+async def main() -> None:
+    async with app.servers.default.connection():
+        # No actor takes it: a WARNING (and, once poison, an ERROR) from repid.worker.
+        await app.send_message_json(channel="c", payload={}, headers={"topic": "nobody"})
+        await app.send_message_json(channel="c", payload={}, headers={"topic": "known"})
+        await app.run_worker(messages_limit=1, register_signals=[])
+
+
+asyncio.run(main())
+print("done")
+"""
+
+
+def test_a_library_user_without_logging_config_sees_nothing() -> None:
+    """Python's last-resort handler would print Repid's warnings to stderr: the package's
+    NullHandler keeps a program that configures no logging quiet."""
+    done = subprocess.run(
+        [sys.executable, "-c", QUIET_PROGRAM], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("done\n", "")
+    configured = subprocess.run(
+        [sys.executable, "-c", "import logging; logging.basicConfig()\n" + QUIET_PROGRAM],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "actor.route.not_found" in configured.stderr  # configured: the records are there
