@@ -94,6 +94,7 @@ class Params:
     kill9_rate: float = 500.0
     kill9_ms: float | None = None  # the actor's duration (None: actor_ms)
     kill9_trigger: str = "finished"  # kill after a third finished, or "started" (see kill9)
+    kill9_tail: int = 0  # "started": messages published after the kill (100/s)
     rolling_count: int = 9_000
     rolling_rate: float = 300.0
     restart_seconds: float = 40.0
@@ -576,6 +577,12 @@ def scenario_kill9(run: Run) -> dict[str, Any]:
     killed_at = time.monotonic()
     a.kill()
     producer.wait_line("done", p.kill9_count / max(p.kill9_rate, 1) + 120)
+    if p.kill9_tail:
+        # Messages published after the kill: the emulator routes some to the dead worker's
+        # streams (it never drops them), and each such delivery costs an ack deadline.
+        tail = run.producer("tail", p.kill9_tail, 100.0, start=p.kill9_count, ms=p.kill9_ms)
+        run.wait_ready(tail)
+        tail.wait_line("done", p.kill9_tail / 100.0 + 120)
     records = run.drain()
     waits = []
     for seq, published in records.published.items():

@@ -92,6 +92,13 @@ _MAX_GRPC_MESSAGE = 64 * 1024 * 1024
 DEFAULT_ACK_DEADLINE = 10
 """Seconds: Pub/Sub's minimum. A crashed worker's messages come back after one deadline."""
 
+DEFAULT_PULL_STREAMS = 8
+"""StreamingPull streams per subscription. The emulator never drops the streams of a client
+that vanished (SIGKILL) and keeps routing a share of the messages to them, each costing an ack
+deadline: with 4 streams per worker, messages published after a kill -9 waited up to 60 s
+(30-60 s in three runs), with 8 up to 20 s (three runs; benchmarks/README.md). The service
+drops such streams at once; there more streams only raise the per-stream pacing ceiling."""
+
 PROBE_AFTER = 5.0
 """Seconds without any answer from Pub/Sub after which the keep-alive loop probes the channel
 (while subscriptions or calls are waiting on it)."""
@@ -162,8 +169,8 @@ class PubsubServer(BaseServer):
     per message (default one hour; None: forever; a delivered message held unsettled longer
     is handed back and logged). An event loop blocked for longer than `ack_deadline` lets them
     expire: raise it for actors that block the loop. On the emulator a killed worker's
-    messages are back after 10-30 s: it keeps sending redeliveries to the dead worker's
-    streams for a deadline or two before it notices they are gone.
+    messages are back after 10-20 s: it keeps routing a share of the messages to the dead
+    worker's streams, each such delivery costing a deadline.
 
     Connection loss: gRPC reconnects the channel by itself (backoff from `initial_backoff` to
     `max_backoff`, default 0.5-3 s) and every stream is reopened, so a worker is back within a
@@ -174,7 +181,8 @@ class PubsubServer(BaseServer):
     is RECOVERING (`SubscriptionState`).
 
     Flow control: each subscription reads through `pull_streams` StreamingPull streams (default
-    4, at most one per task slot; Pub/Sub paces every stream, so several raise the ceiling).
+    8, at most one per task slot; Pub/Sub paces every stream, so several raise the ceiling, and
+    on the emulator they shorten a killed worker's recovery: see `DEFAULT_PULL_STREAMS`).
     Together they ask for at most `capacity.limit` outstanding messages
     (`max_outstanding_messages`, shared out when the streams open), stop reading while that
     many wait locally, and hand a message to the callback only while `capacity.free > 0`.
@@ -196,9 +204,11 @@ class PubsubServer(BaseServer):
     and `credentials_provider` are refused with an error that says what to use instead.
 
     Emulator notes (cloud-pubsub-emulator 0.8.20): it ignores `max_outstanding_messages` (the
-    local read stop still bounds the buffer), and it notices a vanished client (kill -9, a
-    cancelled stream) only after a deadline or two, so a crashed worker's messages come back
-    after about 20-30 s with a 10 s deadline. Streams are therefore ended with a half-close.
+    local read stop still bounds the buffer), and it never drops the streams of a vanished
+    client (kill -9, a cancelled stream; measured 60 s after a kill), routing a share of the
+    messages to them, so a crashed worker's messages and some published after the crash come
+    back after one or two 10 s deadlines (20 s at most in the harness's runs, with 8 streams).
+    Streams are therefore ended with a half-close.
     """
 
     protocol = "googlepubsub"
@@ -218,7 +228,7 @@ class PubsubServer(BaseServer):
         endpoint: str = DEFAULT_ENDPOINT,
         ack_deadline: int = UNSET,
         max_lease: float | None = DEFAULT_MAX_LEASE,
-        pull_streams: int = 4,
+        pull_streams: int = DEFAULT_PULL_STREAMS,
         publish_timeout: int | float | timedelta = 60.0,
         connect_timeout: float = 10.0,
         close_timeout: float = 5.0,
