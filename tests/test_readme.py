@@ -37,5 +37,14 @@ def test_set_up_commands_and_links() -> None:
         in README
     )
     assert "bash scripts/test.sh" in README
+    # Set up: exactly two commands (the demo, the whole suite); the docs build is documented
+    # with the documentation.
+    set_up = README.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    demo = (
+        "python3 -m venv .venv && .venv/bin/pip install -q . && .venv/bin/python examples/demo.py"
+    )
+    assert re.findall(r"```bash\n(.*?)\n```", set_up, re.S) == [demo, "bash scripts/test.sh"]
+    documentation = README.split("## Documentation", 1)[1].split("\n## ", 1)[0]
+    assert "--group docs && .venv/bin/mkdocs build --strict" in documentation
     for link in re.findall(r"\]\(((?:docs/|CONTRIBUTING)[^)]*)\)", README):
         assert (ROOT / link).is_file(), link
