@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import struct
 import uuid
 from dataclasses import dataclass
@@ -236,7 +237,8 @@ def inject_amqp(url: str, queue: str, kinds: list[BadMessage]) -> dict[str, str]
                     msg=f"outcome of {bad.kind}",
                 )
             except Exception as exc:
-                refused[bad.kind] = f"no outcome: {exc}"
+                # qpid-proton names the connection by its URL, password and all.
+                refused[bad.kind] = re.sub(r"//[^/@\s]*@", "//", f"no outcome: {exc}")
             else:
                 if delivery.remote_state != Delivery.ACCEPTED:
                     condition = delivery.remote.condition
