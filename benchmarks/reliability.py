@@ -1175,6 +1175,43 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def comparison(runs: list[dict[str, Any]]) -> str:
+    """One row per scenario and broker, one group of columns per impl (in the order they first
+    appear): lost, duplicated, recover_s, peak RSS and whether the target was met."""
+    impls: list[str] = []
+    rows: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for run in runs:
+        if run["impl"] not in impls:
+            impls.append(run["impl"])
+        rows.setdefault((run["scenario"], run["broker"]), {})[run["impl"]] = run
+    header = ["scenario", "broker"]
+    for impl in impls:
+        header += [f"{impl}: lost", "dup", "recover_s", "RSS MB", "ok"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (scenario, broker), by_impl in rows.items():
+        cells = [scenario, broker]
+        for impl in impls:
+            run = by_impl.get(impl)
+            if run is None:
+                cells += ["", "", "", "", ""]
+                continue
+            cells += [_cell(run.get(k)) for k in ("lost", "duplicated", "recover_s")]
+            cells += [_cell(run.get("peak_rss_mb")), _cell(run.get("ok"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(path: Path) -> None:
+    """results/NAME.md from results/NAME.json: the comparison, then every run in full."""
+    document = json.loads(path.read_text())
+    runs = document.get("runs", [])
+    path.with_suffix(".md").write_text(
+        f"# Reliability harness ({path.stem})\n\n"
+        "Written by `benchmarks/reliability.py --save` (or `--report`); see benchmarks/README.md."
+        "\n\n" + comparison(runs) + "\n\nEvery run:\n\n" + table(runs) + "\n"
+    )
+
+
 def save(results: list[dict[str, Any]], started: dt.datetime, name: str | None = None) -> Path:
     """Merge `results` into results/<name>.json (default `reliability-<date>`; a run of the
     same scenario, broker and impl is replaced) and rewrite the markdown table beside it."""
@@ -1202,12 +1239,7 @@ def save(results: list[dict[str, Any]], started: dt.datetime, name: str | None =
     )
     document = {"machine": machine_info(), "runs": runs}
     path.write_text(json.dumps(document, indent=2) + "\n")
-    path.with_suffix(".md").write_text(
-        f"# Reliability harness ({path.stem})\n\n"
-        "Written by `benchmarks/reliability.py --save`; see benchmarks/README.md.\n\n"
-        + table(runs)
-        + "\n"
-    )
+    write_report(path)
     return path
 
 
@@ -1257,6 +1289,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--label", default=None, help="the impl label for ours in the results")
     parser.add_argument(
+        "--report",
+        default=None,
+        metavar="NAME",
+        help="run nothing: rewrite results/NAME.md from results/NAME.json",
+    )
+    parser.add_argument(
         "--server-options",
         default=None,
         metavar="JSON",
@@ -1296,6 +1334,9 @@ def brokers_for(names: list[str], root: Path) -> Iterator[dict[str, BrokerEnv]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        write_report(RESULTS_DIR / f"{args.report}.json")
+        return 0
     # SIGTERM ends the run like Ctrl-C: every worker, proxy and private broker is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     params = params_from(args)
