@@ -36,6 +36,7 @@ from repid.worker.settlement import (
     REJECT,
     Decision,
     SettlementPolicy,
+    Sightings,
     describe_error,
     is_parse_failure,
     mark_parse_failure,
@@ -87,6 +88,7 @@ class CompiledActor:
         "_converter",
         "_endpoint",
         "_fast_fn",
+        "_invalid",
         "_observers",
         "_plan",
         "_pools",
@@ -119,6 +121,9 @@ class CompiledActor:
         self.matches: Callable[[Any], bool] = _guarded_strategy(data)
         self.policy = SettlementPolicy(data.name, data.confirmation_mode, data.on_error)
         self._timeout = data.timeout
+        # Messages that failed to parse: a broker without a dead-letter step of its own
+        # (Pub/Sub, until the subscription's policy moves it) brings one back again and again.
+        self._invalid = Sightings(1_000)
         # The common case - an async actor whose arguments are exactly the payload fields -
         # skips the generic resolver entirely.
         # Only the built-in converters are known to return exactly the declared fields.
@@ -232,13 +237,17 @@ class CompiledActor:
             if is_parse_failure(exc):
                 decision = policy.after_parse_failure(exc)
                 # One line: the reason says what failed; a traceback would only show the parser.
-                logger.error(
+                # At ERROR the first time this worker sees the message, its redeliveries at DEBUG.
+                sightings = self._invalid.seen(received)
+                logger.log(
+                    logging.ERROR if sightings == 1 else logging.DEBUG,
                     "actor.payload_invalid: actor %r could not parse a message from channel %r: "
-                    "%s (%s)",
+                    "%s (%s%s)",
                     name,
                     received.channel,
                     decision.reason or describe_error(exc),
                     decision.outcome,
+                    "" if sightings == 1 else f"; seen {sightings} times",
                     extra={"actor": name, "channel": received.channel, "outcome": decision.outcome},
                 )
                 return await self._settled(received, None, exc, decision)

@@ -5,54 +5,20 @@ Shared by the worker loop and `TestClient`, so tests exercise the exact producti
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from repid.connections.abc import ReceivedMessageT
 from repid.worker.actor import CompiledActor, ExecutionResult
-from repid.worker.settlement import POISON_THRESHOLD, settle, unrouted_decision
+from repid.worker.settlement import POISON_THRESHOLD, Sightings, settle, unrouted_decision
 
 if TYPE_CHECKING:
     from repid.observers import MessageObserverT
 
-__all__ = ["POISON_THRESHOLD", "Dispatcher", "PoisonCounter"]
+__all__ = ["POISON_THRESHOLD", "Dispatcher"]
 
 logger = logging.getLogger("repid.worker")
-
-
-class PoisonCounter:
-    """Counts sightings of unrouted messages, bounded in memory (oldest entries dropped)."""
-
-    __slots__ = ("_counts", "_max_entries")
-
-    def __init__(self, max_entries: int = 10_000) -> None:
-        self._counts: OrderedDict[str, int] = OrderedDict()
-        self._max_entries = max_entries
-
-    @staticmethod
-    def key(message: ReceivedMessageT) -> str:
-        if message.message_id is not None:
-            return f"{message.channel}\x00{message.message_id}"
-        # No broker id: the same content on the same channel is the same message.
-        digest = hashlib.blake2b(message.payload, digest_size=16)
-        for name, value in sorted((message.headers or {}).items()):
-            digest.update(f"\x00{name}\x00{value}".encode())
-        return f"{message.channel}\x00{digest.hexdigest()}"
-
-    def seen(self, message: ReceivedMessageT) -> int:
-        """Record one more sighting; return the total."""
-        key = self.key(message)
-        count = self._counts.pop(key, 0) + 1
-        self._counts[key] = count
-        if len(self._counts) > self._max_entries:
-            self._counts.popitem(last=False)
-        return count
-
-    def forget(self, message: ReceivedMessageT) -> None:
-        self._counts.pop(self.key(message), None)
 
 
 class Dispatcher:
@@ -69,7 +35,7 @@ class Dispatcher:
         self.routes: dict[str, tuple[CompiledActor, ...]] = {
             channel: tuple(found) for channel, found in routes.items()
         }
-        self.poison = PoisonCounter()
+        self.poison = Sightings()
         self.observers = tuple(observers)
 
     @property

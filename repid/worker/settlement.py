@@ -24,7 +24,9 @@ later (at-least-once).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,7 @@ __all__ = [
     "REJECT",
     "Decision",
     "SettlementPolicy",
+    "Sightings",
     "describe_error",
     "mark_parse_failure",
     "settle",
@@ -54,6 +57,39 @@ POISON_THRESHOLD = 10
 
 _PARSE_FAILURE = "__repid_parse_failure__"
 _MAX_REASON = 1000
+
+
+class Sightings:
+    """How often this worker saw each message (by broker id, else by content), bounded in
+    memory (the oldest entries are dropped): unrouted messages, and ones that failed to parse."""
+
+    __slots__ = ("_counts", "_max_entries")
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._counts: OrderedDict[str, int] = OrderedDict()
+        self._max_entries = max_entries
+
+    @staticmethod
+    def key(message: ReceivedMessageT) -> str:
+        if message.message_id is not None:
+            return f"{message.channel}\x00{message.message_id}"
+        # No broker id: the same content on the same channel is the same message.
+        digest = hashlib.blake2b(message.payload, digest_size=16)
+        for name, value in sorted((message.headers or {}).items()):
+            digest.update(f"\x00{name}\x00{value}".encode())
+        return f"{message.channel}\x00{digest.hexdigest()}"
+
+    def seen(self, message: ReceivedMessageT) -> int:
+        """Record one more sighting; return the total."""
+        key = self.key(message)
+        count = self._counts.pop(key, 0) + 1
+        self._counts[key] = count
+        if len(self._counts) > self._max_entries:
+            self._counts.popitem(last=False)
+        return count
+
+    def forget(self, message: ReceivedMessageT) -> None:
+        self._counts.pop(self.key(message), None)
 
 
 @dataclass(frozen=True, slots=True)
