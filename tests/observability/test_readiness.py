@@ -12,6 +12,7 @@ the server's subscription-state listeners, `SubscriptionEventsT`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import urllib.parse
 import uuid
@@ -24,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 import repid.prometheus
 from repid import HealthCheckServerSettings, Repid, Router, ServerT
+from repid.events import event_of
 from repid.health.server import HealthCheckServer
 from tests import brokers
 from tests.health.http_client import get
@@ -43,6 +45,7 @@ class Setup:
     producer_server: ServerT  # direct
     channel: str
     proxy: TcpProxy
+    secret: str | None  # the URL's user:password, which no log record may carry
 
 
 def _split(host_port: str) -> tuple[str, int]:
@@ -104,8 +107,14 @@ async def setup(request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
         return proxy
 
     worker, producer, channel, proxy = await BUILDERS[request.param](proxy_for)
+    secret = None
+    if request.param in ("redis", "amqp"):
+        userinfo = urllib.parse.urlsplit(
+            brokers.redis_url() if request.param == "redis" else brokers.amqp_url()
+        ).netloc.rpartition("@")[0]
+        secret = userinfo if ":" in userinfo else None
     try:
-        yield Setup(request.param, worker, producer, channel, proxy)
+        yield Setup(request.param, worker, producer, channel, proxy, secret)
     finally:
         for made in proxies:
             await made.close()
@@ -126,7 +135,10 @@ async def wait_status(port: int, path: str, status: int, within: float) -> float
     raise AssertionError(f"{path} still {last.status if last else None} after {within} s: {last}")
 
 
-async def test_readyz_follows_the_broker_connection(setup: Setup) -> None:
+async def test_readyz_follows_the_broker_connection(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="repid")
     app = Repid()
     app.servers.register_server("worker", setup.worker_server, is_default=True)
     producer = Repid()
@@ -182,6 +194,13 @@ async def test_readyz_follows_the_broker_connection(setup: Setup) -> None:
             runner.stop()
             await asyncio.wait_for(task, 30)
             await health.close()
+    # What the cut and the reconnects logged: event names, and never the credentials.
+    events = {event_of(record) for record in caplog.records}
+    assert "subscription.recovering" in events and "subscription.recovered" in events
+    if setup.secret is not None:
+        assert setup.secret not in caplog.text
+        for record in caplog.records:
+            assert setup.secret not in repr(record.__dict__), record.getMessage()
 
 
 async def wait_until(done: Callable[[], bool], within: float) -> None:
