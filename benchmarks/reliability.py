@@ -1163,7 +1163,8 @@ def notes_of(result: dict[str, Any]) -> str:
         "left_in_queue", "refused_by_broker", "rate_ratio", "log_records", "tracebacks",
         "events", "rss_warm_mb", "rss_end_mb", "rss_growth_pct", "tasks_warm", "tasks_end",
         "tasks_growth_pct", "tasks_max", "stream_len_max", "redis_mem_warm_mb",
-        "redis_mem_end_mb", "held", "held_back_s", "max_wait_s", "wall_s",
+        "redis_mem_end_mb", "held", "held_back_s", "new_after_heal_s", "max_wait_s", "wall_s",
+        "load_1m", "commit",
     )  # fmt: skip
     parts = []
     for key in keys:
