@@ -92,12 +92,14 @@ _MAX_GRPC_MESSAGE = 64 * 1024 * 1024
 DEFAULT_ACK_DEADLINE = 10
 """Seconds: Pub/Sub's minimum. A crashed worker's messages come back after one deadline."""
 
-DEFAULT_PULL_STREAMS = 8
-"""StreamingPull streams per subscription. The emulator never drops the streams of a client
-that vanished (SIGKILL) and keeps routing a share of the messages to them, each costing an ack
-deadline: with 4 streams per worker, messages published after a kill -9 waited up to 60 s
-(30-60 s in three runs), with 8 up to 20 s (three runs; benchmarks/README.md). The service
-drops such streams at once; there more streams only raise the per-stream pacing ceiling."""
+DEFAULT_PULL_STREAMS = 4
+"""StreamingPull streams per subscription. Measured on the emulator (benchmarks/README.md):
+it never drops the streams of a client that vanished (SIGKILL) and routes a share of the
+messages to them, each costing an ack deadline, so with 4 streams per worker messages
+published after a kill -9 waited 30-60 s, with 8 only 20 s; but it also ignores
+`max_outstanding_messages`, and with 8 streams a 20,000-message backlog parked so many
+messages unread in the streams' HTTP/2 windows that 3,815 outlived their deadline and ran
+twice (none with 4). 4 until the window is bounded too."""
 
 PROBE_AFTER = 5.0
 """Seconds without any answer from Pub/Sub after which the keep-alive loop probes the channel
@@ -169,7 +171,7 @@ class PubsubServer(BaseServer):
     per message (default one hour; None: forever; a delivered message held unsettled longer
     is handed back and logged). An event loop blocked for longer than `ack_deadline` lets them
     expire: raise it for actors that block the loop. On the emulator a killed worker's
-    messages are back after 10-20 s: it keeps routing a share of the messages to the dead
+    messages are back after 10-60 s: it keeps routing a share of the messages to the dead
     worker's streams, each such delivery costing a deadline.
 
     Connection loss: gRPC reconnects the channel by itself (backoff from `initial_backoff` to
@@ -181,8 +183,8 @@ class PubsubServer(BaseServer):
     is RECOVERING (`SubscriptionState`).
 
     Flow control: each subscription reads through `pull_streams` StreamingPull streams (default
-    8, at most one per task slot; Pub/Sub paces every stream, so several raise the ceiling, and
-    on the emulator they shorten a killed worker's recovery: see `DEFAULT_PULL_STREAMS`).
+    4, at most one per task slot; Pub/Sub paces every stream, so several raise the ceiling; on
+    the emulator more also shorten a killed worker's recovery: see `DEFAULT_PULL_STREAMS`).
     Together they ask for at most `capacity.limit` outstanding messages
     (`max_outstanding_messages`, shared out when the streams open), stop reading while that
     many wait locally, and hand a message to the callback only while `capacity.free > 0`.
@@ -207,7 +209,7 @@ class PubsubServer(BaseServer):
     local read stop still bounds the buffer), and it never drops the streams of a vanished
     client (kill -9, a cancelled stream; measured 60 s after a kill), routing a share of the
     messages to them, so a crashed worker's messages and some published after the crash come
-    back after one or two 10 s deadlines (20 s at most in the harness's runs, with 8 streams).
+    back after one to six 10 s deadlines (30-60 s at most in the harness's runs).
     Streams are therefore ended with a half-close.
     """
 
