@@ -1164,7 +1164,7 @@ def notes_of(result: dict[str, Any]) -> str:
         "events", "rss_warm_mb", "rss_end_mb", "rss_growth_pct", "tasks_warm", "tasks_end",
         "tasks_growth_pct", "tasks_max", "stream_len_max", "redis_mem_warm_mb",
         "redis_mem_end_mb", "held", "held_back_s", "new_after_heal_s", "max_wait_s", "wall_s",
-        "load_1m", "commit",
+        "load_1m", "commit", "run_of",
     )  # fmt: skip
     parts = []
     for key in keys:
