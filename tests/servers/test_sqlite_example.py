@@ -1,5 +1,6 @@
-"""What the SQLite example server claims beyond the contract suite: a SIGKILLed worker's
-message goes to another process once its lease runs out (its `visibility_timeout`)."""
+"""What the SQLite example server claims beyond the contract suite: the optional protocols it
+implements, and that a SIGKILLed worker's message goes to another process once its lease runs
+out (its `visibility_timeout`)."""
 
 from __future__ import annotations
 
@@ -87,3 +88,27 @@ async def test_a_killed_workers_message_comes_back_after_the_visibility_timeout(
     # Back about one visibility timeout (1 s) after the kill; 20 s leaves room for a loaded
     # machine (the new worker's start-up is in it too).
     assert when - killed <= 20
+
+
+def test_it_implements_the_protocols_the_page_names(tmp_path: Path) -> None:
+    from repid.connections.abc import (
+        BatchPublisherT,
+        ChannelStatsT,
+        DeadLetterStoreT,
+        DescribedServerT,
+        ServerT,
+        SubscriptionEventsT,
+    )
+
+    server = SqliteServer(tmp_path / "queue.db")
+    for protocol in (
+        ServerT,
+        DescribedServerT,
+        BatchPublisherT,
+        DeadLetterStoreT,
+        ChannelStatsT,
+        SubscriptionEventsT,
+    ):
+        assert isinstance(server, protocol), protocol.__name__
+    description = server.asyncapi_description()
+    assert (description.protocol, description.pathname) == ("sqlite", str(tmp_path / "queue.db"))
