@@ -125,12 +125,17 @@ EVENTS: dict[str, str] = {
     "redis.keepalive_failed": "extending the idle time of in-flight messages failed",
     "redis.reply_skipped": "a reply was not published: its message was no longer pending",
     "redis.delayed_move_failed": "moving due delayed jobs into their stream failed",
+    "redis.cluster": "the URL's node belongs to a Redis Cluster: the server uses it as one",
+    "redis.cluster_retry": "a Redis Cluster command met a failover; retrying (DEBUG)",
+    "redis.fetch_partial": "reading the channels of one slot failed; the others were read (DEBUG)",
+    "redis.close_failed": "closing a Redis client failed (DEBUG)",
     # AMQP -------------------------------------------------------------------------------------
     "amqp.connected": "connected to the AMQP broker",
     "amqp.connect_failed": "connecting to the AMQP broker failed; retrying",
     "amqp.connection_lost": "the AMQP connection was lost; reconnecting",
     "amqp.reconnect_failed": "a reconnection attempt failed; retrying",
     "amqp.reconnected": "the AMQP connection is back",
+    "amqp.node_unavailable": "a node of the URL list did not answer; trying the next one",
     "amqp.socket_lost": "the AMQP socket closed (DEBUG)",
     "amqp.idle_timeout": "the broker sent nothing within the idle timeout; the connection "
     "is closed",

@@ -2,20 +2,25 @@
 # Install, start, restart and stop the real brokers the test suite needs:
 # redis-server, RabbitMQ 4 (in a Debian trixie chroot) and the Pub/Sub emulator.
 #
-# Usage: scripts/brokers.sh COMMAND [redis|rabbitmq|pubsub|all]...
+# Usage: scripts/brokers.sh COMMAND [redis|rabbitmq|pubsub|all|CLUSTER|clusters]...
 #   start [NAME...]    start (default all); installs what is missing
-#   stop [NAME...]     stop cleanly (default all); safe to repeat, and after a crash
+#   stop [NAME...]     stop cleanly (default all, clusters included); safe to repeat
 #   restart NAME...    stop + start on the same ports with the same data
-#   kill NAME...       SIGKILL the broker (crash tests); `start` brings it back
+#   kill NAME[@N]...   SIGKILL the broker, or node N of a cluster; `start` brings it back
 #   status             show what runs where
 #   env                print the export lines (also in $REPID_BROKERS_DIR/env)
 #   purge              stop all and delete the state dir
+# CLUSTER is redis-cluster (3 masters + 3 replicas), redis-sentinel (a master, a replica
+# and 3 sentinels) or rabbitmq-cluster (3 nodes); `clusters` is all three. They are test
+# fixtures, never part of `all` for start: built fresh on start, deleted on stop.
 #
 # State lives in $REPID_BROKERS_DIR (default <repo>/.brokers). After `start`,
 #   source "$REPID_BROKERS_DIR/env"
 # exports REPID_TEST_REDIS_URL, REPID_TEST_AMQP_URL,
 # REPID_TEST_RABBITMQ_MANAGEMENT_URL, REPID_TEST_PUBSUB_HOST, PUBSUB_PROJECT_ID
-# and REPID_BROKERS_DIR for the brokers that are started (a stopped broker's
+# (and REPID_TEST_REDIS_CLUSTER_URL / _NODES, REPID_TEST_REDIS_SENTINEL_URL / _NODES,
+# REPID_TEST_AMQP_CLUSTER_URLS for the clusters) and REPID_BROKERS_DIR for the brokers
+# that are started (a stopped broker's
 # variable is left out, so its tests skip). Everything listens on 127.0.0.1 only.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
@@ -28,6 +33,7 @@ PYTHON=${REPID_BROKERS_PYTHON:-}
 [ -n "$PYTHON" ] || { [ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3; } ||
     PYTHON=$(command -v python3 || true)
 ALL=(pubsub redis rabbitmq) # pubsub first: its JVM boots while the others start
+CLUSTERS=(rabbitmq-cluster redis-cluster redis-sentinel) # RabbitMQ first: slowest boot
 
 # shellcheck source=scripts/brokers/lib.sh
 . "$BROKERS_LIB/lib.sh"
@@ -37,9 +43,13 @@ ALL=(pubsub redis rabbitmq) # pubsub first: its JVM boots while the others start
 . "$BROKERS_LIB/pubsub.sh"
 # shellcheck source=scripts/brokers/rabbitmq.sh
 . "$BROKERS_LIB/rabbitmq.sh"
+# shellcheck source=scripts/brokers/redis_cluster.sh
+. "$BROKERS_LIB/redis_cluster.sh"
+# shellcheck source=scripts/brokers/rabbitmq_cluster.sh
+. "$BROKERS_LIB/rabbitmq_cluster.sh"
 
 usage() {
-    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 64
 }
 
@@ -52,25 +62,48 @@ export REPID_BROKERS_DIR=$STATE
 redis_init
 pubsub_init
 rabbitmq_init
+redis_cluster_init
+rabbitmq_cluster_init
 load_ports
 
-# Expand NAME arguments (none or "all" = every broker) into NAMES, in start order.
+# Expand NAME arguments (none or "all" = every broker; with WITH_CLUSTERS=1 "all" takes
+# the clusters too) into NAMES, in start order. NODE_OF[name] keeps a `NAME@N` node.
+declare -A NODE_OF=()
 parse_names() {
-    local n want=" "
+    local n node want=" "
     NAMES=()
     [ $# -gt 0 ] || set -- all
     for n in "$@"; do
+        node=''
+        if [[ $n == *@* ]]; then
+            node=${n#*@}
+            n=${n%%@*}
+            [[ " ${CLUSTERS[*]} " == *" $n "* && $node =~ ^[1-9]$ ]] ||
+                die "'$n@$node': only a cluster takes a node number (redis-cluster@1..6)"
+        fi
         case $n in
-        all) want+="${ALL[*]} " ;;
-        redis | rabbitmq | pubsub) want+="$n " ;;
-        *) die "unknown broker '$n' (redis, rabbitmq, pubsub, all)" ;;
+        all)
+            want+="${ALL[*]} "
+            [ "${WITH_CLUSTERS:-0}" = 1 ] && want+="${CLUSTERS[*]} "
+            ;;
+        clusters) want+="${CLUSTERS[*]} " ;;
+        redis | rabbitmq | pubsub | redis-cluster | redis-sentinel | rabbitmq-cluster)
+            want+="$n "
+            ;;
+        *) die "unknown broker '$n' (redis, rabbitmq, pubsub, all, ${CLUSTERS[*]}, clusters)" ;;
         esac
+        [ -z "$node" ] || NODE_OF[$n]=$node
     done
-    for n in "${ALL[@]}"; do
+    for n in "${ALL[@]}" "${CLUSTERS[@]}"; do
         [[ $want == *" $n "* ]] && NAMES+=("$n")
     done
     return 0
 }
+
+is_cluster() { [[ " ${CLUSTERS[*]} " == *" $1 "* ]]; }
+
+# fn NAME: the prefix of NAME's functions (redis-cluster -> redis_cluster).
+fn() { echo "${1//-/_}"; }
 
 # One command at a time per state dir; a second caller waits.
 take_lock() {
@@ -96,6 +129,9 @@ write_env() {
         if [ -e "$PUBSUB_DIR/enabled" ]; then
             echo "export REPID_TEST_PUBSUB_HOST=127.0.0.1:$PUBSUB_PORT"
         fi
+        redis_cluster_env
+        redis_sentinel_env
+        rabbitmq_cluster_env
     } >"$STATE/env.tmp"
     mv -f "$STATE/env.tmp" "$STATE/env"
 }
@@ -106,8 +142,8 @@ start_names() {
     local strict=$1 n failed=0
     # Build/copy the RabbitMQ root first, so the boot timings printed are real.
     [[ " ${NAMES[*]} " == *" rabbitmq "* ]] && rabbitmq_prepare
-    for n in "${NAMES[@]}"; do "${n}_spawn" "$strict"; done
-    for n in "${NAMES[@]}"; do "${n}_await" || failed=1; done
+    for n in "${NAMES[@]}"; do "$(fn "$n")_spawn" "$strict"; done
+    for n in "${NAMES[@]}"; do "$(fn "$n")_await" || failed=1; done
     write_env
     return $failed
 }
@@ -115,7 +151,7 @@ start_names() {
 stop_names() {
     local n
     for n in "${NAMES[@]}"; do
-        "${n}_stop"
+        "$(fn "$n")_stop"
         rm -f "$STATE/$n/enabled"
     done
     write_env
@@ -135,7 +171,7 @@ start)
     fi
     ;;
 stop)
-    parse_names "$@"
+    WITH_CLUSTERS=1 parse_names "$@"
     take_lock
     stop_names
     say "stopped ${NAMES[*]} in $(elapsed "$T0")"
@@ -144,7 +180,10 @@ restart)
     [ $# -gt 0 ] || die "restart needs a broker name (redis, rabbitmq, pubsub, all)"
     parse_names "$@"
     take_lock
-    for n in "${NAMES[@]}"; do "${n}_stop"; done
+    for n in "${NAMES[@]}"; do
+        is_cluster "$n" && die "restart: $n is built fresh on start; use stop + start"
+        "$(fn "$n")_stop"
+    done
     start_names 1 || die "restart failed after $(elapsed "$T0")"
     say "restarted ${NAMES[*]} in $(elapsed "$T0")"
     ;;
@@ -152,12 +191,15 @@ kill)
     [ $# -gt 0 ] || die "kill needs a broker name (redis, rabbitmq, pubsub, all)"
     parse_names "$@"
     take_lock
-    for n in "${NAMES[@]}"; do "${n}_kill"; done
+    for n in "${NAMES[@]}"; do "$(fn "$n")_kill" ${NODE_OF[$n]:-}; done
     ;;
 status)
     redis_status
     rabbitmq_status
     pubsub_status
+    redis_cluster_status
+    redis_sentinel_status
+    rabbitmq_cluster_status
     echo "state: $STATE (env file: $STATE/env)"
     ;;
 env)
@@ -166,7 +208,7 @@ env)
     ;;
 purge)
     take_lock
-    parse_names all
+    WITH_CLUSTERS=1 parse_names all
     stop_names
     exec 9>&-
     safe_rm_tree "$STATE"

@@ -10,8 +10,12 @@
 #   4. starts Redis, RabbitMQ 4 (in a Debian 13 chroot) and the Pub/Sub emulator on loopback,
 #   5. runs ruff, mypy --strict and pytest (broker tests fail instead of skipping; tests/docs
 #      builds the documentation site with mkdocs --strict and runs every example in docs/),
-#      then the in-memory tests on Python 3.10, 3.12 and 3.13 (pyenv's; one .venv-pyX.Y each),
-#   6. stops the brokers, whatever happened.
+#      then the cluster tests in a step of their own (`pytest --clusters -m cluster`: a Redis
+#      Cluster of 3 masters + 3 replicas, a Sentinel group and a 3-node RabbitMQ cluster, each
+#      started on loopback when its first test needs it and stopped at the end; the contract
+#      suite on each, failovers counted end to end), then the in-memory tests on Python 3.10,
+#      3.12 and 3.13 (pyenv's; one .venv-pyX.Y each),
+#   6. stops the brokers and clusters, whatever happened.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,6 +66,12 @@ step "mypy --strict"
 
 step "pytest"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+
+step "pytest: broker clusters (Redis Cluster, Sentinel, RabbitMQ cluster)"
+# The same selection, cluster tests only (the step above skipped them); none selected is fine.
+rc=0
+.venv/bin/python -m pytest -q -p no:cacheprovider --clusters -m cluster "$@" || rc=$?
+[ $rc -eq 0 ] || [ $rc -eq 5 ] || exit $rc
 
 # The in-memory part of the suite on the other Python versions the package claims (found under
 # pyenv; Debian ships only 3.11). Skipped when the command was given pytest arguments.

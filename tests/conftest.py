@@ -1,12 +1,16 @@
-"""Shared fixtures: an app on a connected in-memory server."""
+"""Shared fixtures: an app on a connected in-memory server; the broker clusters."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from repid import InMemoryServer, Repid
+
+if TYPE_CHECKING:
+    from tests.clusters import RunningCluster
 
 
 @pytest.fixture
@@ -16,3 +20,46 @@ async def memory_app() -> AsyncIterator[tuple[Repid, InMemoryServer]]:
     app.servers.register_server("default", server, is_default=True)
     async with server.connection():
         yield app, server
+
+
+# -- broker clusters (tests/clusters.py) ----------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clusters",
+        action="store_true",
+        default=False,
+        help="run the tests marked `cluster` (starts a Redis Cluster, a Sentinel group and a "
+        "RabbitMQ cluster on first use; also REPID_TEST_CLUSTERS=1)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from tests.clusters import clusters_enabled
+
+    if clusters_enabled(bool(config.getoption("--clusters"))):
+        return
+    skip = pytest.mark.skip(reason="cluster test: run with --clusters (or REPID_TEST_CLUSTERS=1)")
+    for item in items:
+        if "cluster" in item.keywords:
+            item.add_marker(skip)
+
+
+def _cluster_fixture(name: str):  # type: ignore[no-untyped-def]
+    @pytest.fixture(scope="session")
+    def fixture() -> Iterator[RunningCluster]:
+        from tests.clusters import start_cluster, stop_cluster
+
+        cluster = start_cluster(name)  # type: ignore[arg-type]
+        try:
+            yield cluster
+        finally:
+            stop_cluster(cluster)
+
+    return fixture
+
+
+redis_cluster = _cluster_fixture("redis-cluster")
+redis_sentinel = _cluster_fixture("redis-sentinel")
+rabbitmq_cluster = _cluster_fixture("rabbitmq-cluster")

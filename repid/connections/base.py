@@ -57,18 +57,19 @@ DEFAULT_MAX_LEASE = 3600.0
 
 
 def redact_url(url: str) -> str:
-    """Return `url` with any password replaced by `***` (for reprs, logs and errors)."""
+    """Return `url` with any password replaced by `***` (for reprs, logs and errors).
+
+    The host part is kept as written, so URLs with several hosts (`redis+sentinel://h1,h2/..`)
+    work too.
+    """
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" if user else f":***@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(
+        (parts.scheme, f"{user}:***@{hosts}", parts.path, parts.query, parts.fragment)
+    )
 
 
 class DescriptionKwargs(TypedDict, total=False):

@@ -41,7 +41,7 @@ class Brokers:
         broker: Any = self.connection.message_broker
         if self.kind == "memory":
             return [m.headers for m in broker.dead_letters.get(self.queue, [])]
-        if self.kind == "redis":
+        if self.kind in ("redis", "redis-cluster"):
             return [d.headers for d in await broker.read_dead_letters(self.queue)]
         found: list[dict[str, str]] = []
         for _ in range(30 if expect else 5):
@@ -55,8 +55,12 @@ class Brokers:
         return found
 
 
-@pytest.fixture(params=["memory", "redis", "rabbitmq"])
+@pytest.fixture(
+    params=["memory", "redis", "rabbitmq", pytest.param("redis-cluster", marks=pytest.mark.cluster)]
+)
 async def brokers(request: pytest.FixtureRequest, queue_name: str) -> AsyncIterator[Brokers]:
+    """`redis-cluster`: messages, delays, arguments and results on the Redis Cluster of
+    tests/clusters (three masters), found from one node's URL; run with --clusters."""
     kind = request.param
     if kind == "memory":
         buckets = InMemoryBucketBroker(use_result_bucket=True)
@@ -67,7 +71,11 @@ async def brokers(request: pytest.FixtureRequest, queue_name: str) -> AsyncItera
         return
     from repid import RabbitMessageBroker, RedisBucketBroker, RedisMessageBroker
 
-    url = redis_jobs_url()
+    url = (
+        request.getfixturevalue("redis_cluster").url
+        if kind == "redis-cluster"
+        else redis_jobs_url()
+    )
     if kind == "rabbitmq":
         # RabbitMQ for messages; results and arguments in Redis.
         message_broker: Any = RabbitMessageBroker(rabbit.amqp_url())
@@ -83,7 +91,8 @@ async def brokers(request: pytest.FixtureRequest, queue_name: str) -> AsyncItera
         yield Brokers(kind, connection, queue_name)
     finally:
         await connection.disconnect()
-        await reset_redis(url, queue_name)
+        if kind != "redis-cluster":  # (a fresh cluster per session; queue names are unique)
+            await reset_redis(url, queue_name)
         if kind == "rabbitmq":
             for name in (queue_name, f"{queue_name}.dead"):
                 await asyncio.to_thread(rabbit.rabbitmq_delete_queue, name)

@@ -6,10 +6,16 @@ topic and a subscription of the same name) and counts dead letters where the bro
 
 `sqlite` is not a built-in server: it is the worked example of the "Write your own server"
 page (examples/sqlite_server.py), held to the same contract.
+
+The cluster kits (`redis-cluster`: three masters and three replicas, found from one node's URL;
+`redis-sentinel`: the master found through three sentinels; `amqp-cluster`: three RabbitMQ
+nodes given as a list of URLs) are marked `cluster`: they run with `--clusters`, which starts
+the clusters on first use (tests/clusters).
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import uuid
@@ -41,6 +47,8 @@ class BrokerKit:
     another: Callable[..., ServerT] | None = None
     # Variables a subprocess needs to make the same server (python_version_driver.py).
     env: dict[str, str] = field(default_factory=dict)
+    # Run while the server is still connected.
+    async_cleanup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def channel(self, prefix: str = "c") -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
@@ -71,8 +79,8 @@ async def _memory_kit(**options: Any) -> BrokerKit:
     )
 
 
-async def _redis_kit(**options: Any) -> BrokerKit:
-    url = brokers.redis_url()
+async def _redis_kit(*, url: str | None = None, name: str = "redis", **options: Any) -> BrokerKit:
+    url = url or brokers.redis_url()
     from repid.connections.redis import RedisServer
 
     options.setdefault("claim_idle", 5.0)
@@ -88,7 +96,7 @@ async def _redis_kit(**options: Any) -> BrokerKit:
         return (await server.read_dead_letters(channel))[0].reason
 
     return BrokerKit(
-        "redis",
+        name,
         server,
         provision,
         dead,
@@ -133,6 +141,64 @@ async def _amqp_kit(**options: Any) -> BrokerKit:
         another=lambda **more: AmqpServer(url, **{**options, **more}),
     )
     kit.cleanup.append(lambda: [brokers.rabbitmq_delete_queue(q) for q in made])
+    return kit
+
+
+async def _amqp_cluster_kit(urls: list[str], **options: Any) -> BrokerKit:
+    """Queues are declared through the server's own management link (any node will do),
+    quorum queues replicated on all three nodes."""
+    from urllib.parse import quote
+
+    from repid.connections.amqp import AmqpServer
+
+    server = AmqpServer(urls, **options)
+    made: list[str] = []
+
+    async def declare(name: str, arguments: dict[str, Any]) -> None:
+        status, body = await server.management_request(
+            "PUT", f"/queues/{quote(name, safe='')}", {"durable": True, "arguments": arguments}
+        )
+        assert status in (200, 201, 204), (status, body)
+        made.append(name)
+
+    async def provision(channel: str) -> None:
+        await declare(f"{channel}.dead", {"x-queue-type": "quorum"})
+        await declare(
+            channel,
+            {
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": f"{channel}.dead",
+            },
+        )
+
+    async def dead(channel: str) -> int | None:
+        # Dead-lettering happens after the settlement: poll (like the single node's kit).
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while True:
+            count = (await server.channel_stats(channel)).dead_letters
+            if count or asyncio.get_running_loop().time() > deadline:
+                return count
+            await asyncio.sleep(0.1)
+
+    async def reason(channel: str) -> str | None:
+        (letter,) = await server.read_dead_letters(channel, limit=1)
+        return letter.reason
+
+    kit = BrokerKit(
+        "amqp-cluster",
+        server,
+        provision,
+        dead,
+        dead_reason=reason,
+        another=lambda **more: AmqpServer(urls, **{**options, **more}),
+    )
+
+    async def drop() -> None:
+        for name in made:
+            await server.management_request("DELETE", f"/queues/{quote(name, safe='')}")
+
+    kit.async_cleanup.append(drop)
     return kit
 
 
@@ -200,11 +266,33 @@ KITS = {
 }
 
 
-@pytest.fixture(params=list(KITS))
+CLUSTER_KITS = ["redis-cluster", "redis-sentinel", "amqp-cluster"]
+
+
+async def _make_kit(request: pytest.FixtureRequest, name: str, **options: Any) -> BrokerKit:
+    if name == "redis-cluster":
+        url = request.getfixturevalue("redis_cluster").url
+        return await _redis_kit(url=url, name=name, **options)
+    if name == "redis-sentinel":
+        url = request.getfixturevalue("redis_sentinel").url
+        return await _redis_kit(url=url, name=name, **options)
+    if name == "amqp-cluster":
+        return await _amqp_cluster_kit(request.getfixturevalue("rabbitmq_cluster").urls, **options)
+    return await KITS[name](**options)
+
+
+@pytest.fixture(
+    params=[*KITS, *(pytest.param(name, marks=pytest.mark.cluster) for name in CLUSTER_KITS)]
+)
 async def kit(request: pytest.FixtureRequest) -> AsyncIterator[BrokerKit]:
-    made = await KITS[request.param]()
+    made = await _make_kit(request, request.param)
     async with made.server.connection():
         yield made
+        for step in made.async_cleanup:
+            try:
+                await step()
+            except Exception:
+                pass
     _clean(made)
 
 

@@ -133,9 +133,15 @@ class AmqpServer(BaseServer):
     """A RabbitMQ 4 (AMQP 1.0) server. See the module docstring for the mapping.
 
     `url` is `amqp[s]://user:password@host:port/vhost`; the vhost is selected with the open
-    frame's hostname `vhost:NAME`. Server-specific parameters for `publish`: `header`
-    (`AmqpMessageHeader`), `properties` (`AmqpMessageProperties`), `delivery_annotations`,
-    `message_annotations`, `footers` (dicts), `to` (an explicit address) and `routing_key`.
+    frame's hostname `vhost:NAME`. For a RabbitMQ cluster give a list of URLs, one per node:
+    the server connects to the first that answers and, when that node goes away, reconnects to
+    the next one (round robin, at once) and re-attaches every link there; with quorum queues,
+    which confirm a message once a majority of their replicas has it, nothing a publish returned
+    for is lost (see docs/brokers/clusters.md). AsyncAPI shows the first URL's host.
+
+    Server-specific parameters for `publish`: `header` (`AmqpMessageHeader`), `properties`
+    (`AmqpMessageProperties`), `delivery_annotations`, `message_annotations`, `footers` (dicts),
+    `to` (an explicit address) and `routing_key`.
 
     Addresses: `address_strategy(channel)` is where a message to a channel goes (default
     `/queues/{channel}`), `exchange_address_strategy(channel, routing_key)` where it goes with
@@ -171,7 +177,7 @@ class AmqpServer(BaseServer):
 
     def __init__(
         self,
-        url: str = UNSET,
+        url: str | Sequence[str] = UNSET,
         *,
         address_strategy: AddressStrategyT = UNSET,
         exchange_address_strategy: ExchangeAddressStrategyT = UNSET,
@@ -212,8 +218,13 @@ class AmqpServer(BaseServer):
             exchange_address_strategy = default_exchange_address_strategy
         if session_window is not None and session_window < 1:
             raise ValueError("session_window must be at least 1")
-        self._address = parse_amqp_url(url)
-        self._safe_url = redact_url(url)
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise ValueError("AmqpServer needs at least one URL")
+        self._nodes = [(parse_amqp_url(one), redact_url(one)) for one in urls]
+        self._node = 0
+        """The index in `_nodes` of the node connected to (or tried) last."""
+        self._address, self._safe_url = self._nodes[0]
         address = self._address
         host = address.host if ":" not in address.host else f"[{address.host}]"
         super().__init__(
@@ -283,26 +294,52 @@ class AmqpServer(BaseServer):
                             f"(user and password go in the URL): {_describe(exc)}"
                         ) from None
                     raise BrokerConnectionError(
-                        f"cannot connect to {self._safe_url}: {_describe(exc)}"
+                        f"cannot connect to {self._all_urls()}: {_describe(exc)}"
                     ) from None
                 logger.warning(
                     "amqp.connect_failed: %s: %s; retrying",
-                    self._safe_url,
+                    self._all_urls(),
                     _describe(exc),
-                    extra={"server": self._safe_url},
+                    extra={"server": self._all_urls()},
                 )
                 await asyncio.sleep(min(next(delays), max(deadline - loop.time(), 0.0)))
 
-    async def _open(self) -> None:
-        client = await AmqpClient.connect(
-            self._address,
-            ssl_context=self._ssl_context,
-            idle_timeout=self._idle_timeout,
-            max_message_size=self._max_message_size,
-            timeout=min(self._connect_timeout, HANDSHAKE_TIMEOUT),
-            on_lost=self._on_lost,
-            session_window=self.session_window,
-        )
+    def _all_urls(self) -> str:
+        return ", ".join(safe for _, safe in self._nodes)
+
+    async def _open(self, start: int = 0) -> None:
+        """Connect to the first node that answers, trying them in order from `start`.
+
+        A refused or unreachable node is skipped; refused credentials stop at once (the nodes
+        of one cluster share their users). Raises the last node's error when none answered.
+        """
+        count = len(self._nodes)
+        for step in range(count):
+            index = (start + step) % count
+            address, safe_url = self._nodes[index]
+            try:
+                client = await AmqpClient.connect(
+                    address,
+                    ssl_context=self._ssl_context,
+                    idle_timeout=self._idle_timeout,
+                    max_message_size=self._max_message_size,
+                    timeout=min(self._connect_timeout, HANDSHAKE_TIMEOUT),
+                    on_lost=self._on_lost,
+                    session_window=self.session_window,
+                )
+            except (OSError, asyncio.TimeoutError, AmqpConnectionLost) as exc:
+                if step == count - 1 or _is_auth_error(exc):
+                    raise
+                logger.warning(
+                    "amqp.node_unavailable: %s: %s; trying the next node",
+                    safe_url,
+                    _describe(exc),
+                    extra={"server": safe_url, "error": type(exc).__name__},
+                )
+                continue
+            self._node = index
+            self._address, self._safe_url = address, safe_url
+            break
         self._client = client
         self._sender = None
         assert self._ready is not None
@@ -329,12 +366,15 @@ class AmqpServer(BaseServer):
             )
 
     async def _reconnect(self) -> None:
-        for delay in backoff_delays(cap=RECONNECT_BACKOFF_CAP):
-            await asyncio.sleep(delay)
+        lost = self._node
+        for attempt, delay in enumerate(backoff_delays(cap=RECONNECT_BACKOFF_CAP)):
+            if attempt or len(self._nodes) == 1:
+                await asyncio.sleep(delay)  # with other nodes to go to, the first try is at once
             if not self._wanted:
                 return
             try:
-                await self._open()
+                # The node that went away is tried last.
+                await self._open(start=lost + 1)
                 client = self._client
                 assert client is not None
                 for subscriber in self._amqp_subscribers():
@@ -343,9 +383,9 @@ class AmqpServer(BaseServer):
                 # A connection that died again is already closed: just try anew.
                 logger.warning(
                     "amqp.reconnect_failed: %s: %s; retrying",
-                    self._safe_url,
+                    self._all_urls(),
                     _describe(exc),
-                    extra={"server": self._safe_url},
+                    extra={"server": self._all_urls()},
                 )
                 continue
             logger.info("amqp.reconnected: %s", self._safe_url, extra={"server": self._safe_url})
@@ -390,7 +430,7 @@ class AmqpServer(BaseServer):
                 return client
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise ConnectionError(f"AMQP connection to {self._safe_url} is down")
+                raise ConnectionError(f"AMQP connection to {self._all_urls()} is down")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), remaining)
 
@@ -612,7 +652,19 @@ class AmqpServer(BaseServer):
         return subscriber
 
     def __repr__(self) -> str:
-        return f"AmqpServer({self._safe_url!r})"
+        if len(self._nodes) == 1:
+            return f"AmqpServer({self._safe_url!r})"
+        return f"AmqpServer({self.urls!r})"
+
+    @property
+    def urls(self) -> list[str]:
+        """Every node's URL, password hidden, in the order given."""
+        return [safe for _, safe in self._nodes]
+
+    @property
+    def connected_url(self) -> str | None:
+        """The URL (password hidden) of the node connected to now, or None."""
+        return self._safe_url if self.is_connected else None
 
     # ------------------------------------------------------------------ administration
     # DeadLetterStoreT and ChannelStatsT through RabbitMQ 4's management node and plain links;

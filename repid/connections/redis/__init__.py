@@ -4,10 +4,13 @@ See `repid.connections.redis.server` for how channels, consumer groups, redelive
 letters map onto Redis, and `repid.connections.redis.message` for the message outcomes.
 """
 
+from repid.connections.redis._client import RedisMode
 from repid.connections.redis._codec import encode_fields
 from repid.connections.redis._errors import (
+    RedisAuthenticationError,
     RedisConnectionError,
     RedisNotConnectedError,
+    RedisReplicationError,
     RedisServerError,
 )
 from repid.connections.redis.message import RedisReceivedMessage
@@ -18,11 +21,14 @@ DeadLetter = RedisDeadLetter
 """The former name of `RedisDeadLetter`."""
 
 __all__ = [
+    "RedisAuthenticationError",
     "DeadLetter",
     "RedisConnectionError",
     "RedisNotConnectedError",
     "RedisDeadLetter",
+    "RedisMode",
     "RedisReceivedMessage",
+    "RedisReplicationError",
     "RedisServer",
     "RedisServerError",
     "RedisSubscriber",

@@ -173,6 +173,11 @@ def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
+def pack_command(*args: bytes) -> list[bytes]:
+    """Any command as RESP byte pieces (the same shape as `pack_xadd`'s)."""
+    return [b"*%d\r\n" % len(args), *(_bulk(arg) for arg in args)]
+
+
 def pack_add_batch(
     sha: bytes, key: bytes, options: list[bytes], messages: Sequence[MessageData]
 ) -> list[bytes]:

@@ -13,6 +13,7 @@ __all__ = [
     "RedisAuthenticationError",
     "RedisConnectionError",
     "RedisNotConnectedError",
+    "RedisReplicationError",
     "RedisServerError",
     "scrub",
 ]
@@ -20,6 +21,14 @@ __all__ = [
 
 class RedisServerError(RepidError, RuntimeError):
     """Redis refused a command (a response error); the message names the host, not the password."""
+
+
+class RedisReplicationError(RedisServerError):
+    """Fewer replicas than `wait_replicas` confirmed a write within `wait_timeout`.
+
+    The master has the message: it is delivered unless the master fails before a replica copies
+    it. Sending it again is safe for at-least-once consumers (it may then be delivered twice).
+    """
 
 
 class RedisConnectionError(BrokerConnectionError):

@@ -30,7 +30,10 @@ name in braces (`{repid:orders}:delayed`): Redis hashes it on `repid:orders`, ex
 stream itself, and a script may touch both in one step. The dead-letter stream keeps 2.x's
 name, where 2.x users and their tools look for it; that name hashes elsewhere, which matters
 only on Redis Cluster (a deployment 2.x never supported), where a `dlq_stream_strategy`
-returning `same_slot(stream, ":dlq")` keeps every key of a channel in one slot.
+returning `same_slot(stream, ":dlq")` keeps every key of a channel in one slot. `RedisServer`
+does that by itself when it finds a Redis Cluster (`KeyLayout.for_cluster`: the default
+dead-letter stream becomes `{repid:{channel}}:dlq`), and refuses a channel whose keys a custom
+strategy puts in different slots.
 """
 
 from __future__ import annotations
@@ -148,3 +151,28 @@ class KeyLayout:
     def cancelled(self, channel: str) -> str:
         """Job layer: the sorted set of `channel`'s cancelled job ids (scored by expiry, ms)."""
         return same_slot(self.stream(channel), ":cancelled")
+
+    def channel_keys(self, channel: str) -> list[str]:
+        """Every key `channel` uses that a script may touch with its stream, stream first."""
+        keys = [self.stream(channel), self.delayed(channel)]
+        dead = self.dead_letters(channel)
+        if dead is not None:
+            keys.append(dead)
+        return keys
+
+    def for_cluster(self, *, keep_dead_letters: bool) -> KeyLayout:
+        """This layout on Redis Cluster: the dead-letter stream moves into the stream's slot
+        (`same_slot(stream, ":dlq")`, e.g. `{repid:orders}:dlq`), unless `keep_dead_letters`
+        (the user chose the name; `RedisServer` then checks that it shares the slot)."""
+        if keep_dead_letters or self.dead_letter_stream is None:
+            return self
+        stream = self.stream_name
+
+        def cluster_dead_letter_stream(channel: str) -> str:
+            return same_slot(stream(channel), ":dlq")
+
+        return KeyLayout(
+            stream_name=stream,
+            consumer_group=self.consumer_group,
+            dead_letter_stream=cluster_dead_letter_stream,
+        )

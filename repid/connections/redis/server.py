@@ -50,26 +50,52 @@ held unsettled that long (an actor that never settles it, a manual-mode actor th
 back to the end of its stream for another delivery, and a warning is logged. `disconnect` stops
 the keep-alive of whatever is still held.
 
-Not supported: Redis Cluster (the Lua scripts touch the stream and its dead-letter stream, which
-may live on different nodes; see `keys`). `nomkstream` needs Redis >= 6.2.
+
+Redis Cluster and Sentinel (see `repid.connections.redis._client` and docs/brokers/clusters.md):
+any node's `redis://` URL finds a cluster by itself (`INFO cluster`; `cluster=` forces either
+mode). Every key a channel uses is in its stream's hash slot, so every script touches one slot
+(the dead-letter stream becomes `{repid:{channel}}:dlq` there, see `keys.KeyLayout.for_cluster`);
+channels spread over the masters; a subscription reads each slot's channels with one FETCH, all
+slots at once, and waits on each slot with its own XREAD. Redirections (MOVED, ASK, TRYAGAIN)
+are followed by redis-py's cluster client; a failover is waited out with backoff (`_retrying`).
+A reply to a channel in another slot is two steps (publish, then ack), so `atomic_reply` is
+False on a cluster. `redis+sentinel://` finds the master through the sentinels, again after a
+failover. Replication is asynchronous: `wait_replicas` makes publish wait for replicas (WAIT).
+
+`nomkstream` needs Redis >= 6.2.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import Any, TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
-from redis.exceptions import AuthenticationError, NoScriptError, RedisError, ResponseError
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.crc import key_slot
+from redis.exceptions import (
+    AskError,
+    AuthenticationError,
+    ClusterDownError,
+    ClusterError,
+    MovedError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisPyConnectionError
 from redis.exceptions import TimeoutError as RedisPyTimeoutError
 
@@ -85,6 +111,13 @@ from repid.connections.abc import (
 from repid.connections.base import DEFAULT_MAX_LEASE, BaseServer, Reply
 from repid.connections.coalesce import Coalescer
 from repid.connections.redis import _scripts
+from repid.connections.redis._client import (
+    ClientSettings,
+    RedisMode,
+    close_client,
+    open_client,
+    parse_redis_url,
+)
 from repid.connections.redis._codec import (
     CONTENT_TYPE,
     DEAD_FROM,
@@ -100,11 +133,12 @@ from repid.connections.redis._errors import (
     RedisAuthenticationError,
     RedisConnectionError,
     RedisNotConnectedError,
+    RedisReplicationError,
     RedisServerError,
     scrub,
 )
 from repid.connections.redis._params import DEFAULT_XADD, parse_xadd_options
-from repid.connections.redis._publisher import CoalescingWriter
+from repid.connections.redis._publisher import CoalescingWriter, NodeConnections
 from repid.connections.redis.keys import (
     ChannelNameStrategyT,
     KeyLayout,
@@ -128,6 +162,25 @@ considered dead (the socket timeout is `block + SILENCE_MARGIN`)."""
 
 _BATCH_CHUNK = 1000  # XADDs per Lua call in publish_batch (bounds how long Redis is busy)
 
+_T = TypeVar("_T")
+
+# What a Redis Cluster failover looks like to a client: the dead master refuses connections,
+# then the cluster reports itself down until a replica has taken over the slots.
+_FAILOVER_ERRORS = (
+    RedisPyConnectionError,
+    RedisPyTimeoutError,
+    ClusterDownError,
+    SlotNotCoveredError,
+    TryAgainError,
+    ClusterError,
+)
+# Error replies of a Cluster after which a write is sent again (it did not run).
+_REROUTE_REPLIES = (MovedError, AskError, TryAgainError, ClusterDownError)
+# A reply whose request and reply channels live in different slots is two steps on a Cluster.
+_CLUSTER_CAPABILITIES = ServerCapabilities(
+    atomic_reply=False, dead_letter=True, priorities=False, persistent=True, distributed=True
+)
+
 
 @dataclass(frozen=True, slots=True)
 class RedisDeadLetter(DeadLetter):
@@ -149,16 +202,24 @@ class RedisDeadLetter(DeadLetter):
         return self.message_id or ""
 
 
-def _host_of(hostname: str, port: int) -> str:
-    return f"[{hostname}]:{port}" if ":" in hostname else f"{hostname}:{port}"
-
-
 class RedisServer(BaseServer):
     """A Redis server reached at `url` (`redis://[[user]:password@]host[:port][/db]`).
 
     `rediss://` connects with TLS. `username` / `password` may also be given as arguments
     (they override the URL). The password is kept out of `repr`, logs, exceptions and the
     AsyncAPI fields (`host` is `host:port`, `pathname` is `/db`).
+
+    Redis Cluster: the URL of any node will do; `connect` asks it whether cluster mode is on
+    (`mode` then says `RedisMode.CLUSTER`), `cluster=True` / `cluster=False` decides instead.
+    A cluster has only database 0. Sentinel:
+    `redis+sentinel://[[user]:password@]host1:26379,host2:26379/SERVICE_NAME[/db]` (or
+    `rediss+sentinel://`, TLS to the data nodes): the master of SERVICE_NAME is asked of the
+    sentinels on every new connection (the URL's credentials are the data nodes';
+    `sentinel_username` / `sentinel_password` are the sentinels'). `wait_replicas=N`: a
+    publish returns only once N replicas have the message (Redis `WAIT`, up to `wait_timeout`
+    seconds, else `RedisReplicationError`), so a failover cannot lose it; 0 (the default) is
+    Redis's asynchronous replication. See docs/brokers/clusters.md for what each mode
+    guarantees.
 
     Names in Redis (see `repid.connections.redis.keys`; the defaults are repid 2.x's):
     `stream_name_strategy(channel)` - the stream (default `repid:{channel}`);
@@ -177,9 +238,12 @@ class RedisServer(BaseServer):
     (default `claim_idle / 3`); `block` - the longest a single XREADGROUP waits; `batch_size` -
     the most entries one read takes per channel (default: as many as the worker has free
     slots). `max_connections` bounds the connection pool (commands beyond it wait for a free
-    connection). `retry_attempts` - how often a command is retried on a connection error
-    (with exponential backoff) before the error reaches the caller; `retry_delay` - the longest
-    the read loop waits between attempts after an error. `prune_idle`: consumers (dead
+    connection; on a cluster it is per node, and redis-py's cluster pools raise instead of
+    waiting). `retry_attempts` - how often a command is retried on a connection error
+    (with exponential backoff capped at 1 s) before the error reaches the caller (default 6 on
+    one node, 20 - about 15 s, a failover's length - on a cluster or through Sentinel);
+    `retry_delay` - the longest the read loop waits between attempts after an error (default
+    5 s on one node, 1 s on a cluster or through Sentinel). `prune_idle`: consumers (dead
     workers) that hold no messages and were idle this long are removed from the group, so it
     does not collect one consumer per process ever started (None keeps them). `max_lease`:
     seconds a delivered message may stay unsettled before it goes back to its stream (default
@@ -213,10 +277,15 @@ class RedisServer(BaseServer):
         block: float = UNSET,
         batch_size: int | None = None,
         max_connections: int = 50,
-        retry_attempts: int = 6,
-        retry_delay: float = 5.0,
+        retry_attempts: int | None = None,
+        retry_delay: float | None = None,
         prune_idle: float | None = 3600.0,
         max_lease: float | None = DEFAULT_MAX_LEASE,
+        cluster: bool | None = None,
+        sentinel_username: str | None = None,
+        sentinel_password: str | None = None,
+        wait_replicas: int = 0,
+        wait_timeout: float = 1.0,
         title: str | None = None,
         summary: str | None = None,
         description: str | None = None,
@@ -242,32 +311,33 @@ class RedisServer(BaseServer):
             raise ConfigurationError(
                 "RedisServer got both group= and consumer_group_strategy=; pass only one"
             )
-        parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss"):
-            raise ValueError(
-                f"a Redis URL starts with redis:// or rediss://, got scheme {parts.scheme!r}"
+        target = parse_redis_url(url)
+        if target.sentinel and cluster is not None:
+            raise ConfigurationError(
+                "RedisServer got cluster= with a redis+sentinel:// URL: Sentinel watches a "
+                "master and its replicas, not a Redis Cluster"
             )
-        try:
-            port = parts.port or 6379
-        except ValueError:
-            raise ValueError("the Redis URL has an invalid port") from None
-        hostname = parts.hostname or "localhost"
-        db_text = parts.path.strip("/") or "0"
-        if not db_text.isdigit():
-            raise ValueError(f"the Redis URL path must be a database number, got {db_text!r}")
+        if cluster is True and target.db != 0:
+            raise ConfigurationError(
+                f"Redis Cluster has only database 0; the URL names database {target.db}"
+            )
         if claim_idle <= 0 or block <= 0:
             raise ValueError("claim_idle and block must be positive")
         if claim_interval is not None and claim_interval < 0:
             raise ValueError("claim_interval must be positive, or 0 to turn reclaiming off")
         if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        if retry_attempts < 0 or retry_delay <= 0:
-            raise ValueError("retry_attempts must be >= 0 and retry_delay positive")
+        if retry_attempts is not None and retry_attempts < 0:
+            raise ValueError("retry_attempts must be >= 0")
+        if retry_delay is not None and retry_delay <= 0:
+            raise ValueError("retry_delay must be positive")
         if dlq_maxlen is not None and dlq_maxlen < 0:
             raise ValueError("dlq_maxlen must be >= 0")
+        if wait_replicas < 0 or wait_timeout <= 0:
+            raise ValueError("wait_replicas must be >= 0 and wait_timeout positive")
         super().__init__(
-            host=_host_of(hostname, port),
-            pathname=f"/{db_text}",
+            host=target.host,
+            pathname=target.pathname,
             title=title,
             summary=summary,
             description=description,
@@ -277,12 +347,14 @@ class RedisServer(BaseServer):
             external_docs=external_docs,
             bindings=bindings,
         )
-        self._username = username if username is not None else _unquote_or_none(parts.username)
-        self._password = password if password is not None else _unquote_or_none(parts.password)
-        # The client gets a URL without credentials; they are passed as arguments instead.
-        netloc = f"[{hostname}]:{port}" if ":" in hostname else f"{hostname}:{port}"
-        self._client_url = urlunsplit((parts.scheme, netloc, f"/{db_text}", parts.query, ""))
-        self.keys = KeyLayout(
+        self._target = target
+        self._cluster_option = cluster
+        self._username = username if username is not None else target.username
+        self._password = password if password is not None else target.password
+        self._sentinel_username = sentinel_username
+        self._sentinel_password = sentinel_password
+        self._custom_dead_letters = dlq_stream_strategy is not default_dead_letter_stream
+        self._layout = KeyLayout(
             stream_name=stream_name_strategy or default_stream_name,
             consumer_group=(
                 consumer_group_strategy
@@ -290,7 +362,10 @@ class RedisServer(BaseServer):
             ),
             dead_letter_stream=dlq_stream_strategy,
         )
-        """How channels map to Redis names (`repid.connections.redis.keys.KeyLayout`)."""
+        self.keys = self._layout
+        """How channels map to Redis names (`repid.connections.redis.keys.KeyLayout`); on a
+        Redis Cluster, once connected, the dead-letter streams move into the channels' slots
+        (`KeyLayout.for_cluster`)."""
         self.dlq_maxlen = dlq_maxlen
         self.consumer_group_start_id = consumer_group_start_id
         self.claim_idle = claim_idle
@@ -302,12 +377,16 @@ class RedisServer(BaseServer):
         self.block = block
         self.batch_size = batch_size
         self.max_connections = max_connections
-        self.retry_attempts = retry_attempts
-        self.retry_delay = retry_delay
+        self._retry_attempts = retry_attempts
+        self._retry_delay = retry_delay
+        self.wait_replicas = wait_replicas
+        self.wait_timeout = wait_timeout
         self.prune_idle = prune_idle
         self.max_lease = max_lease
         self._stream_keys: dict[str, bytes] = {}
-        self._client: Redis | None = None
+        self._client: Redis | RedisCluster | None = None
+        self._sentinel: Sentinel | None = None
+        self._mode: RedisMode | None = None
         self._connected = False
         # ((stream, group), entry id) and ((stream, group, target, extra, reason), entry id)
         self._acks: Coalescer[tuple[tuple[bytes, str], bytes], None] = Coalescer(self._send_acks)
@@ -322,6 +401,7 @@ class RedisServer(BaseServer):
         self._add_batch_script: Any = None
         self._prune_script: Any = None
         self._writer: CoalescingWriter | None = None
+        self._node_writers: dict[str, tuple[ClusterNode, CoalescingWriter]] = {}
 
     def stream_key(self, channel: str) -> bytes:
         """The stream key of `channel` (cached: strategies run once per channel)."""
@@ -342,63 +422,146 @@ class RedisServer(BaseServer):
         """True after a successful command, False after a connection failure or disconnect."""
         return self._connected
 
+    @property
+    def mode(self) -> RedisMode | None:
+        """How this server reaches Redis: one node, a Redis Cluster or through Sentinel
+        (`RedisMode`); None until the first `connect`."""
+        return self._mode
+
+    @property
+    def retry_attempts(self) -> int:
+        """How often a command is retried on a connection error before the error reaches the
+        caller: as given, else 6 on one node and 20 on a Redis Cluster or through Sentinel
+        (about 15 s with the backoff capped at 1 s: enough to ride out a failover whose
+        failure detection takes 5-10 s)."""
+        if self._retry_attempts is not None:
+            return self._retry_attempts
+        if self._target.sentinel or self._mode is RedisMode.CLUSTER:
+            return 20
+        return 6
+
+    @property
+    def retry_delay(self) -> float:
+        """The longest the read loop waits between attempts after an error: as given, else 5 s
+        on one node and 1 s on a Redis Cluster or through Sentinel (an error there is mostly a
+        failover, over in seconds: the worker resumes within a second of it)."""
+        if self._retry_delay is not None:
+            return self._retry_delay
+        return 1.0 if self._target.sentinel or self._mode is RedisMode.CLUSTER else 5.0
+
+    def _backoff(self) -> ExponentialWithJitterBackoff:
+        return ExponentialWithJitterBackoff(base=0.05, cap=1.0)
+
+    def _settings(self, retries: int) -> ClientSettings:
+        return ClientSettings(
+            username=self._username,
+            password=self._password,
+            max_connections=self.max_connections,
+            # Longer than any blocking XREADGROUP, so that only a silent connection (a
+            # partition, a half-open socket) ends in an error, soon enough that a worker is
+            # back within seconds of the network returning.
+            socket_timeout=self.block + SILENCE_MARGIN,
+            # A broker restart takes about a second; ride it out inside one command.
+            retry=Retry(self._backoff(), retries=retries),
+            sentinel_username=self._sentinel_username,
+            sentinel_password=self._sentinel_password,
+        )
+
     async def connect(self) -> None:
-        """Create the client and check the connection with PING."""
+        """Create the client and check the connection.
+
+        A `redis://` URL's node is asked whether it belongs to a Redis Cluster (`INFO
+        cluster`) unless `cluster=` says so; a `redis+sentinel://` URL asks the sentinels for
+        the master. See `mode`.
+        """
         if self._client is None:
-            # A blocking pool: a burst of concurrent commands (say 1000 actors nacking at once)
-            # waits for a connection instead of failing with "Too many connections".
-            pool = BlockingConnectionPool.from_url(
-                self._client_url,
-                max_connections=self.max_connections,
-                timeout=60,
-                username=self._username,
-                password=self._password,
-                decode_responses=False,
-                # Longer than any blocking XREADGROUP, so that only a silent connection (a
-                # partition, a half-open socket) ends in an error, soon enough that a worker
-                # is back within seconds of the network returning.
-                socket_timeout=self.block + SILENCE_MARGIN,
-                socket_connect_timeout=5.0,
-                socket_keepalive=True,
-                health_check_interval=30,
-                # A broker restart takes about a second; ride it out inside one command.
-                retry=Retry(
-                    ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=self.retry_attempts
-                ),
-            )
-            self._client = Redis(connection_pool=pool)
-            client = self._client
-            self._move_script = client.register_script(_scripts.MOVE)
-            self._reply_script = client.register_script(_scripts.REPLY)
-            self._replay_script = client.register_script(_scripts.REPLAY)
-            self._fetch_script = client.register_script(_scripts.FETCH)
-            self._add_batch_script = client.register_script(_scripts.ADD_BATCH)
-            self._prune_script = client.register_script(_scripts.PRUNE)
-            self._writer = CoalescingWriter(client)
-        await self._check_credentials()
+            try:
+                opened = await open_client(
+                    self._target,
+                    self._settings(self.retry_attempts),
+                    cluster=self._cluster_option,
+                    # redis-py's cluster client retries without pausing (it reloads the slot
+                    # map between attempts); the pauses that ride out a failover are
+                    # `_retrying`'s.
+                    cluster_settings=self._settings(3),
+                )
+            except RedisError as exc:
+                raise self._error(exc, "connect") from None
+            except RedisClusterException as exc:  # redis-py's cluster errors are not RedisErrors
+                raise RedisConnectionError(
+                    f"redis at {self.host}: connect to the Redis Cluster failed: "
+                    f"{scrub(str(exc), self._password)}"
+                ) from None
+            except ValueError as exc:
+                raise ConfigurationError(f"redis at {self.host}: {exc}") from None
+            self._sentinel = opened.sentinel
+            self._install(opened.client, opened.mode)
+            return
         try:
             await self._client.ping()
         except RedisError as exc:
             raise self._error(exc, "connect") from None
         self._connected = True
 
-    async def _check_credentials(self) -> None:
-        """Open one connection without retries, so that refused credentials fail at once
-        (redis-py would retry them like a network error, for many seconds). A broker that is
-        down is left to the retrying PING."""
-        assert self._client is not None
-        pool = self._client.connection_pool
-        connection = pool.connection_class(
-            **{**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
-        )
-        try:
-            await connection.connect()  # type: ignore[no-untyped-call]
-        except AuthenticationError as exc:
-            raise self._error(exc, "connect") from None
-        except (RedisError, OSError):
-            pass
-        finally:
-            await connection.disconnect()
+    def _install(self, client: Redis | RedisCluster, mode: RedisMode) -> None:
+        self._client = client
+        self._mode = mode
+        if mode is RedisMode.CLUSTER:
+            # Every key of a channel in one slot (see `keys.KeyLayout.for_cluster`).
+            self.keys = self._layout.for_cluster(keep_dead_letters=self._custom_dead_letters)
+            self.capabilities = _CLUSTER_CAPABILITIES
+            logger.info(
+                "redis.cluster: redis at %s is a Redis Cluster node; %d masters",
+                self.host,
+                len(client.get_primaries()),  # type: ignore[union-attr]
+                extra={"server": self.host},
+            )
+        else:
+            self.keys = self._layout
+        self._move_script = client.register_script(_scripts.MOVE)
+        self._reply_script = client.register_script(_scripts.REPLY)
+        self._replay_script = client.register_script(_scripts.REPLAY)
+        self._fetch_script = client.register_script(_scripts.FETCH)
+        self._add_batch_script = client.register_script(_scripts.ADD_BATCH)
+        self._prune_script = client.register_script(_scripts.PRUNE)
+        if isinstance(client, Redis):
+            self._writer = CoalescingWriter(
+                client.connection_pool, self.wait_replicas, self.wait_timeout
+            )
+        self._connected = True
+
+    async def _close_client(self, client: Redis | RedisCluster) -> None:
+        sentinel, self._sentinel = self._sentinel, None
+        await close_client(client, sentinel)
+
+    async def _retrying(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """Await `call()`; on a Redis Cluster, retry what a failover causes, with backoff.
+
+        redis-py's cluster client retries a command at once (reloading the slot map), which
+        cannot outlast the few seconds until a replica takes over a dead master's slots; this
+        waits between attempts (up to `retry_attempts`, about 15 s). On one node and through
+        Sentinel the client's own retry already waits.
+        """
+        if self._mode is not RedisMode.CLUSTER:
+            return await call()
+        failures = 0
+        backoff = self._backoff()
+        while True:
+            try:
+                return await call()
+            except _FAILOVER_ERRORS as exc:
+                failures += 1
+                if failures > self.retry_attempts:
+                    raise
+                delay = backoff.compute(failures)
+                logger.debug(
+                    "redis.cluster_retry: %s: %s; in %.2f s",
+                    self.host,
+                    scrub(str(exc), self._password),
+                    delay,
+                    extra={"server": self.host, "error": type(exc).__name__},
+                )
+                await asyncio.sleep(delay)
 
     async def disconnect(self) -> None:
         """Close every subscription (releasing undelivered messages) and stop its keep-alive,
@@ -409,12 +572,15 @@ class RedisServer(BaseServer):
         writer, self._writer = self._writer, None
         if writer is not None:
             await writer.close()
+        node_writers, self._node_writers = self._node_writers, {}
+        for _, node_writer in node_writers.values():
+            await node_writer.close()
         client, self._client = self._client, None
         self._connected = False
         if client is not None:
-            await client.aclose(close_connection_pool=True)
+            await self._close_client(client)
 
-    def _require_client(self) -> Redis:
+    def _require_client(self) -> Redis | RedisCluster:
         client = self._client
         if client is None:
             raise RedisNotConnectedError(
@@ -424,9 +590,10 @@ class RedisServer(BaseServer):
         return client
 
     @property
-    def client(self) -> Redis:
+    def client(self) -> Redis | RedisCluster:
         """The redis-py client of this connection, for what Repid does not wrap (the job
-        layer's delayed messages use it). Raises `RedisNotConnectedError` before `connect()`.
+        layer's delayed messages use it): a `RedisCluster` on a Redis Cluster (see `mode`).
+        Raises `RedisNotConnectedError` before `connect()`.
 
         Errors of commands sent on it are redis-py's own; `command_error()` turns one into the
         exception Repid would raise (naming the host, never the password).
@@ -481,28 +648,26 @@ class RedisServer(BaseServer):
         `nomkstream` (bool: raise RedisServerError instead of creating the stream) and
         `stream_id` (str, default `*`). Unknown names raise ValueError.
         """
-        client = self._require_client()
+        self._require_client()
         options = parse_xadd_options(server_specific_parameters)
         head = None if options is DEFAULT_XADD else options.command_bytes()
+        key = self.stream_key(channel)
         pieces = pack_xadd(
-            self.stream_key(channel),
+            key,
             head,
             message.payload,
             message.headers,
             message.content_type,
             message.reply_to,
         )
-        writer = self._writer
-        assert writer is not None
         try:
-            try:
-                added = await writer.submit(pieces)
-            except (RedisPyConnectionError, RedisPyTimeoutError):
-                # The fast path's connection failed: once more through redis-py, whose retry
-                # with backoff rides out a broker restart.
-                added = await client.execute_command(*_unpack_for_retry(pieces))  # type: ignore[no-untyped-call]
+            added = await self._write(key, pieces)
             if isinstance(added, RedisError):
                 raise added
+        except RedisReplicationError as exc:
+            raise RedisReplicationError(
+                f"redis at {self.host}: publish to {channel!r}: {exc}"
+            ) from None
         except RedisError as exc:
             raise self._error(exc, f"publish to {channel!r}") from None
         self._connected = True  # a producer-only process recovers here after an outage
@@ -511,6 +676,59 @@ class RedisServer(BaseServer):
                 f"redis at {self.host}: publish to {channel!r} failed: the stream does not "
                 "exist and nomkstream=True"
             )
+
+    async def _write(self, key: bytes, pieces: list[bytes]) -> Any:
+        """Send one packed write on the fast path (see `_publisher`) and return its reply.
+
+        When the fast path's connection fails, or a Redis Cluster answers that the key's slot
+        is elsewhere or the cluster is down, the client is left to find its way back first (one
+        node: a retrying PING rides out a restart; Sentinel: the next connection asks for the
+        current master; Cluster: a command on the key follows the redirection and reloads the
+        slot map, waiting out a failover), then the write is sent again. A write whose reply was
+        lost may so be applied twice: at-least-once, like every path.
+        """
+        client = self._require_client()
+        cluster = self._mode is RedisMode.CLUSTER
+        attempts = 0
+        while True:
+            writer = self._writer_for(key)
+            error: RedisError
+            try:
+                return await writer.submit(pieces)
+            except (RedisPyConnectionError, RedisPyTimeoutError) as exc:
+                error = exc
+            except ResponseError as exc:  # an error reply (the coalescer raises it)
+                if not (cluster and isinstance(exc, _REROUTE_REPLIES)):
+                    return exc
+                if isinstance(exc, AskError):
+                    # The slot is migrating: only the cluster client knows to send ASKING first.
+                    return await client.execute_command(*_unpack_for_retry(pieces))
+                error = exc
+            attempts += 1
+            if attempts > 2:
+                raise error
+            if cluster:
+                await self._retrying(lambda: client.exists(key))
+            else:
+                await client.ping()
+
+    def _writer_for(self, key: bytes) -> CoalescingWriter:
+        """The fast-path writer for `key`: the server's, or on a Cluster its master's."""
+        writer = self._writer
+        if writer is not None:
+            return writer
+        client = self._require_client()
+        assert isinstance(client, RedisCluster)
+        node = client.nodes_manager.get_node_from_slot(key_slot(key))
+        known = self._node_writers.get(node.name)
+        if known is not None and known[0] is node:
+            return known[1]
+        writer = CoalescingWriter(NodeConnections(node), self.wait_replicas, self.wait_timeout)
+        if known is not None:
+            # The slot map was reloaded and the node object replaced: retire the old writer.
+            asyncio.get_running_loop().create_task(known[1].close())
+        self._node_writers[node.name] = (node, writer)
+        return writer
 
     async def publish_batch(
         self,
@@ -538,6 +756,7 @@ class RedisServer(BaseServer):
         chunks = [messages[i : i + _BATCH_CHUNK] for i in range(0, len(messages), _BATCH_CHUNK)]
         try:
             results = await self._send_packed(
+                key,
                 [
                     piece
                     for chunk in chunks
@@ -545,12 +764,22 @@ class RedisServer(BaseServer):
                 ],
                 len(chunks),
             )
+            for i, result in enumerate(results):
+                if self._mode is RedisMode.CLUSTER and isinstance(result, _REROUTE_REPLIES):
+                    # The chunk did not run (the slot moved, or a failover is under way): send
+                    # it through the cluster client, which follows redirections.
+                    packed = pack_add_batch(script.sha.encode(), key, head, chunks[i])
+                    command = _unpack_for_retry(packed)
+                    results[i] = await self._retrying(
+                        lambda command=command: client.execute_command(*command)  # type: ignore[misc]
+                    )
             if any(isinstance(result, NoScriptError) for result in results):
                 # The server lost its script cache (a restart): NOSCRIPT means that chunk did
                 # not run, so load the script and send exactly those chunks again.
                 await client.script_load(_scripts.ADD_BATCH)
                 retry = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
                 again = await self._send_packed(
+                    key,
                     [
                         piece
                         for i in retry
@@ -587,14 +816,20 @@ class RedisServer(BaseServer):
             raise BatchPublishError(ids, errors)
         return ids  # type: ignore[return-value]  # no None left once no chunk failed
 
-    async def _send_packed(self, pieces: list[bytes], replies: int) -> list[Any]:
-        """Write pre-packed commands on one pooled connection and read `replies` replies.
+    async def _send_packed(self, key: bytes, pieces: list[bytes], replies: int) -> list[Any]:
+        """Write pre-packed commands on `key`'s connection pool (on a Cluster, its master's)
+        and read `replies` replies.
 
         Error replies are returned (not raised) so that every reply is read and the connection
         stays usable. No automatic retry: a batch that may have been applied is not resent.
         """
-        pool = self._require_client().connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        client = self._require_client()
+        pool: Any = (
+            NodeConnections(client.nodes_manager.get_node_from_slot(key_slot(key)))
+            if isinstance(client, RedisCluster)
+            else client.connection_pool
+        )
+        connection = await pool.get_connection()
         try:
             await connection.send_packed_command(pieces, check_health=False)
             results: list[Any] = []
@@ -619,6 +854,8 @@ class RedisServer(BaseServer):
         self._require_client()
         if not callbacks:
             raise ValueError("subscribe needs at least one channel")
+        for channel in callbacks:
+            self._check_one_slot(channel)
         consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         subscriber = RedisSubscriber(
             server=self,
@@ -629,6 +866,26 @@ class RedisServer(BaseServer):
         )
         await subscriber.start()
         return subscriber
+
+    @property
+    def is_cluster(self) -> bool:
+        """Connected to a Redis Cluster (see `mode`)."""
+        return self._mode is RedisMode.CLUSTER
+
+    def _check_one_slot(self, channel: str) -> None:
+        """On a Cluster, refuse a channel whose keys live in different slots (a script that
+        touches them would fail with CROSSSLOT on every message)."""
+        if self._mode is not RedisMode.CLUSTER:
+            return
+        keys = self.keys.channel_keys(channel)
+        slots = {key_slot(key.encode()) for key in keys}
+        if len(slots) > 1:
+            raise ConfigurationError(
+                f"on Redis Cluster every key of channel {channel!r} must be in one hash slot, "
+                f"but {keys} are not: make the strategies keep the stream's hash tag, e.g. "
+                "dlq_stream_strategy=lambda c: keys.same_slot(stream_name(c), ':dlq') "
+                "(see repid.connections.redis.keys)"
+            )
 
     async def _ensure_group(self, key: bytes, group: str) -> None:
         client = self._require_client()
@@ -648,12 +905,21 @@ class RedisServer(BaseServer):
 
     async def _send_acks(self, items: list[tuple[tuple[bytes, str], bytes]]) -> None:
         batch = _grouped(items)
-        try:
-            pipe = self._require_client().pipeline(transaction=True)
+        client = self._require_client()
+        # One transaction on one node; on a Cluster the channels are in different slots, so
+        # the pipeline is split by node (each XACK + XDEL pair still travels together, and both
+        # are idempotent when a failover makes the pipeline run again).
+        transaction = not isinstance(client, RedisCluster)
+
+        async def send() -> None:
+            pipe = client.pipeline(transaction=transaction)
             for (key, group), ids in batch.items():
                 pipe.xack(key, group, *ids)
                 pipe.xdel(key, *ids)
             await pipe.execute()
+
+        try:
+            await self._retrying(send)
         except RedisError as exc:
             raise self._error(exc, "ack") from None
         self._connected = True
@@ -688,26 +954,34 @@ class RedisServer(BaseServer):
         batch = _grouped(items)
         client = self._require_client()
         sha = self._move_script.sha
+
+        async def send() -> None:
+            # A fresh pipeline per attempt: redis-py empties one when it has run.
+            pipe = client.pipeline(transaction=False)
+            for (source, group, target, extra, reason), ids in batch.items():
+                maxlen, drop = self._move_args(target, reason)
+                # (execute_command: redis-py's cluster pipeline refuses its evalsha method, but
+                # routes a raw EVALSHA by its keys, which share one slot.)
+                pipe.execute_command(
+                    "EVALSHA",
+                    sha,
+                    2,
+                    source,
+                    source if target is None else target,
+                    group,
+                    "",
+                    extra,
+                    reason,
+                    maxlen,
+                    drop,
+                    *ids,
+                )
+            await pipe.execute()
+
         try:
             for attempt in (1, 2):
-                pipe = client.pipeline(transaction=False)
-                for (source, group, target, extra, reason), ids in batch.items():
-                    maxlen, drop = self._move_args(target, reason)
-                    pipe.evalsha(
-                        sha,
-                        2,
-                        source,
-                        source if target is None else target,
-                        group,
-                        "",
-                        extra,
-                        reason,
-                        maxlen,
-                        drop,
-                        *ids,
-                    )
                 try:
-                    await pipe.execute()
+                    await self._retrying(send)
                     break
                 except NoScriptError:
                     # The script cache is gone (a broker restart). MOVE skips entries that are
@@ -737,9 +1011,11 @@ class RedisServer(BaseServer):
         self._require_client()
         maxlen, drop = self._move_args(target, reason)
         try:
-            moved = await self._move_script(
-                keys=[source, source if target is None else target],
-                args=[group, consumer, extra_deliveries, reason, maxlen, drop, *entry_ids],
+            moved = await self._retrying(
+                lambda: self._move_script(
+                    keys=[source, source if target is None else target],
+                    args=[group, consumer, extra_deliveries, reason, maxlen, drop, *entry_ids],
+                )
             )
         except RedisError as exc:
             raise self._error(exc, f"moving entries from {source.decode()!r}") from None
@@ -753,8 +1029,14 @@ class RedisServer(BaseServer):
         args: list[Any] = [group, entry_id, *options.command_args()]
         for field, value in encode_fields(reply.payload, reply.headers, reply.content_type).items():
             args += (field, value)
+        target = self.stream_key(channel)
         try:
-            outcome = await self._reply_script(keys=[key, self.stream_key(channel)], args=args)
+            if self._mode is RedisMode.CLUSTER and key_slot(key) != key_slot(target):
+                outcome = await self._reply_across_slots(key, group, entry_id, target, args[2:])
+            else:
+                outcome = await self._retrying(
+                    lambda: self._reply_script(keys=[key, target], args=args)
+                )
         except RedisError as exc:
             raise self._error(exc, f"reply to {channel!r}") from None
         self._connected = True
@@ -771,6 +1053,33 @@ class RedisServer(BaseServer):
                 key.decode(),
                 extra={"message_id": entry_id.decode(), "channel": reply.channel},
             )
+
+    async def _reply_across_slots(
+        self, key: bytes, group: str, entry_id: bytes, target: bytes, xadd_args: list[Any]
+    ) -> int:
+        """REPLY's steps one by one, for a reply channel in another slot of a Cluster.
+
+        Not atomic: a crash between the XADD and the XACK delivers the request again, and its
+        reply is then sent twice (at-least-once). Returns what REPLY returns.
+        """
+        client = self._require_client()
+        pending: Any = await self._retrying(
+            lambda: client.xpending_range(key, group, entry_id, entry_id, 1)
+        )
+        if not pending:
+            return 0
+        added = await self._retrying(lambda: client.execute_command("XADD", target, *xadd_args))
+        if added is None:
+            return -1
+
+        async def settle() -> None:
+            pipe = client.pipeline(transaction=True)
+            pipe.xack(key, group, entry_id)
+            pipe.xdel(key, entry_id)
+            await pipe.execute()
+
+        await self._retrying(settle)
+        return 1
 
     # -- dead letters ---------------------------------------------------------------------------
 
@@ -842,6 +1151,7 @@ class RedisServer(BaseServer):
         dead = self.dead_letter_stream(channel)
         if dead is None:
             return 0
+        self._check_one_slot(channel)
         key = self.stream_key(channel)
         moved = 0
         while limit is None or moved < limit:
@@ -943,13 +1253,16 @@ def _grouped(items: list[tuple[Any, bytes]]) -> dict[Any, list[bytes]]:
     return grouped
 
 
-def _unpack_for_retry(pieces: list[bytes]) -> list[bytes]:
-    """The arguments of a command packed by `pack_xadd` (for the redis-py retry path)."""
-    args = []
+def _unpack_for_retry(pieces: list[bytes]) -> list[Any]:
+    """The arguments of a command packed by `_codec` (for redis-py's own command path): the
+    command name as text (the cluster client looks it up), the rest as bytes."""
+    args: list[Any] = []
     for piece in pieces[1:]:
         # Each piece is `$<len>\r\n<bytes>\r\n`.
         start = piece.index(b"\r\n") + 2
         args.append(piece[start:-2])
+    if args:
+        args[0] = args[0].decode()
     return args
 
 
@@ -967,7 +1280,3 @@ def _fixed(name: str) -> ChannelNameStrategyT:
 def _is_auth_reply(exc: RedisError) -> bool:
     text = str(exc)
     return text.startswith(("NOAUTH", "WRONGPASS")) or "already authenticated" in text
-
-
-def _unquote_or_none(text: str | None) -> str | None:
-    return unquote(text) if text else None

@@ -36,6 +36,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisPyConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisPyTimeoutError
@@ -105,6 +106,18 @@ class ChannelState:
 
 # (channel, entry id, fields or None for a deleted entry, times delivered by Redis)
 _Entry = tuple[ChannelState, bytes, "dict[bytes, bytes] | None", int]
+# The stream keys of one hash slot and their consumer groups, in the same order.
+_Shard = tuple[list[bytes], list[str]]
+
+
+def _shards(channels: list[ChannelState], *, by_slot: bool) -> list[_Shard]:
+    """Group the channels' streams by Redis Cluster slot (all together when not `by_slot`)."""
+    shards: dict[int, _Shard] = {}
+    for state in channels:
+        keys, groups = shards.setdefault(key_slot(state.key) if by_slot else 0, ([], []))
+        keys.append(state.key)
+        groups.append(state.group)
+    return list(shards.values())
 
 
 def next_entry_id(entry_id: bytes) -> bytes:
@@ -152,8 +165,14 @@ class RedisSubscriber(BaseSubscriber):
         self._streams: dict[Any, Any] = {state.key: b">" for state in self._channels}
         self._keys = [state.key for state in self._channels]
         self._groups = [state.group for state in self._channels]
-        self._single_group = len(set(self._groups)) == 1
-        """All channels share one consumer group: one blocking XREADGROUP can wait on all."""
+        self._shards = _shards(self._channels, by_slot=server.is_cluster)
+        """The channels by Redis Cluster hash slot (one shard when not on a Cluster): a script
+        or a multi-stream XREAD may only touch the keys of one slot."""
+        self._single_group = len(set(self._groups)) == 1 and len(self._shards) == 1
+        """All channels share one consumer group (and one slot): one blocking XREADGROUP can
+        wait on all."""
+        self._wakers: dict[int, asyncio.Task[Any]] = {}
+        """Per shard, a blocking XREAD waiting for its streams to grow (several shards)."""
         self._wake_ids: dict[Any, Any] = {state.key: b"$" for state in self._channels}
         self._fast_fetch = True
         self._drained = False  # see _run: the last blocking read came back short
@@ -204,6 +223,7 @@ class RedisSubscriber(BaseSubscriber):
             if not self._delivery.delivering:
                 task.cancel()
             await asyncio.wait([task])
+        await self._stop_wakers()
         self._buffer.clear()
         for state in self._channels:
             state.held.clear()
@@ -264,6 +284,10 @@ class RedisSubscriber(BaseSubscriber):
                     # between) instead of a FETCH round trip that would find nothing - at low
                     # rates that halves the round trips, and the latency, per message.
                     self._drained = False
+                elif self._fast_fetch and len(self._shards) > 1:
+                    if await self._fetch_shards(per_stream):
+                        self._read_succeeded(backoff)
+                        continue
                 elif self._fast_fetch:
                     # Most reads find entries waiting: take them packed (see FETCH), and block
                     # only when there is nothing.
@@ -291,9 +315,11 @@ class RedisSubscriber(BaseSubscriber):
                     if response:
                         self._buffer_response(response)
                     self._drained = len(self._buffer) < per_stream
-                else:
+                elif len(self._shards) == 1:
                     # A wake-up only: what arrived is read through the groups by the next FETCH.
                     await client.xread(self._wake_ids, count=1, block=int(server.block * 1000))
+                else:
+                    await self._wait_shards(client)
                 self._read_succeeded(backoff)
             except asyncio.CancelledError:
                 raise
@@ -367,12 +393,13 @@ class RedisSubscriber(BaseSubscriber):
                         self._wake_ids[state.key] = info["last-delivered-id"]
         return response
 
-    async def _fetch(self, per_stream: int) -> bytes:
+    async def _fetch(self, per_stream: int, shard: _Shard | None = None) -> bytes:
         server = self._server
         want_ids = "0" if self._single_group else "1"
+        keys, groups = (self._keys, self._groups) if shard is None else shard
         try:
             packed: bytes = await server._fetch_script(
-                keys=self._keys, args=[self.consumer, per_stream, want_ids, *self._groups]
+                keys=keys, args=[self.consumer, per_stream, want_ids, *groups]
             )
         except ResponseError as exc:
             text = str(exc)
@@ -388,6 +415,65 @@ class RedisSubscriber(BaseSubscriber):
             )
             return b""
         return packed
+
+    async def _fetch_shards(self, per_stream: int) -> bool:
+        """FETCH every shard at once (each slot may be on another master); buffer what came.
+
+        Entries read from healthy shards are buffered even when another shard failed (they
+        are this consumer's now); that failure is raised afterwards. True if anything came.
+        """
+        results = await asyncio.gather(
+            *(self._fetch(per_stream, shard) for shard in self._shards), return_exceptions=True
+        )
+        got = False
+        failure: BaseException | None = None
+        for shard, result in zip(self._shards, results, strict=True):
+            if isinstance(result, BaseException):
+                failure = failure or result
+            elif result[:1] == b"!":
+                self._wake_ids.update(zip(shard[0], result[1:].split(b","), strict=True))
+            elif result:
+                self._buffer_packed(result)
+                got = True
+        if failure is not None and not got:
+            raise failure
+        if failure is not None:
+            logger.debug(
+                "redis.fetch_partial: reading one slot's channels failed: %s",
+                scrub(str(failure), self._server._password),
+                extra={"channels": self.channels, "error": type(failure).__name__},
+            )
+        return got
+
+    async def _wait_shards(self, client: Any) -> None:
+        """Block until a stream of any shard grows (or `block` passes).
+
+        One XREAD per shard, in parallel; those still waiting when another one returns keep
+        waiting into the next round (cancelling them would cost their connections), and one
+        whose ids are stale just returns at once: a wake-up is only a hint to FETCH again.
+        """
+        block_ms = int(self._server.block * 1000)
+        for index, (keys, _) in enumerate(self._shards):
+            if index not in self._wakers:
+                streams = {key: self._wake_ids[key] for key in keys}
+                self._wakers[index] = asyncio.ensure_future(
+                    client.xread(streams, count=1, block=block_ms)
+                )
+        done, _ = await asyncio.wait(self._wakers.values(), return_when=asyncio.FIRST_COMPLETED)
+        failure: BaseException | None = None
+        for index, task in list(self._wakers.items()):
+            if task in done:
+                del self._wakers[index]
+                failure = failure or task.exception()
+        if failure is not None:
+            raise failure
+
+    async def _stop_wakers(self) -> None:
+        wakers, self._wakers = self._wakers, {}
+        for task in wakers.values():
+            task.cancel()
+        if wakers:
+            await asyncio.wait(wakers.values())
 
     def _buffer_packed(self, packed: bytes) -> None:
         by_key = self._by_key

@@ -30,7 +30,11 @@ group) plus:
 `RedisBucketBroker` stores each bucket as a string `repid:bucket:ID` written with
 `SET ... PX ttl`, so Redis itself expires it. It also keeps job state for a message broker
 that has none (`RabbitMessageBroker`), under `{repid-state:QUEUE}:unique:ID`,
-`{repid-state:QUEUE}:schedule:KEY` and `{repid-state:QUEUE}:cancelled`.
+`{repid-state:QUEUE}:schedule:KEY` and `{repid-state:QUEUE}:cancelled`. Each bucket is one
+key, so on a Redis Cluster buckets spread over the masters by their id.
+
+Both take the URLs `RedisServer` takes: one node, any node of a Redis Cluster (found out on
+connect), or `redis+sentinel://` (see `repid.connections.redis._client`).
 """
 
 from __future__ import annotations
@@ -43,11 +47,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from repid.connections.abc import DeliveryCapacity, MessageCallbackT, MessageData, SubscriberT
 from repid.connections.base import redact_url
 from repid.connections.redis import RedisServer, RedisServerError, encode_fields
+from repid.connections.redis._client import (
+    ClientSettings,
+    close_client,
+    open_client,
+    parse_redis_url,
+)
 from repid.connections.redis.keys import KeyLayout, bucket_key, default_job_state_name
 from repid.jobs.brokers.redis_state import RedisJobState
 from repid.jobs.buckets import AnyBucketT, decode_bucket
@@ -399,9 +413,10 @@ class RedisBucketBroker:
 
     def __init__(self, dsn: str = "redis://localhost:6379/0", use_result_bucket: bool = False):
         self.use_result_bucket = use_result_bucket
-        self._dsn = dsn
+        self._target = parse_redis_url(dsn)
         self._safe_dsn = redact_url(dsn)
-        self._client: Redis | None = None
+        self._client: Redis | RedisCluster | None = None
+        self._sentinel: Sentinel | None = None
         self._job_state = RedisJobState(
             self._require, KeyLayout(stream_name=default_job_state_name), self._error
         )
@@ -415,22 +430,31 @@ class RedisBucketBroker:
 
     async def connect(self) -> None:
         if self._client is None:
-            client = Redis.from_url(self._dsn, decode_responses=False, socket_connect_timeout=5.0)
+            target = self._target
+            settings = ClientSettings(
+                username=target.username,
+                password=target.password,
+                max_connections=50,
+                socket_timeout=30.0,
+                retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=6),
+            )
             try:
-                await client.ping()
+                opened = await open_client(target, settings)
             except RedisError as exc:
-                await client.aclose()
                 raise ConnectionError(
                     f"cannot connect to {self._safe_dsn}: {type(exc).__name__}"
                 ) from None
-            self._client = client
+            except ValueError as exc:  # e.g. a database other than 0 on a Redis Cluster
+                raise ConnectionError(f"cannot connect to {self._safe_dsn}: {exc}") from None
+            self._client, self._sentinel = opened.client, opened.sentinel
 
     async def disconnect(self) -> None:
         client, self._client = self._client, None
+        sentinel, self._sentinel = self._sentinel, None
         if client is not None:
-            await client.aclose()
+            await close_client(client, sentinel)
 
-    def _require(self) -> Redis:
+    def _require(self) -> Redis | RedisCluster:
         if self._client is None:
             raise ConnectionError(f"{self!r} is not connected: call `await connect()` first")
         return self._client

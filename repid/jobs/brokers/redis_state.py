@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from repid.connections.redis.keys import KeyLayout
@@ -70,16 +71,16 @@ class RedisJobState:
 
     def __init__(
         self,
-        client: Callable[[], Redis],
+        client: Callable[[], Redis | RedisCluster],
         layout: KeyLayout,
         error: Callable[[RedisError, str], Exception],
     ) -> None:
         self._client = client
         self._keys = layout
         self._error = error
-        self._scripts: tuple[Redis, Any, Any, Any] | None = None
+        self._scripts: tuple[Redis | RedisCluster, Any, Any, Any] | None = None
 
-    def _with_scripts(self) -> tuple[Redis, Any, Any, Any]:
+    def _with_scripts(self) -> tuple[Redis | RedisCluster, Any, Any, Any]:
         client = self._client()
         scripts = self._scripts
         if scripts is None or scripts[0] is not client:
