@@ -127,10 +127,11 @@ def _letter(delivery: IncomingDelivery, channel: str, queue: str) -> DeadLetter:
     message = decode_message(delivery.payload, annotations=True)
     properties = message.properties
     annotations = message.message_annotations or {}
-    reason = None
-    for key, value in annotations.items():
-        if str(key) == "x-first-death-reason":
-            reason = str(value)
+    # Repid's own reason (what failed, set by the worker on nack) when it is there; else
+    # RabbitMQ's (`rejected`, `expired`, `delivery_limit`, ...).
+    found = {str(key): value for key, value in annotations.items()}
+    own, broker = found.get("x-opt-repid-dead-letter-reason"), found.get("x-first-death-reason")
+    reason = str(own) if own is not None else str(broker) if broker is not None else None
     return DeadLetter(
         message_id=str(properties.message_id)
         if properties is not None and properties.message_id is not None
