@@ -22,7 +22,7 @@ async def memory_app() -> AsyncIterator[tuple[Repid, InMemoryServer]]:
         yield app, server
 
 
-# -- broker clusters (tests/clusters.py) ----------------------------------------------------
+# -- broker clusters (tests/clusters) -------------------------------------------------------
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

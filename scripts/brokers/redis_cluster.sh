@@ -1,7 +1,7 @@
 # Redis Cluster: three masters and three replicas (our own redis-server processes in
 # cluster mode), and a Sentinel group: a master, a replica and three sentinels.
 #
-# Both are test fixtures, started only when a test asks (tests/clusters.py) and built
+# Both are test fixtures, started only when a test asks (tests/clusters) and built
 # fresh each time: `stop` deletes their data. `kill NAME@N` SIGKILLs node N (1-based,
 # in the order of the env variables), `start NAME` then brings back whatever is missing
 # on the same ports with the node's own files (a killed cluster master comes back as a

@@ -7,7 +7,8 @@ enough that only tests marked `cluster` use them, and only when pytest runs with
 (or `REPID_TEST_CLUSTERS=1`): the fixtures in tests/conftest.py start each cluster the first
 time a test needs it and stop it when the session ends.
 
-This module is standard library only, like tests/brokers.py.
+This module is standard library only, like tests/brokers.py; the tests of the package look at
+the clusters through `redis_admin` (redis-py) and count failovers with `failover`.
 """
 
 from __future__ import annotations
