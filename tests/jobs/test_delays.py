@@ -391,3 +391,45 @@ async def test_rabbitmq_delayed_job_survives_a_broker_restart(queue_name: str) -
         await reset_redis(redis_jobs_url(), queue_name)
         for name in (queue_name, f"{queue_name}.dead"):
             await asyncio.to_thread(rabbit.rabbitmq_delete_queue, name)
+
+
+async def test_redis_mover_stops_when_a_cancellation_is_lost(queue_name: str) -> None:
+    """redis-py sends each command inside `asyncio.wait_for`, which before Python 3.12 drops a
+    cancellation that arrives just as the send completes; the mover of delayed jobs then looped
+    on and `disconnect` waited for it forever (seen on Redis Cluster). A look that swallows
+    its cancellation stands in for that race here: `disconnect` must still end, promptly."""
+    from repid import RedisMessageBroker
+    from repid.connections.abc import DeliveryCapacity, ReceivedMessageT
+
+    broker = RedisMessageBroker(redis_jobs_url(), block=0.2, delayed_poll_interval=0.02)
+    await broker.connect()
+    looking = asyncio.Event()
+    swallowed = 0
+
+    async def lossy_look(queue: str) -> tuple[int, float | None]:
+        nonlocal swallowed
+        if swallowed == 0:
+            looking.set()
+            try:
+                await asyncio.Event().wait()  # until cancelled
+            except asyncio.CancelledError:
+                swallowed += 1  # ... and carry on, as the race does
+        return 0, None
+
+    broker._move_due = lossy_look  # type: ignore[method-assign]
+
+    async def callback(message: ReceivedMessageT) -> None:
+        await message.ack()
+
+    try:
+        await broker.subscribe(
+            channels_to_callbacks={queue_name: callback}, capacity=DeliveryCapacity(1)
+        )
+        await asyncio.wait_for(looking.wait(), 10)
+        started = time.monotonic()
+        await asyncio.wait_for(broker.disconnect(), 10)
+        assert swallowed == 1
+        assert time.monotonic() - started < 5  # measured: a few ms
+    finally:
+        await broker.disconnect()
+        await reset_redis(redis_jobs_url(), queue_name)

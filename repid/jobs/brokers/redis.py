@@ -229,9 +229,15 @@ class RedisMessageBroker(RedisServer):
     async def disconnect(self) -> None:
         mover, self._mover = self._mover, None
         if mover is not None:
-            mover.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await mover
+            # redis-py sends a command inside `asyncio.wait_for`, which before Python 3.12
+            # drops a cancellation that arrives just as the send completes: the mover then
+            # ends on its own at its next look (it is no longer `self._mover`), and is
+            # cancelled again meanwhile, never awaited unbounded.
+            while not mover.done():
+                mover.cancel()
+                await asyncio.wait([mover], timeout=0.5)
+            if not mover.cancelled():
+                mover.exception()  # (retrieved: it ended, nothing to report)
         self._delayed_channels.clear()
         self._scripts = {}
         await super().disconnect()
@@ -363,7 +369,8 @@ class RedisMessageBroker(RedisServer):
     async def _move_loop(self) -> None:
         wake = self._mover_wake
         assert wake is not None
-        while True:
+        me = asyncio.current_task()
+        while self._mover is me:  # (`disconnect` clears it)
             wait = self.delayed_poll_interval
             for queue in list(self._delayed_channels):
                 try:
