@@ -306,6 +306,13 @@ async def test_malformed_entry_goes_to_dead_letters(
         await collector.wait_for(1)
         await wait_until(lambda: not collector.tasks, what="ack")
     assert [m.payload for m in collector.messages] == [b"good"]
+
+    # The malformed entries are moved by tasks of their own, in order; the good message may be
+    # acked before the second move is done.
+    async def both_moved() -> bool:
+        return len(await server.read_dead_letters(channel)) == 2
+
+    await wait_until(both_moved, what="both malformed entries in the dead letters")
     letters = await server.read_dead_letters(channel)
     assert [letter.reason for letter in letters] == [
         "malformed: the entry has no 'payload' field",
