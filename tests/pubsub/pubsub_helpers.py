@@ -52,7 +52,7 @@ def _put(host: str, path: str, body: dict[str, object] | None = None) -> dict[st
         method="PUT",
         headers={"content-type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read() or b"{}")  # type: ignore[no-any-return]
 
 
@@ -103,7 +103,7 @@ def pull(host: str, subscription: str, max_messages: int = 100) -> list[dict[str
         method="POST",
         headers={"content-type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=30) as response:
         body = json.loads(response.read() or b"{}")
     return list(body.get("receivedMessages", []))
 
@@ -225,5 +225,5 @@ def acknowledge(host: str, subscription: str, ack_ids: list[str]) -> None:
         method="POST",
         headers={"content-type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=30) as response:
         response.read()
