@@ -121,7 +121,12 @@ def ref_subject(revision: str) -> Subject:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--broker", choices=("redis", "amqp"), required=True)
+    parser.add_argument(
+        "--broker",
+        choices=("redis", "amqp", "all"),
+        required=True,
+        help="all: Redis, then RabbitMQ (each its own broker, its own result files)",
+    )
     parser.add_argument(
         "--workloads", default="send,consume,batch,latency,max-rate", help="comma-separated"
     )
@@ -138,6 +143,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument("--tag", default="", help="suffix of the result files' names")
     parser.add_argument(
+        "--docs",
+        action="store_true",
+        help="also update docs/benchmarks.md (tables) and its plots in docs/assets/benchmarks "
+        "(implies --plot); ours at --ref revisions is left out of the docs",
+    )
+    parser.add_argument(
         "--ref",
         action="append",
         default=[],
@@ -145,6 +156,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "snapshot in .bench/ref-<sha>; may be repeated",
     )
     args = parser.parse_args(argv)
+    if args.docs:
+        args.plot = True
     args.workload_set = {w.strip() for w in args.workloads.split(",") if w.strip()}
     unknown = args.workload_set - {"send", "consume", "batch", "latency", "max-rate"}
     if unknown:
@@ -458,12 +471,29 @@ def main(argv: list[str] | None = None) -> int:
     # A SIGTERM still stops the private broker and the worker in flight (ExitStack, finally).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     harness.load_brokers_env()
+    kinds = ("redis", "amqp") if args.broker == "all" else (args.broker,)
+    failed = False
+    documents = []
+    for kind in kinds:
+        document, ok = run_broker(args, kind)
+        failed = failed or not ok
+        documents.append(document)
+    if args.docs and not args.no_save:
+        import docs_page
+
+        for path in docs_page.update(documents, RESULTS_DIR):
+            print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run_broker(args: argparse.Namespace, kind: str) -> tuple[dict[str, Any], bool]:
+    """Every chosen subject and workload on a private broker of `kind`; (document, all ran)."""
     chosen = subjects()
     if args.subjects:
         names = {s.strip() for s in args.subjects.split(",")}
         chosen = [s for s in chosen if s.name in names]
     chosen[1:1] = [ref_subject(revision) for revision in args.ref]
-    chosen = [s for s in chosen if args.broker in s.brokers]
+    chosen = [s for s in chosen if kind in s.brokers]
     missing = [s.name for s in chosen if not s.python.exists()]
     if missing:
         sys.exit(
@@ -472,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     started = dt.datetime.now(dt.timezone.utc)
     document: dict[str, Any] = {
-        "broker": args.broker,
+        "broker": kind,
         "started_utc": started.isoformat(timespec="seconds"),
         "machine": harness.machine_info(),
         "n": args.n,
@@ -483,10 +513,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="repid-compare-") as tmpdir:
         tmp = Path(tmpdir)
-        broker = Broker(args.broker)
+        broker = Broker(kind)
         broker.start(stack)
         document["broker_setup"] = broker.setup
-        print(f"{args.broker}: {broker.setup}", file=sys.stderr)
+        print(f"{kind}: {broker.setup}", file=sys.stderr)
         runs: dict[str, dict[str, Any]] = {s.name: {"runs": [], "latency": []} for s in chosen}
         if "batch" in args.workload_set:
             runs[SERVER_BATCH] = {"runs": [], "latency": []}
@@ -575,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
                     best = rate
                 runs["ours"]["max_rate_search"] = search
                 runs["ours"]["max_rate_p99_5ms"] = best
+    document["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    document["loadavg_at_end"] = list(os.getloadavg())
     for label, data in runs.items():
         summary = {
             key: median_of(data["runs"], key)
@@ -593,7 +625,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     if not args.no_save:
         RESULTS_DIR.mkdir(exist_ok=True)
-        stem = RESULTS_DIR / f"{started:%Y-%m-%d}-compare-{args.broker}{args.tag}"
+        stem = RESULTS_DIR / f"{started:%Y-%m-%d}-compare-{kind}{args.tag}"
+        document["stem"] = stem.name
         stem.with_suffix(".json").write_text(json.dumps(document, indent=1) + "\n")
         stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
         print(f"wrote {stem.relative_to(ROOT)}.json/.md", file=sys.stderr)
@@ -602,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
 
             for path in plots.compare_plots(document, stem):
                 print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
-    return 1 if failed else 0
+    return document, not failed
 
 
 def fmt(value: float | None, unit: str = "") -> str:
@@ -611,13 +644,25 @@ def fmt(value: float | None, unit: str = "") -> str:
     return f"{value:,.0f}{unit}" if value >= 100 else f"{value:.2f}{unit}"
 
 
+def without_refs(document: dict[str, Any]) -> dict[str, Any]:
+    """The run without ours at --ref revisions (a before/after check, not for the docs)."""
+    subjects = {k: v for k, v in document["subjects"].items() if "@" not in k}
+    return {**document, "subjects": subjects}
+
+
 def markdown(document: dict[str, Any]) -> list[str]:
     """The tables of one run: throughput medians, then latency per rate."""
     broker = document["broker"]
     lines = [
         f"{broker}, {document['started_utc']}, {document['broker_setup']}; "
         f"N={document['n']}, {document['reps']} runs each (medians), "
-        f"load average at start {document['machine']['loadavg_at_start'][0]:.1f}",
+        f"load average (1 min) at start {document['machine']['loadavg_at_start'][0]:.1f}"
+        + (
+            f", at end {document['loadavg_at_end'][0]:.1f}"
+            if document.get("loadavg_at_end")
+            else ""
+        )
+        + f"; {document['machine']['cores']} cores ({document['machine']['cpu']})",
         "",
         "| subject | version | send/s (100 coroutines) | consume/s | batch/s |",
         "| --- | --- | ---: | ---: | ---: |",
