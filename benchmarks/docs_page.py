@@ -54,6 +54,8 @@ def update(documents: list[dict[str, Any]], results_dir: Path) -> list[Path]:
     """Write the plots and replace each broker's block on the page; the paths written."""
     ASSETS.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    if not PAGE.exists():
+        raise SystemExit(f"--docs: {PAGE} does not exist (it holds the hand-written text)")
     text = PAGE.read_text()
     for full in documents:
         document = compare.without_refs(full)
