@@ -277,8 +277,9 @@ class CompiledActor:
             # Give the message back before the process goes down.
             await settle(received, REJECT, name)
             raise
+        fixed = policy.return_decision
         try:
-            decision = policy.after_return(result)
+            decision = fixed if fixed is not None else policy.after_return(result)
         except InvalidConfirmationError as invalid:
             logger.error(
                 "actor.confirmation.invalid_return: %s",

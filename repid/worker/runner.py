@@ -186,7 +186,13 @@ class Runner:
                 leftover = actor.policy.leftover(result.decision)
                 if leftover is not None:
                     await settle(message, leftover, actor.data.name)
-            self._count_processed(failed=result.exception is not None)
+            info = self.info  # _count_processed inlined: this runs for every message
+            info.processed += 1
+            if result.exception is not None:
+                info.failed += 1
+            limit = self.messages_limit
+            if limit is not None and info.processed >= limit:
+                self.stop()
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             cancelling = getattr(task, "cancelling", None)  # Python 3.11+

@@ -127,7 +127,7 @@ def is_parse_failure(exc: BaseException) -> bool:
 class SettlementPolicy:
     """One actor's settlement rules, decided once when the actor is compiled."""
 
-    __slots__ = ("acks_first", "actor", "manual", "mode", "on_error")
+    __slots__ = ("acks_first", "actor", "manual", "mode", "on_error", "return_decision")
 
     def __init__(self, actor: str, mode: ConfirmationModeT, on_error: OnErrorT) -> None:
         self.actor = actor
@@ -138,6 +138,11 @@ class SettlementPolicy:
         """The message is acked before the actor runs ("ack_first")."""
         self.manual: bool = mode in ("manual", "manual_explicit")
         """The actor settles its messages itself ("manual", "manual_explicit")."""
+        self.return_decision: Decision | None = (
+            None if mode == "manual_explicit" else NO_ACTION if mode == "manual" else ACK
+        )
+        """What a return means when it does not depend on the value (all modes but
+        "manual_explicit"): `after_return` without the call."""
 
     def after_return(self, result: Any) -> Decision:
         """The actor returned `result`. Raises `InvalidConfirmationError` for a
