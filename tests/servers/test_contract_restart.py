@@ -109,11 +109,14 @@ async def restartable(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
     try:
         yield made
     finally:
-        try:
-            made.start()  # whatever happened, the broker is left running
-        except Exception:
-            pass
-        if made.name != "amqp":
+        if made.name == "amqp":
+            try:
+                made.start()  # the shared broker is left running, whatever happened
+            except Exception:
+                pass
+        else:
+            # A private broker of this test. Starting it again here (it is usually running)
+            # spawned a second process that lost the port race while the first was leaked.
             made.stop()
 
 
