@@ -9,9 +9,15 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from repid.connections.abc import ReceivedMessageT
+from repid.connections.abc import DeliveryLimitT, ReceivedMessageT
 from repid.worker.actor import CompiledActor, ExecutionResult
-from repid.worker.settlement import POISON_THRESHOLD, Sightings, settle, unrouted_decision
+from repid.worker.settlement import (
+    POISON_THRESHOLD,
+    Sightings,
+    poison_threshold,
+    settle,
+    unrouted_decision,
+)
 
 if TYPE_CHECKING:
     from repid.observers import MessageObserverT
@@ -59,15 +65,17 @@ class Dispatcher:
 
     async def unrouted(self, message: ReceivedMessageT) -> None:
         sightings = self.poison.seen(message)
-        # One WARNING when this worker first sees the message, the rest at DEBUG: an unroutable
-        # message comes back up to POISON_THRESHOLD times, and its log should say so once (and
-        # once more, at ERROR, when it is given up as poison).
-        first_here = sightings == 1
+        # One log line per message, at ERROR, when it is given up as poison; the rejects before
+        # (it comes back up to POISON_THRESHOLD times, for a worker that has the actor) are
+        # logged at DEBUG.
         # Brokers that count deliveries let several workers (and restarts) share the count.
         delivered_before = message.delivery_count
         if delivered_before is not None and delivered_before + 1 > sightings:
             sightings = delivered_before + 1
-        decision = unrouted_decision(sightings)
+        # Unrouted messages are rare: the optional-protocol check costs nothing on the hot path.
+        broker_limit = message.delivery_limit if isinstance(message, DeliveryLimitT) else None
+        threshold = poison_threshold(broker_limit)
+        decision = unrouted_decision(sightings, threshold)
         poison = decision.outcome == "nack"
         for observer in self.observers:
             try:
@@ -96,15 +104,14 @@ class Dispatcher:
             )
             self.poison.forget(message)
         else:
-            logger.log(
-                logging.WARNING if first_here else logging.DEBUG,
+            logger.debug(
                 "actor.route.not_found: no actor on channel %r takes the message "
-                "(topic=%r, message_id=%r); rejecting it (%d/%d; repeats are logged at DEBUG)",
+                "(topic=%r, message_id=%r); rejecting it (delivery %d; given up as poison at %d)",
                 message.channel,
                 topic,
                 message.message_id,
                 sightings,
-                POISON_THRESHOLD,
+                threshold,
                 extra=extra,
             )
         await settle(message, decision)

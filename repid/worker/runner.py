@@ -13,6 +13,7 @@ Shutdown, on a signal or when `messages_limit` messages were processed:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -32,6 +33,7 @@ from repid.connections.abc import (
 from repid.observers import MessageObserverT, WorkerLifecycleT
 from repid.worker.actor import CompiledActor
 from repid.worker.dispatcher import Dispatcher
+from repid.worker.heap import frozen_startup_heap
 from repid.worker.settlement import REJECT, settle
 
 __all__ = ["DEFAULT_SIGNALS", "Runner", "RunnerInfo"]
@@ -66,6 +68,7 @@ class Runner:
         cancellation_timeout: float = 1.0,
         observers: Sequence[MessageObserverT] = (),
         on_finished: Callable[[], None] | None = None,
+        freeze_startup_heap: bool = True,
     ) -> None:
         if messages_limit is not None and messages_limit < 0:
             raise ValueError("messages_limit must be None or at least 0")
@@ -93,6 +96,7 @@ class Runner:
         # actor's own CancelledError (Python 3.10 cannot tell them apart otherwise).
         self._cancelled: set[asyncio.Task[None]] = set()
         self._on_finished = on_finished
+        self.freeze_startup_heap = freeze_startup_heap
 
     # Health --------------------------------------------------------------------------------
 
@@ -273,6 +277,8 @@ class Runner:
         self._log_each = logger.isEnabledFor(logging.DEBUG)
         installed = self._install_signals(loop, register_signals)
         heartbeat = loop.create_task(self._heartbeat(), name="repid-worker-heartbeat")
+        heap = contextlib.ExitStack()
+        heap.enter_context(frozen_startup_heap(self.freeze_startup_heap))
         try:
             channels = self.dispatcher.channels
             if channels:
@@ -298,6 +304,7 @@ class Runner:
             try:
                 await self._shutdown()
             finally:
+                heap.close()
                 self._finish()
                 heartbeat.cancel()
                 await self._lifecycle_stopped()

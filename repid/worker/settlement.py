@@ -47,6 +47,7 @@ __all__ = [
     "describe_error",
     "mark_parse_failure",
     "settle",
+    "poison_threshold",
     "unrouted_decision",
 ]
 
@@ -210,9 +211,16 @@ class SettlementPolicy:
         return REJECT
 
 
-def unrouted_decision(sightings: int) -> Decision:
-    """No actor takes a message seen `sightings` times: reject it, or nack it as poison."""
-    if sightings >= POISON_THRESHOLD:
+def poison_threshold(broker_limit: int | None) -> int:
+    """The sighting at which a message no actor takes is given up: `POISON_THRESHOLD`, or the
+    broker's own delivery limit when it dead-letters earlier."""
+    return POISON_THRESHOLD if broker_limit is None else min(POISON_THRESHOLD, broker_limit)
+
+
+def unrouted_decision(sightings: int, threshold: int = POISON_THRESHOLD) -> Decision:
+    """No actor takes a message seen `sightings` times: reject it, or nack it as poison at the
+    `threshold`th sighting (see `poison_threshold`)."""
+    if sightings >= threshold:
         return Decision("nack", f"poison: no actor takes the message after {sightings} deliveries")
     return REJECT
 

@@ -134,8 +134,8 @@ async def test_unrouted_message_is_rejected_then_nacked_as_poison_after_10(
     assert poison[0].levelno == logging.ERROR
     rejects = [r for r in caplog.records if "actor.route.not_found" in r.getMessage()]
     assert len(rejects) == 9
-    # One line a person sees per outcome: a WARNING when first seen, the repeats at DEBUG.
-    assert [r.levelno for r in rejects] == [logging.WARNING] + [logging.DEBUG] * 8
+    # One line a person sees per message: the ERROR when it is given up; the rejects at DEBUG.
+    assert [r.levelno for r in rejects] == [logging.DEBUG] * 9
 
 
 async def test_actor_without_channel_listens_on_default_channel(memory_app) -> None:
