@@ -79,8 +79,11 @@ EVENTS: dict[str, str] = {
     "actor.confirmation.failed": "settling a message failed; the broker will deliver it again",
     "actor.on_error.failed": "an actor's on_error callable raised; the message is rejected",
     "actor.on_error.invalid_return": "an actor's on_error returned no outcome word; rejected",
-    "actor.route.not_found": "no actor of the channel takes the message; it is rejected",
-    "actor.route.poison_message": "an unrouted message came back too often; it is nacked",
+    "actor.route.not_found": "no actor of the channel takes the message; it is rejected (DEBUG)",
+    "actor.route.poison_message": (
+        "an unrouted message came back too often (10 deliveries, or the broker's own delivery "
+        "limit if lower); it is nacked"
+    ),
     "actor.route.strategy_failed": "a routing strategy raised; treated as no match",
     "observer.failed": "a message observer (metrics, tracing) raised; the message is unaffected",
     # Jobs -------------------------------------------------------------------------------------
@@ -141,6 +144,7 @@ EVENTS: dict[str, str] = {
     "is closed",
     "amqp.reader_crashed": "the AMQP frame reader failed unexpectedly",
     "amqp.attach_failed": "attaching a consumer link failed; retrying with backoff",
+    "amqp.attach_timeout": "the broker did not answer an attach; the connection is reopened",
     "amqp.link_detached": "the broker detached a consumer link; re-attaching",
     "amqp.reattach_failed": "re-attaching a consumer link failed",
     "amqp.bad_message": "an undecodable AMQP message was rejected (dead-lettered)",
@@ -150,6 +154,10 @@ EVENTS: dict[str, str] = {
     "pubsub.disconnected": "the gRPC channel to Pub/Sub is closed",
     "pubsub.stream_lost": "a streaming pull ended; reopening it with backoff",
     "pubsub.subscription_not_found": "the Pub/Sub subscription does not exist",
+    "pubsub.policy_unknown": (
+        "the subscription's dead-letter policy could not be read (permission "
+        "pubsub.subscriptions.get); an unroutable message may be dead-lettered unlogged"
+    ),
     "pubsub.lease_extension_failed": "extending ack deadlines failed",
     "pubsub.keep_alive_failed": "the channel keep-alive failed",
     "pubsub.return_failed": "giving messages back (ack deadline 0) failed",

@@ -155,6 +155,22 @@ class ReceivedMessageT(BaseMessageT, Protocol):
 MessageCallbackT = Callable[[ReceivedMessageT], Coroutine[Any, Any, None]]
 
 
+@runtime_checkable
+class DeliveryLimitT(Protocol):
+    """Optional, on a received message: its broker dead-letters it by itself after a number of
+    deliveries (Pub/Sub's dead-letter policy). The worker gives up a message no actor takes
+    at that delivery at the latest, so that its one log line comes before the broker acts."""
+
+    @property
+    def delivery_limit(self) -> int | None:
+        """The delivery after which the broker moves the message aside; None if it never does
+        (or the limit is not known)."""
+        ...
+
+
+__all__ += ["DeliveryLimitT"]
+
+
 class DeliveryCapacity:
     """The worker's free task slots, shared with a subscriber for flow control.
 

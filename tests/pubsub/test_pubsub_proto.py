@@ -186,3 +186,28 @@ def test_arbitrary_bytes_never_crash_the_decoder(data: bytes) -> None:
 def test_mismatched_modify_deadline_lists_are_refused() -> None:
     with pytest.raises(ValueError, match="differ in length"):
         p.encode_streaming_pull_request(modify_deadline_seconds=[1], modify_deadline_ack_ids=[])
+
+
+@given(
+    name=text,
+    topic=st.one_of(st.none(), text),
+    attempts=st.integers(min_value=0, max_value=100),
+)
+def test_subscription_delivery_limit_round_trip(
+    name: str, topic: str | None, attempts: int
+) -> None:
+    encoded = p.encode_subscription_dead_letter_policy(name, topic, attempts)
+    expected = None if not topic else attempts or p.DEFAULT_MAX_DELIVERY_ATTEMPTS
+    assert p.decode_subscription_delivery_limit(encoded) == expected
+
+
+def test_subscription_delivery_limit_skips_other_fields() -> None:
+    # topic (2), ack_deadline_seconds (5), labels (9): skipped; the policy (13) read.
+    policy = p.encode_subscription_dead_letter_policy("s", "projects/p/topics/dlq", 7)
+    other = b"\x12\x01t" + b"\x28\x0a" + b"\x4a\x06\x0a\x01k\x12\x01v"
+    assert p.decode_subscription_delivery_limit(other + policy) == 7
+    assert p.decode_subscription_delivery_limit(other) is None
+    with pytest.raises(p.DecodeError):
+        p.decode_subscription_delivery_limit(b"\x6a\x05\x0a")  # truncated policy
+    with pytest.raises(p.DecodeError):
+        p.decode_subscription_delivery_limit(b"\x68\x01")  # field 13 as a varint

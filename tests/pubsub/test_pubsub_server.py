@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import subprocess
@@ -318,6 +319,67 @@ async def test_nack_dead_letters_after_max_delivery_attempts(host: str) -> None:
         assert len(collector.messages) == 5  # no sixth delivery: it was dead-lettered
         await subscriber.close()
         await dead_subscriber.close()
+
+
+async def test_server_reads_the_subscriptions_delivery_limit(host: str) -> None:
+    name, plain, dlq = unique(), unique(), unique("dlq")
+    for topic in (name, plain, dlq):
+        create_topic(host, topic)
+    create_subscription(host, name, name, dead_letter_topic=dlq, max_delivery_attempts=7)
+    create_subscription(host, plain, plain)
+    server = PubsubServer(PROJECT, emulator_host=host)
+    async with server.connection():
+        assert await server.delivery_limit(server.subscription_path(name)) == 7
+        assert await server.delivery_limit(server.subscription_path(plain)) is None
+        with pytest.raises(grpc.aio.AioRpcError):
+            await server.delivery_limit(server.subscription_path(unique("missing")), timeout=5)
+
+
+async def test_unroutable_message_is_given_up_at_the_policys_limit_with_one_line(
+    host: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pub/Sub dead-letters after max_delivery_attempts (5) by itself, before the worker's own
+    10: the worker gives the message up at the 5th delivery, so its one ERROR line is there."""
+    from repid import Repid, Router
+
+    name, dlq = unique(), unique("dlq")
+    create_topic(host, name)
+    create_topic(host, dlq)
+    create_subscription(host, dlq, dlq)
+    create_subscription(host, name, name, dead_letter_topic=dlq, max_delivery_attempts=5)
+    app = Repid()
+    server = PubsubServer(PROJECT, emulator_host=host)
+    app.servers.register_server("ps", server, is_default=True)
+    router = Router()
+
+    @router.actor(channel=name)
+    async def known() -> None: ...
+
+    app.include_router(router)
+    caplog.set_level(logging.WARNING)
+    async with server.connection():
+        await app.send_message(channel=name, payload=b"{}", headers={"topic": "unknown"})
+        worker = asyncio.create_task(app.run_worker(register_signals=[]))
+
+        def poison_lines() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if "actor.route.poison_message" in r.getMessage()]
+
+        deadline = time.monotonic() + 60
+        while not poison_lines() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        dead = Collector(DeliveryCapacity(1))
+        dead_subscriber = await consume(server, dlq, dead)
+        await dead.wait_for(1, timeout=30)
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+        await dead_subscriber.close()
+    [line] = poison_lines()
+    assert line.levelno == logging.ERROR
+    assert "after 5 deliveries" in line.getMessage()
+    warnings = [r for r in caplog.records if r.name == "repid.worker"]
+    assert warnings == [line]  # the rejects before it are DEBUG
+    assert (dead.messages[0].headers or {}).get("topic") == "unknown"
 
 
 async def test_reply_publishes_to_reply_to_and_acks(

@@ -85,6 +85,12 @@ class PubsubReceivedMessage(BaseReceivedMessage):
             return None
         return self._delivery_attempt - 1
 
+    @property
+    def delivery_limit(self) -> int | None:
+        """The delivery attempts after which Pub/Sub dead-letters this message on its own
+        (the subscription's dead-letter policy), None without one or while it is unknown."""
+        return self._state.delivery_limit
+
     async def _ack(self) -> None:
         await self._state.settle_ack(self._ack_id)
 

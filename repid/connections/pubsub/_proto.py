@@ -39,13 +39,16 @@ __all__ = [
     "decode_pubsub_message",
     "decode_streaming_pull_request",
     "decode_streaming_pull_response",
+    "decode_subscription_delivery_limit",
     "encode_acknowledge_request",
+    "encode_get_subscription_request",
     "encode_modify_ack_deadline_request",
     "encode_publish_request",
     "encode_publish_response",
     "encode_pubsub_message",
     "encode_streaming_pull_request",
     "encode_streaming_pull_response",
+    "encode_subscription_dead_letter_policy",
 ]
 
 # Wire types.
@@ -174,6 +177,7 @@ _T3_LEN = _tag(3, _LEN)
 _T4_LEN = _tag(4, _LEN)
 _T5_LEN = _tag(5, _LEN)
 _T6_LEN = _tag(6, _LEN)
+_T13_LEN = _tag(13, _LEN)
 _T1_VARINT = _tag(1, _VARINT)
 _T2_VARINT = _tag(2, _VARINT)
 _T3_VARINT = _tag(3, _VARINT)
@@ -670,3 +674,56 @@ def decode_modify_ack_deadline_request(buf: bytes) -> ModifyAckDeadlineRequest:
         ack_ids=ack_ids,
         ack_deadline_seconds=_int32(scalars[3]),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# GetSubscription: only the dead-letter policy is read
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_MAX_DELIVERY_ATTEMPTS = 5
+"""Pub/Sub's `max_delivery_attempts` when a dead-letter policy leaves it at 0."""
+
+
+def encode_get_subscription_request(subscription: str) -> bytes:
+    """Encode a GetSubscriptionRequest (field 1: the subscription's full name)."""
+    out = bytearray()
+    _put_str(out, _T1_LEN, subscription)
+    return bytes(out)
+
+
+def encode_subscription_dead_letter_policy(
+    name: str, dead_letter_topic: str | None, max_delivery_attempts: int = 0
+) -> bytes:
+    """Encode a Subscription with only its name and dead-letter policy (used by tests)."""
+    out = bytearray()
+    _put_str(out, _T1_LEN, name)
+    if dead_letter_topic is not None:
+        policy = bytearray()
+        _put_str(policy, _T1_LEN, dead_letter_topic)
+        _put_int(policy, _T2_VARINT, max_delivery_attempts)
+        _put_len(out, _T13_LEN, bytes(policy))
+    return bytes(out)
+
+
+def decode_subscription_delivery_limit(buf: bytes) -> int | None:
+    """From a Subscription: the delivery attempts after which Pub/Sub dead-letters a message
+    (its `dead_letter_policy`, field 13), or None without a dead-letter topic."""
+    pos, end = 0, len(buf)
+    limit: int | None = None
+    while pos < end:
+        key, pos = _read_varint(buf, pos, end)
+        number, wire = key >> 3, key & 7
+        if number != 13:
+            pos = _skip(buf, pos, end, wire)
+            continue
+        _check_wire(number, wire, _LEN)
+        start, pos = _read_len(buf, pos, end)
+        topic: list[str] = []
+        scalars = {2: 0}
+        _decode_strings_only(buf[start:pos], {1: topic}, scalars)
+        attempts = _int32(scalars[2])
+        if not topic or not topic[-1]:
+            limit = None  # a policy without a topic dead-letters nothing
+        else:
+            limit = attempts if attempts > 0 else DEFAULT_MAX_DELIVERY_ATTEMPTS
+    return limit

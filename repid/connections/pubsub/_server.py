@@ -84,6 +84,7 @@ _PUBLISH = "/google.pubsub.v1.Publisher/Publish"
 _STREAMING_PULL = "/google.pubsub.v1.Subscriber/StreamingPull"
 _ACKNOWLEDGE = "/google.pubsub.v1.Subscriber/Acknowledge"
 _MODIFY_ACK_DEADLINE = "/google.pubsub.v1.Subscriber/ModifyAckDeadline"
+_GET_SUBSCRIPTION = "/google.pubsub.v1.Subscriber/GetSubscription"
 
 _PUBLISH_PARAMETERS = frozenset({"topic", "project", "timeout", "ordering_key", "attributes"})
 
@@ -92,14 +93,21 @@ _MAX_GRPC_MESSAGE = 64 * 1024 * 1024
 DEFAULT_ACK_DEADLINE = 10
 """Seconds: Pub/Sub's minimum. A crashed worker's messages come back after one deadline."""
 
-DEFAULT_PULL_STREAMS = 4
+DEFAULT_PULL_STREAMS = 8
 """StreamingPull streams per subscription. Measured on the emulator (benchmarks/README.md):
 it never drops the streams of a client that vanished (SIGKILL) and routes a share of the
-messages to them, each costing an ack deadline, so with 4 streams per worker messages
-published after a kill -9 waited 30-60 s, with 8 only 20 s; but it also ignores
-`max_outstanding_messages`, and with 8 streams a 20,000-message backlog parked so many
-messages unread in the streams' HTTP/2 windows that 3,815 outlived their deadline and ran
-twice (none with 4). 4 until the window is bounded too."""
+messages to them, each costing an ack deadline. After a kill -9 the last message was back
+in 30-60 s with 4 streams, in 10-30 s with 8, and no sooner with 16. 8 needs
+`DEFAULT_STREAM_WINDOW`: with gRPC's own window sizing a backlog parked messages unread past
+their deadline (3,815 of 20,000 ran twice; none with it)."""
+
+DEFAULT_STREAM_WINDOW = 64 * 1024
+"""Bytes a StreamingPull stream may hold unread (its HTTP/2 window; gRPC's automatic sizing
+off). Messages Pub/Sub has sent but the worker has not read yet are leased on the server's
+clock without the worker knowing their ack ids, so it cannot extend them: with gRPC's
+window grown to megabytes, a backlog on the emulator (which ignores
+`max_outstanding_messages`) left thousands unread past their deadline, and they ran twice.
+64 KiB is a few hundred small messages per stream, read in well under a deadline."""
 
 PROBE_AFTER = 5.0
 """Seconds without any answer from Pub/Sub after which the keep-alive loop probes the channel
@@ -171,7 +179,7 @@ class PubsubServer(BaseServer):
     per message (default one hour; None: forever; a delivered message held unsettled longer
     is handed back and logged). An event loop blocked for longer than `ack_deadline` lets them
     expire: raise it for actors that block the loop. On the emulator a killed worker's
-    messages are back after 10-60 s: it keeps routing a share of the messages to the dead
+    messages are back after 10-30 s: it keeps routing a share of the messages to the dead
     worker's streams, each such delivery costing a deadline.
 
     Connection loss: gRPC reconnects the channel by itself (backoff from `initial_backoff` to
@@ -183,8 +191,11 @@ class PubsubServer(BaseServer):
     is RECOVERING (`SubscriptionState`).
 
     Flow control: each subscription reads through `pull_streams` StreamingPull streams (default
-    4, at most one per task slot; Pub/Sub paces every stream, so several raise the ceiling; on
-    the emulator more also shorten a killed worker's recovery: see `DEFAULT_PULL_STREAMS`).
+    8, at most one per task slot; Pub/Sub paces every stream, so several raise the ceiling; on
+    the emulator more also shorten a killed worker's recovery: see `DEFAULT_PULL_STREAMS`),
+    each holding at most `stream_window` bytes unread (64 KiB; None: gRPC's own sizing, which
+    grows to megabytes), so that what the server sent is read, and its lease extended, long
+    before its deadline.
     Together they ask for at most `capacity.limit` outstanding messages
     (`max_outstanding_messages`, shared out when the streams open), stop reading while that
     many wait locally, and hand a message to the callback only while `capacity.free > 0`.
@@ -209,7 +220,7 @@ class PubsubServer(BaseServer):
     local read stop still bounds the buffer), and it never drops the streams of a vanished
     client (kill -9, a cancelled stream; measured 60 s after a kill), routing a share of the
     messages to them, so a crashed worker's messages and some published after the crash come
-    back after one to six 10 s deadlines (30-60 s at most in the harness's runs).
+    back after one to three 10 s deadlines (10-30 s in the harness's runs).
     Streams are therefore ended with a half-close.
     """
 
@@ -231,6 +242,7 @@ class PubsubServer(BaseServer):
         ack_deadline: int = UNSET,
         max_lease: float | None = DEFAULT_MAX_LEASE,
         pull_streams: int = DEFAULT_PULL_STREAMS,
+        stream_window: int | None = DEFAULT_STREAM_WINDOW,
         publish_timeout: int | float | timedelta = 60.0,
         connect_timeout: float = 10.0,
         close_timeout: float = 5.0,
@@ -334,6 +346,11 @@ class PubsubServer(BaseServer):
         if pull_streams < 1:
             raise ValueError(f"pull_streams must be at least 1, got {pull_streams}")
         self.pull_streams = pull_streams
+        if stream_window is not None and stream_window < 1024:
+            raise ValueError(
+                f"stream_window must be at least 1024 bytes or None, got {stream_window}"
+            )
+        self.stream_window = stream_window
         self.publish_timeout = _seconds(publish_timeout)
         self.connect_timeout = connect_timeout
         self.close_timeout = close_timeout
@@ -356,6 +373,7 @@ class PubsubServer(BaseServer):
         self._publish_rpc: grpc.aio.UnaryUnaryMultiCallable[bytes, Any] | None = None
         self._ack_rpc: grpc.aio.UnaryUnaryMultiCallable[bytes, Any] | None = None
         self._modack_rpc: grpc.aio.UnaryUnaryMultiCallable[bytes, Any] | None = None
+        self._get_subscription_rpc: grpc.aio.UnaryUnaryMultiCallable[bytes, Any] | None = None
         self._pull_rpc: grpc.aio.StreamStreamMultiCallable[bytes, Any] | None = None
         self._last_answer = 0.0
         self._calls_in_flight = 0
@@ -381,6 +399,11 @@ class PubsubServer(BaseServer):
             ("grpc.min_reconnect_backoff_ms", int(PROBE_TIMEOUT * 1000)),
             ("grpc.primary_user_agent", "repid"),
         ]
+        if self.stream_window is not None:
+            options += [
+                ("grpc.http2.bdp_probe", 0),
+                ("grpc.http2.lookahead_bytes", self.stream_window),
+            ]
         if self.emulator_host is None:
             # Detect dead connections to the service. The emulator answers pings more frequent
             # than every 5 minutes with GOAWAY too_many_pings: there, only the keep-alive
@@ -424,6 +447,11 @@ class PubsubServer(BaseServer):
         )
         self._modack_rpc = channel.unary_unary(
             _MODIFY_ACK_DEADLINE, request_serializer=None, response_deserializer=_proto.decode_empty
+        )
+        self._get_subscription_rpc = channel.unary_unary(
+            _GET_SUBSCRIPTION,
+            request_serializer=None,
+            response_deserializer=_proto.decode_subscription_delivery_limit,
         )
         self._pull_rpc = channel.stream_stream(
             _STREAMING_PULL,
@@ -823,6 +851,19 @@ class PubsubServer(BaseServer):
         await self._call_with_retry(
             "_modack_rpc", request, timeout, _routing("subscription", subscription)
         )
+
+    async def delivery_limit(self, subscription: str, *, timeout: float = 10.0) -> int | None:
+        """The delivery attempts after which Pub/Sub dead-letters a message of `subscription`
+        (its dead-letter policy's `max_delivery_attempts`), or None without a policy.
+
+        Needs the `pubsub.subscriptions.get` permission (in `roles/pubsub.viewer` and
+        `roles/pubsub.editor`, not in `roles/pubsub.subscriber`).
+        """
+        request = _proto.encode_get_subscription_request(subscription)
+        limit: int | None = await self._call_with_retry(
+            "_get_subscription_rpc", request, timeout, _routing("subscription", subscription)
+        )
+        return limit
 
     def streaming_pull(self, subscription: str) -> PullCall:
         self._require_channel()

@@ -336,6 +336,9 @@ class PubsubSubscription:
             _Stream(self, f"{client_id}-{i}", share)
             for i, share in enumerate(_split(limit, server.pull_streams))
         ]
+        # Deliveries after which Pub/Sub dead-letters a message on its own (the subscription's
+        # dead-letter policy, read once at start; None: no policy, or it could not be read).
+        self.delivery_limit: int | None = None
         # ack id -> monotonic time it was read; buffered and delivered-but-unsettled messages.
         self.leased: dict[str, float] = {}
         # The delivered ones, by ack id, oldest delivery first (the max lease counts from there).
@@ -358,6 +361,26 @@ class PubsubSubscription:
         for i, stream in enumerate(self._streams):
             stream.start(f"pubsub-read:{self.channel}:{i}")
         self._subscriber._spawn(self._delivery.run(), f"pubsub-deliver:{self.channel}")
+        self._subscriber._spawn(self._read_delivery_limit(), f"pubsub-policy:{self.channel}")
+
+    async def _read_delivery_limit(self) -> None:
+        # The worker logs an unroutable message once, when it gives it up; with a dead-letter
+        # policy Pub/Sub may give it up first, so the worker must know when that will be.
+        try:
+            self.delivery_limit = await self.server.delivery_limit(self.path)
+        except Exception as exc:
+            reason = repr(exc)
+            if isinstance(exc, grpc.aio.AioRpcError):
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    return  # the streams report a missing subscription
+                reason = f"{exc.code().name}: {exc.details()}"
+            logger.warning(
+                "pubsub.policy_unknown: could not read the dead-letter policy of %s (%s); a "
+                "message no actor takes may be dead-lettered by Pub/Sub without a log line",
+                self.path,
+                reason,
+                extra={"subscription": self.path},
+            )
 
     @property
     def failing(self) -> bool:
