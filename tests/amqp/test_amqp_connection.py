@@ -422,6 +422,49 @@ def test_peer_end_is_answered() -> None:
     assert conn.sessions == {}
 
 
+def _answer_begin(conn: Connection, session: Any, remote_channel: int) -> None:
+    conn.receive_data(
+        frame(
+            p.Begin(
+                remote_channel=session.channel,
+                next_outgoing_id=0,
+                incoming_window=100,
+                outgoing_window=100,
+            ),
+            channel=remote_channel,
+        )
+    )
+
+
+def test_a_session_begun_after_the_peer_ended_one_takes_another_channel() -> None:
+    # RabbitMQ may still be tearing down a session it ended; a begin on that same channel number
+    # can be dropped, and the new session then never begins.
+    conn = open_connection()
+    first, second = conn.begin(), conn.begin()
+    _answer_begin(conn, first, 10)
+    _answer_begin(conn, second, 11)
+    conn.data_to_send()
+    conn.receive_data(frame(p.End(), channel=11))
+    assert conn.data_to_send()  # our end
+    replacement = conn.begin()
+    assert replacement.channel not in (first.channel, second.channel)
+    sent = parse(conn.data_to_send())
+    assert [(ch, type(body)) for ch, body, _ in sent] == [(replacement.channel, p.Begin)]
+
+
+def test_channels_wrap_around_below_the_peer_channel_max() -> None:
+    conn = open_connection()
+    conn.remote_channel_max = 2  # what the peer's open allowed
+    sessions = [conn.begin() for _ in range(3)]
+    assert [s.channel for s in sessions] == [0, 1, 2]
+    with pytest.raises(Exception, match="channel-max"):
+        conn.begin()
+    for n, session in enumerate(sessions):
+        _answer_begin(conn, session, 20 + n)
+    conn.receive_data(frame(p.End(), channel=20))  # the peer ends channel 0's session
+    assert conn.begin().channel == 0  # the only free one, found by wrapping around
+
+
 # ------------------------------------------------------------------ idle timeout
 
 

@@ -17,6 +17,7 @@ import pytest
 from repid import Repid
 from repid.connections.abc import DeliveryCapacity, ReceivedMessageT
 from repid.connections.amqp import AmqpServer
+from repid.connections.amqp.transport import ATTACH_TIMEOUT
 from repid.data import MessageData
 from tests import brokers
 
@@ -242,10 +243,14 @@ async def test_consumer_reattaches_after_its_queue_is_recreated(
         subscriber = await server.subscribe(
             channels_to_callbacks={queue: counter}, capacity=capacity
         )
+        # The loop is blocked by these two calls, so the first credit of the consumer reaches
+        # RabbitMQ after it detached the link: RabbitMQ 4.0 then ends the whole session, and the
+        # consumer comes back on a new one (on a new channel number; at worst after the attach
+        # timeout has reopened the connection).
         brokers.rabbitmq_delete_queue(queue)  # RabbitMQ detaches the consumer's link
         brokers.rabbitmq_declare_queue(queue, arguments={"x-queue-type": "quorum"})
         await server.publish(channel=queue, message=MessageData(b"after"))
-        await counter.wait_for_all({b"after"}, timeout=20)
+        await counter.wait_for_all({b"after"}, timeout=ATTACH_TIMEOUT + 20)
         await subscriber.close()
     assert any("amqp.link_detached" in r.getMessage() for r in caplog.records)
 

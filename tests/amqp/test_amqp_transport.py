@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from repid.connections.amqp import transport
 from repid.connections.amqp.protocol import frames as fr
 from repid.connections.amqp.protocol import performatives as p
 from repid.connections.amqp.protocol.errors import Condition
@@ -124,6 +125,29 @@ async def test_silent_peer_is_dropped_after_our_idle_timeout(local_peer) -> None
     assert not client.is_alive
     assert lost and lost[0].error is not None
     assert lost[0].error.condition == Condition.RESOURCE_LIMIT_EXCEEDED
+    await client.close()
+
+
+async def test_an_unanswered_attach_drops_the_connection(
+    local_peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # E.g. an attach on a session whose begin the broker dropped: waiting forever would leave
+    # the consumer detached for good; a lost connection is reopened and re-attached instead.
+    monkeypatch.setattr(transport, "ATTACH_TIMEOUT", 0.3)
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await handshake(reader, writer, None)
+        await reader.read()  # the attach is read and never answered
+
+    port = await local_peer(script)
+    lost: list[AmqpConnectionLost] = []
+    client = await AmqpClient.connect(
+        parse_amqp_url(f"amqp://u:p@127.0.0.1:{port}/"), on_lost=lost.append
+    )
+    with pytest.raises(AmqpConnectionLost, match="attach"):
+        await asyncio.wait_for(client.attach_receiver("r", "/queues/q", lambda *_: None), 5)
+    assert not client.is_alive
+    assert len(lost) == 1
     await client.close()
 
 

@@ -59,6 +59,7 @@ from repid.connections.timeouts import timeout as deadline
 from repid.errors import RepidError
 
 __all__ = [
+    "ATTACH_TIMEOUT",
     "HANDSHAKE_TIMEOUT",
     "RECONNECT_BACKOFF_CAP",
     "AmqpAddress",
@@ -158,6 +159,10 @@ def parse_amqp_url(url: str) -> AmqpAddress:
 HANDSHAKE_TIMEOUT = 5.0
 """Seconds one connection attempt may take (TCP, SASL, open, sessions) before it is given up:
 an attempt into a dead network path must not hold the next one back for long."""
+
+ATTACH_TIMEOUT = 10.0
+"""Seconds the broker may take to answer an attach before the connection is dropped and reopened
+(a healthy broker answers within milliseconds, even when it refuses the link)."""
 
 RECONNECT_BACKOFF_CAP = 3.0
 """The longest wait between reconnect (and re-attach) attempts, so that a broker back after an
@@ -464,6 +469,7 @@ class AmqpClient:
         future: asyncio.Future[None] = self._loop.create_future()
         self._attaching[link] = future
         self._flush()
+        watchdog = self._loop.call_later(ATTACH_TIMEOUT, self._attach_timed_out, link, address)
         try:
             await future
         except AmqpLinkError:
@@ -471,6 +477,23 @@ class AmqpClient:
         except BaseException:
             self._attaching.pop(link, None)
             raise
+        finally:
+            watchdog.cancel()
+
+    def _attach_timed_out(self, link: Link, address: Any) -> None:
+        # A broker that never answers an attach (e.g. on a session whose begin it dropped) would
+        # leave the link waiting forever: drop the connection, and the reconnect re-attaches.
+        if link not in self._attaching or not self.is_alive:
+            return
+        logger.warning(
+            "amqp.attach_timeout: no answer to the attach of a link to %r within %.0f s; "
+            "the connection is dropped and reopened",
+            address,
+            ATTACH_TIMEOUT,
+            extra={"reason": "attach timeout"},
+        )
+        self._set_lost(AmqpConnectionLost(None, f"no answer to an attach in {ATTACH_TIMEOUT} s"))
+        self._abort()
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:

@@ -821,6 +821,7 @@ class Connection:
         self.error: Error | None = None
         self.sessions: dict[int, Session] = {}
         self._remote_sessions: dict[int, Session] = {}
+        self._next_channel = 0  # see `begin`
         self._settling: set[Session] = set()
         self._out = bytearray()
         self._in = bytearray()
@@ -872,11 +873,19 @@ class Connection:
         """Queue a begin on a new channel."""
         if self.state not in (ConnectionState.OPENING, ConnectionState.OPENED):
             raise LocalStateError(f"cannot begin a session in state {self.state.value}")
-        channel = 0
-        while channel in self.sessions:
-            channel += 1
-        if self.remote_open is not None and channel > self.remote_channel_max:
+        # Channels rotate instead of taking the lowest free one: a session begun right after
+        # the peer ended one must not reuse that channel number, because a broker may still be
+        # tearing the old session down (RabbitMQ 4.0 can drop a begin that arrives on such a
+        # channel, and that session then never begins).
+        limit = self.channel_max
+        if self.remote_open is not None:
+            limit = min(limit, self.remote_channel_max)
+        if len(self.sessions) > limit:
             raise LocalStateError("the peer's channel-max is reached")
+        channel = self._next_channel if self._next_channel <= limit else 0
+        while channel in self.sessions:
+            channel = channel + 1 if channel < limit else 0
+        self._next_channel = channel + 1
         session = Session(self, channel, incoming_window, outgoing_window)
         self.sessions[channel] = session
         self._send_frame(
