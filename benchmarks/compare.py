@@ -650,6 +650,14 @@ def without_refs(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "subjects": subjects}
 
 
+def _short_error(detail: str) -> str:
+    """One line for a failed step: the exception's last line, or the step's time-out."""
+    if "timed out after" in detail:
+        return "the step timed out after " + detail.rsplit("timed out after", 1)[1].strip()
+    last = [line.strip() for line in detail.splitlines() if line.strip()][-1:]
+    return (last[0] if last else detail)[:160].replace("|", "/")
+
+
 def markdown(document: dict[str, Any]) -> list[str]:
     """The tables of one run: throughput medians, then latency per rate."""
     broker = document["broker"]
@@ -702,6 +710,16 @@ def markdown(document: dict[str, Any]) -> list[str]:
                 f"{run['p50_ms']:.2f} | {run['p90_ms']:.2f} | {run['p99_ms']:.2f} | "
                 f"{run['max_ms']:.1f} |"
             )
+        # A latency step that failed has no figures; say so rather than leave the row out.
+        for label, data in document["subjects"].items():
+            for error in data.get("errors", []):
+                what, _, detail = error.partition(": ")
+                if what.startswith("latency "):
+                    rate = what.removeprefix("latency ").removesuffix("/s")
+                    lines.append(
+                        f"| {label} | {float(rate):,.0f} | - | failed: {_short_error(detail)} "
+                        "| | | |"
+                    )
     ours = document["subjects"].get("ours", {})
     if "max_rate_p99_5ms" in ours:
         tried = ", ".join(

@@ -7,6 +7,7 @@ plot is asked for, with the non-interactive Agg backend.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +63,12 @@ def throughput(
     ax.set_yticklabels(groups)
     ax.invert_yaxis()
     ax.set_xlabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(textwrap.fill(title, 100), fontsize=9)
+    # Beside the axes: inside, it hides the bars of the last group.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.margins(x=0.15)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -466,6 +466,7 @@ class Repid:
         cancellation_timeout: float = 1.0,
         messages_limit: int | None = None,
         tasks_limit: int | None = 1000,
+        freeze_startup_heap: bool = True,
     ) -> Runner:
         """Compile the actors and build a worker `Runner` (what `run_worker` runs)."""
         from repid.worker.runner import Runner
@@ -485,6 +486,7 @@ class Repid:
             cancellation_timeout=cancellation_timeout,
             observers=self.observers_for(name),
             on_finished=self.release_executors,
+            freeze_startup_heap=freeze_startup_heap,
         )
 
     async def run_worker(
@@ -498,6 +500,7 @@ class Repid:
         asyncapi_server: AsyncAPIServerSettings | None = None,
         server_name: str | None = None,
         cancellation_timeout: float = 1.0,
+        freeze_startup_heap: bool = True,
     ) -> RunnerInfo:
         """Consume messages and run actors until a signal arrives or `messages_limit` is hit.
 
@@ -510,6 +513,10 @@ class Repid:
           SIGINT; `[]` disables).
         - `health_check_server`, `asyncapi_server`: start those HTTP servers beside the worker.
         - `server_name`: consume from this server instead of the default one.
+        - `freeze_startup_heap`: keep the garbage collector's full passes off the objects that
+          exist when the worker starts (`gc.freeze` for the run, undone when it ends; see
+          `repid.worker.heap`). Turn it off if objects created before the start become cyclic
+          garbage during the run and must be collected before the worker stops.
 
         The server must be connected when the worker starts; the worker disconnects it at the
         end of its shutdown. (`app.create_runner()` gives a runner that leaves the connection
@@ -521,6 +528,7 @@ class Repid:
             cancellation_timeout=cancellation_timeout,
             messages_limit=messages_limit,
             tasks_limit=tasks_limit,
+            freeze_startup_heap=freeze_startup_heap,
         )
         return await self.serve_runner(
             runner,

@@ -171,17 +171,23 @@ def _control(command: str, name: BrokerName, timeout: float) -> str:
     # the broker's address and the state dir the env file exported.
     _env(_ENV_BY_BROKER[name])
     _env("REPID_BROKERS_DIR")
-    proc = subprocess.run(  # noqa: S603 - fixed script, fixed arguments
-        ["bash", str(BROKERS_SCRIPT), command, name],
+    return run_brokers_script(command, name, timeout=timeout)
+
+
+def run_brokers_script(*args: str, timeout: float, env: dict[str, str] | None = None) -> str:
+    """Run scripts/brokers.sh with `args`; its output, or BrokerControlError if it failed."""
+    proc = subprocess.run(  # noqa: S603 - fixed script
+        ["bash", str(BROKERS_SCRIPT), *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env=env,
     )
     if proc.returncode != 0:
         raise BrokerControlError(
-            f"brokers.sh {command} {name} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+            f"brokers.sh {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
         )
     return proc.stdout
 

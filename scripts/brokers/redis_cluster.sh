@@ -96,6 +96,20 @@ stop_node_dirs() {
     [ ${#pids[@]} -eq 0 ] || term_then_kill 20 "${pids[@]}"
 }
 
+# kill_node_dirs LABEL DIR...: SIGKILL the node of each dir (a crash, for failover tests).
+kill_node_dirs() {
+    local label=$1 d pid
+    shift
+    for d in "$@"; do
+        [ -f "$d/port" ] || continue
+        if pid=$(rnode_pid "$d" "$(cat "$d/port")"); then
+            say "$label: SIGKILL ${d##*/} (pid $pid, port $(cat "$d/port"))"
+            kill -KILL "$pid"
+            wait_gone 10 "$pid" || warn "pid $pid still alive"
+        fi
+    done
+}
+
 # --- Redis Cluster ---------------------------------------------------------------------
 
 rc_ports() {
@@ -244,15 +258,8 @@ redis_cluster_stop() {
 
 # redis_cluster_kill [N]: SIGKILL node N (default all).
 redis_cluster_kill() {
-    local d pid
-    for d in "$RC_DIR"/node${1:-*}; do
-        [ -f "$d/port" ] || continue
-        if pid=$(rnode_pid "$d" "$(cat "$d/port")"); then
-            say "redis-cluster: SIGKILL ${d##*/} (pid $pid, port $(cat "$d/port"))"
-            kill -KILL "$pid"
-            wait_gone 10 "$pid" || warn "pid $pid still alive"
-        fi
-    done
+    # shellcheck disable=SC2086  # the glob picks the node dirs
+    kill_node_dirs redis-cluster "$RC_DIR"/node${1:-*}
 }
 
 redis_cluster_env() {
@@ -428,15 +435,8 @@ redis_sentinel_stop() {
 # redis_sentinel_kill [N]: SIGKILL data node N (1 or 2; default both). Which one is the
 # master at a given time is the sentinels' call: ask them (SENTINEL get-master-addr-by-name).
 redis_sentinel_kill() {
-    local d pid
-    for d in "$RS_DIR"/node${1:-*}; do
-        [ -f "$d/port" ] || continue
-        if pid=$(rnode_pid "$d" "$(cat "$d/port")"); then
-            say "redis-sentinel: SIGKILL ${d##*/} (pid $pid, port $(cat "$d/port"))"
-            kill -KILL "$pid"
-            wait_gone 10 "$pid" || warn "pid $pid still alive"
-        fi
-    done
+    # shellcheck disable=SC2086  # the glob picks the node dirs
+    kill_node_dirs redis-sentinel "$RS_DIR"/node${1:-*}
 }
 
 redis_sentinel_env() {

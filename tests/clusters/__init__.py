@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from tests.brokers import BROKERS_SCRIPT, BrokerControlError
+from tests.brokers import run_brokers_script
 
 __all__ = [
     "ClusterName",
@@ -49,20 +48,7 @@ def _state_dir() -> Path:
 
 def _brokers(*args: str, timeout: float = 600.0) -> str:
     env = {**os.environ, "REPID_BROKERS_DIR": str(_state_dir())}
-    proc = subprocess.run(  # noqa: S603 - fixed script
-        ["bash", str(BROKERS_SCRIPT), *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=env,
-    )
-    if proc.returncode != 0:
-        raise BrokerControlError(
-            f"brokers.sh {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
-        )
-    return proc.stdout
+    return run_brokers_script(*args, timeout=timeout, env=env)
 
 
 def _read_env() -> dict[str, str]:

@@ -134,11 +134,11 @@ def test_bad_input_ends_in_its_outcome_and_the_worker_goes_on(
     result = result_for("badinput", broker, broker_envs, reliability_root)
     assert result["lost"] == 0, where(result)
     assert result.get("alive", True), where(result)
-    # A line a person reads per bad message: one when it fails to parse, however often the
-    # broker brings it back (Pub/Sub: until the dead-letter policy's 5th attempt); an
-    # unroutable one gets a WARNING when first seen and an ERROR when given up as poison.
+    # One line a person reads per bad message (WARNING and up): when it fails to parse,
+    # however often the broker brings it back (Pub/Sub: until the dead-letter policy's 5th
+    # attempt), or, for an unroutable one, the ERROR when it is given up as poison.
     assert result["events"].get("actor.payload_invalid", 0) <= result["bad_sent"], where(result)
-    assert result["log_records"] <= 2 * result["bad_sent"], where(result)
+    assert result["log_records"] <= result["bad_sent"], where(result)
     if broker == "memory":
         return
     assert result["wrongly_processed"] == 0, where(result)
