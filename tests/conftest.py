@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from repid import InMemoryServer, Repid
 
@@ -20,6 +21,15 @@ async def memory_app() -> AsyncIterator[tuple[Repid, InMemoryServer]]:
     app.servers.register_server("default", server, is_default=True)
     async with server.connection():
         yield app, server
+
+
+# Property-based tests check what is computed, not how fast: on a loaded 2-core CI machine one
+# example can take longer than hypothesis' default 200 ms deadline, which would fail a correct
+# run. The examples stay bounded by their count (max_examples) and the suite's own timeouts.
+settings.register_profile(
+    "repid", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("repid")
 
 
 # -- broker clusters (tests/clusters) -------------------------------------------------------

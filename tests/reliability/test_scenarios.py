@@ -31,6 +31,33 @@ PARAMS = Params(
     drain_timeout=90.0,
 )  # fmt: skip
 
+# The log lines a bad message may cause (one per message, see the badinput test), and the
+# prefixes of the events that are about the connection rather than the message.
+BAD_INPUT_EVENTS = frozenset(
+    {
+        "actor.payload_invalid",
+        "actor.route.not_found",
+        "actor.route.poison_message",
+        "redis.malformed_entry",
+        "redis.nack_dropped",
+        "amqp.bad_message",
+    }
+)
+WEATHER = (
+    "redis.connection_lost",
+    "redis.keepalive_failed",
+    "amqp.connection_lost",
+    "amqp.reconnect",
+    "amqp.socket_lost",
+    "amqp.idle_timeout",
+    "pubsub.stream_lost",
+    "pubsub.connection_silent",
+    "pubsub.lease_extension_failed",
+    "subscription.recover",
+    "message.lease_expired",
+    "message.settled_after_lease",
+)
+
 # Margin on the named bounds: these runs share a small machine with the rest of the suite.
 MARGIN = 1.5
 
@@ -137,8 +164,13 @@ def test_bad_input_ends_in_its_outcome_and_the_worker_goes_on(
     # One line a person reads per bad message (WARNING and up): when it fails to parse,
     # however often the broker brings it back (Pub/Sub: until the dead-letter policy's 5th
     # attempt), or, for an unroutable one, the ERROR when it is given up as poison.
-    assert result["events"].get("actor.payload_invalid", 0) <= result["bad_sent"], where(result)
-    assert result["log_records"] <= result["bad_sent"], where(result)
+    events: dict[str, int] = result["events"]
+    about_bad_input = sum(n for event, n in events.items() if event in BAD_INPUT_EVENTS)
+    assert about_bad_input <= result["bad_sent"], where(result)
+    # Anything else logged is the transport's weather on a loaded machine (a reconnect, a
+    # lease given back), never a failed worker or a crashed callback.
+    others = {e for e in events if e not in BAD_INPUT_EVENTS and not e.startswith(WEATHER)}
+    assert not others, where(result)
     if broker == "memory":
         return
     assert result["wrongly_processed"] == 0, where(result)
