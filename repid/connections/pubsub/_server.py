@@ -97,7 +97,7 @@ DEFAULT_PULL_STREAMS = 8
 """StreamingPull streams per subscription. Measured on the emulator (benchmarks/README.md):
 it never drops the streams of a client that vanished (SIGKILL) and routes a share of the
 messages to them, each costing an ack deadline. After a kill -9 the last message was back
-in 30-60 s with 4 streams, in 10-30 s with 8, and no sooner with 16. 8 needs
+in 30-60 s with 4 streams, in 10-40 s with 8, and no sooner with 16. 8 needs
 `DEFAULT_STREAM_WINDOW`: with gRPC's own window sizing a backlog parked messages unread past
 their deadline (3,815 of 20,000 ran twice; none with it)."""
 
@@ -220,7 +220,7 @@ class PubsubServer(BaseServer):
     local read stop still bounds the buffer), and it never drops the streams of a vanished
     client (kill -9, a cancelled stream; measured 60 s after a kill), routing a share of the
     messages to them, so a crashed worker's messages and some published after the crash come
-    back after one to three 10 s deadlines (10-30 s in the harness's runs).
+    back after one to four 10 s deadlines (10-40 s in the harness's runs).
     Streams are therefore ended with a half-close.
     """
 
