@@ -179,7 +179,7 @@ class PubsubServer(BaseServer):
     per message (default one hour; None: forever; a delivered message held unsettled longer
     is handed back and logged). An event loop blocked for longer than `ack_deadline` lets them
     expire: raise it for actors that block the loop. On the emulator a killed worker's
-    messages are back after 10-30 s: it keeps routing a share of the messages to the dead
+    messages are back after 10-40 s: it keeps routing a share of the messages to the dead
     worker's streams, each such delivery costing a deadline.
 
     Connection loss: gRPC reconnects the channel by itself (backoff from `initial_backoff` to
