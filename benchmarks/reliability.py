@@ -1068,7 +1068,7 @@ def scenario_soak(run: Run) -> dict[str, Any]:
         )
     # Bounded: the stream keeps at most a tenth of what went through it (a stream that keeps
     # every consumed entry ends near the total).
-    bounded = not stream_lengths or max(stream_lengths) <= total // 10
+    bounded = result.get("stream_len_max", 0) <= total // 10
     result["ok"] = (
         result["lost"] == 0
         and flat.get("rss_growth_pct", 100) <= 10

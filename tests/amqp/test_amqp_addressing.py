@@ -34,7 +34,7 @@ content_types = st.none() | st.text(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     st.binary(max_size=2000),
     st.none() | st.dictionaries(text, text, max_size=5),
@@ -140,7 +140,7 @@ def test_bodies_from_other_clients() -> None:
     assert headers_of(odd) == {"n": "1", "b": "true", "x": "\ufffd"}
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     st.binary(max_size=600),
     st.none() | st.dictionaries(text, text, max_size=5),

@@ -574,7 +574,7 @@ def test_huge_disposition_range_does_not_hang() -> None:
     assert len(events) == 1
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_after_open_never_raise(data: bytes) -> None:
     conn = open_connection()
@@ -587,7 +587,7 @@ def test_arbitrary_bytes_after_open_never_raise(data: bytes) -> None:
         assert close, "closed without saying so"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_during_sasl_never_raise(data: bytes) -> None:
     conn = Connection(container_id="c", sasl=SaslPlain("u", "p"))
@@ -596,7 +596,7 @@ def test_arbitrary_bytes_during_sasl_never_raise(data: bytes) -> None:
     assert all(isinstance(e, ev.Event) for e in events)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.lists(st.integers(1, 60), min_size=1, max_size=40))
 def test_any_chunking_of_the_byte_stream_gives_the_same_events(cuts: list[int]) -> None:
     conn = open_connection()
@@ -623,7 +623,7 @@ def test_any_chunking_of_the_byte_stream_gives_the_same_events(cuts: list[int]) 
     assert payloads == [b"a" * 50 + b"b" * 20, b"second"]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.lists(st.tuples(performatives, st.integers(0, 6), st.binary(max_size=40)), max_size=6))
 def test_well_formed_frames_in_any_order_never_raise(frames: list[Any]) -> None:
     # Valid performatives on random channels and in random states: the connection answers
@@ -717,7 +717,7 @@ def test_peer_settlement_of_incoming_deliveries_forgets_them() -> None:
     assert link.unsettled == {}
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.integers(512, 2048), st.integers(0, 6000))
 def test_transfers_are_split_within_the_peer_max_frame_size(max_frame: int, size: int) -> None:
     conn, _session, link = sender_setup(remote_max_frame=max_frame)

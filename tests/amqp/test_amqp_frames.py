@@ -155,7 +155,7 @@ sasl_bodies = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(performatives, st.integers(0, 2**16 - 1), st.binary(max_size=64))
 def test_every_performative_round_trips_through_a_frame(
     body: Any, channel: int, payload: bytes
@@ -170,7 +170,7 @@ def test_every_performative_round_trips_through_a_frame(
     assert bytes(rest) == payload
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(sasl_bodies)
 def test_every_sasl_body_round_trips(body: Any) -> None:
     frame = fr.encode_frame(body, frame_type=fr.TYPE_SASL)
@@ -225,7 +225,7 @@ messages = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(messages)
 def test_whole_messages_round_trip(message: Message) -> None:
     decoded = decode_message(encode_message(message))
@@ -233,7 +233,7 @@ def test_whole_messages_round_trip(message: Message) -> None:
     assert encode_message(decoded) == encode_message(message)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.binary(max_size=120))
 def test_arbitrary_bytes_as_message_raise_only_the_protocol_error(data: bytes) -> None:
     try:
@@ -242,7 +242,7 @@ def test_arbitrary_bytes_as_message_raise_only_the_protocol_error(data: bytes) -
         assert exc.condition == Condition.DECODE_ERROR
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.binary(max_size=120), st.sampled_from([fr.TYPE_AMQP, fr.TYPE_SASL]))
 def test_arbitrary_frame_bodies_raise_only_the_protocol_error(data: bytes, kind: int) -> None:
     try:
@@ -322,7 +322,7 @@ def test_message_header_defaults_are_omitted_on_the_wire() -> None:
     assert t.encode(AmqpMessageHeader().to_described()) == b"\x00\x53\x70\x45"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(messages)
 def test_skipping_annotations_keeps_everything_else(message: Message) -> None:
     encoded = encode_message(message)
@@ -333,7 +333,7 @@ def test_skipping_annotations_keeps_everything_else(message: Message) -> None:
     assert lean == full
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.binary(max_size=120))
 def test_arbitrary_bytes_as_lean_message_raise_only_the_protocol_error(data: bytes) -> None:
     try:
@@ -348,7 +348,7 @@ def _generic_decode(frame: bytes) -> Any:
     return decode_composite(described)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     st.booleans(),
     uint,
@@ -412,7 +412,7 @@ def test_invalid_dispositions_are_still_decode_errors(fields: bytes, count: int)
         fr.decode_frame_body(frame, 8, len(frame), fr.TYPE_AMQP)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(uint, uint, st.binary(max_size=255), st.booleans())
 def test_first_transfer_is_encoded_like_the_generic_encoder(
     handle: int, delivery_id: int, tag: bytes, settled: bool
@@ -454,7 +454,7 @@ _disposition_fields = st.tuples(
 ).map(lambda parts: b"".join(parts[: parts[-1]]))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(
     st.integers(0, 7),
     st.one_of(st.binary(max_size=14), _disposition_fields),

@@ -121,7 +121,7 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(values)
 def test_every_value_round_trips_with_its_type(value: Any) -> None:
     encoded = t.encode(value)
@@ -130,7 +130,7 @@ def test_every_value_round_trips_with_its_type(value: Any) -> None:
     assert t.encode(decoded) == encoded
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_raise_only_the_protocol_error(data: bytes) -> None:
     try:
@@ -139,7 +139,7 @@ def test_arbitrary_bytes_raise_only_the_protocol_error(data: bytes) -> None:
         assert exc.condition == Condition.DECODE_ERROR
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(values, st.data())
 def test_mutated_encodings_raise_only_the_protocol_error(value: Any, data: st.DataObject) -> None:
     encoded = bytearray(t.encode(value))
@@ -243,14 +243,14 @@ def test_nan_round_trips() -> None:
     assert math.isnan(t.decode(t.encode(float("nan"))))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(values)
 def test_skip_value_steps_over_exactly_one_value(value: Any) -> None:
     encoded = t.encode(value) + b"\x40"
     assert t.skip_value(encoded, 0, len(encoded)) == len(encoded) - 1
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.binary(max_size=200))
 def test_skip_value_on_arbitrary_bytes_raises_only_the_protocol_error(data: bytes) -> None:
     pos = 0

@@ -13,7 +13,7 @@ import jsonschema
 import pydantic
 import pytest
 from annotated_types import Ge, Gt, Le, MaxLen
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
@@ -547,7 +547,7 @@ def test_ids_are_unique_and_safe() -> None:
 names = st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=20)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25)
 @given(st.lists(st.tuples(names, names), min_size=1, max_size=4), st.lists(names, max_size=3))
 def test_any_names_give_valid_documents(actors: list[tuple[str, str]], ops: list[str]) -> None:
     app = Repid(title="Fuzz")

@@ -96,7 +96,7 @@ def test_render_html_asset_urls() -> None:
     assert "asyncapi-react.js" not in cdn_only and cdn in cdn_only
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(st.text(), st.text())
 def test_any_text_stays_inside_the_page_json(title: str, description: str) -> None:
     document = {

@@ -222,9 +222,7 @@ request_bytes = st.one_of(
 )
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=request_bytes)
 async def test_arbitrary_bytes_never_break_the_server(server: HttpServer, raw: bytes) -> None:
     answer = await exchange(server.port, raw + b"\r\n\r\n")

@@ -9,7 +9,7 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from repid.jobs.cron import CronExpression, CronSchedule, CronSyntaxError
@@ -157,7 +157,7 @@ def moments(draw: st.DrawFn, zone_name: str) -> datetime:
 HORIZON = 26 * 60  # minutes the reference looks ahead (a day and a clock change)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60)
 @given(data=st.data(), expression=expressions(), zone_name=st.sampled_from(ZONES))
 def test_next_after_matches_the_brute_force_reference(
     data: st.DataObject, expression: tuple[str, list[set[int]]], zone_name: str
@@ -176,7 +176,7 @@ def test_next_after_matches_the_brute_force_reference(
         after = got
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(data=st.data(), expression=expressions(), zone_name=st.sampled_from(ZONES))
 def test_latest_at_or_before_is_the_tick_before_the_next(
     data: st.DataObject, expression: tuple[str, list[set[int]]], zone_name: str
@@ -190,7 +190,7 @@ def test_latest_at_or_before_is_the_tick_before_the_next(
     assert latest <= moment < schedule.next_after(latest)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(expression=expressions())
 def test_parser_values(expression: tuple[str, list[set[int]]]) -> None:
     text, expected = expression
