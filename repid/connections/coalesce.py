@@ -79,17 +79,35 @@ class Coalescer(Generic[T, R]):
     async def _send_inline(self, item: T) -> R:
         self._sending = True
         try:
+            # One loop iteration first: the callers one reply woke all run in this iteration,
+            # and each sends its next item at once. They queue behind this one and share its
+            # request, where sending this item alone would make them wait a round trip for it.
+            await asyncio.sleep(0)
+        except BaseException:  # cancelled before anything was sent
+            self._sending = False
+            self._start_flush()
+            raise
+        if self._pending:
+            self._sending = False
+            future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+            self._pending.insert(0, (item, future))
+            self._start_flush()
+            return await future
+        try:
             results = await self._send([item])
         finally:
             self._sending = False
-            if self._pending and self._task is None:
-                # Hand what queued up behind this request to a flush task: this caller may be
-                # cancelled, and it should not wait for others' requests.
-                self._task = asyncio.get_running_loop().create_task(self._flush())
+            # Hand what queued up behind this request to a flush task: this caller may be
+            # cancelled, and it should not wait for others' requests.
+            self._start_flush()
         result = results[0] if results is not None else None
         if isinstance(result, Exception):
             raise result
         return result  # type: ignore[return-value]
+
+    def _start_flush(self) -> None:
+        if self._pending and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
         try:

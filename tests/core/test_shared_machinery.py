@@ -117,6 +117,47 @@ async def test_take_bounds_a_request_and_inline_sends_from_the_caller() -> None:
 # -- the timeout shim ---------------------------------------------------------------------
 
 
+
+async def test_callers_one_reply_woke_share_the_next_request() -> None:
+    """Concurrent senders (each awaiting its publish before the next) fill every request.
+
+    Each reply wakes all the callers it carried at once; the first of them to send again must
+    not go alone (a request for one item, a round trip the others then wait for).
+    """
+    batches: list[list[int]] = []
+
+    async def send(items: list[int]) -> list[int]:
+        batches.append(items)
+        await asyncio.sleep(0.001)
+        return items
+
+    coalescer: Coalescer[int, int] = Coalescer(send, inline=True)
+
+    async def sender(first: int) -> list[int]:
+        return [await coalescer.submit(first + k) for k in range(5)]
+
+    results = await asyncio.gather(*(sender(10 * s) for s in range(10)))
+    assert results == [[10 * s + k for k in range(5)] for s in range(10)]  # order per caller
+    assert [len(batch) for batch in batches] == [10] * 5
+    assert coalescer.idle
+
+
+async def test_a_caller_cancelled_before_its_request_leaves_the_others_served() -> None:
+    batches: list[list[int]] = []
+
+    async def send(items: list[int]) -> list[int]:
+        batches.append(items)
+        return items
+
+    coalescer: Coalescer[int, int] = Coalescer(send, inline=True)
+    first = asyncio.ensure_future(coalescer.submit(1))
+    await asyncio.sleep(0)  # `first` holds the inline slot, yielding once before it sends
+    second = asyncio.ensure_future(coalescer.submit(2))
+    first.cancel()
+    assert await second == 2
+    assert first.cancelled() and batches == [[2]]
+    assert coalescer.idle
+
 @pytest.mark.parametrize("make", [timeout, _Timeout310], ids=["asyncio", "py310-shim"])
 async def test_timeout_tells_its_deadline_from_the_body_s_own_timeout(make: Any) -> None:
     cm = make(0.05)
