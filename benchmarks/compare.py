@@ -139,6 +139,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--search-rates", default="2000,5000,10000,15000,20000,25000,30000")
     parser.add_argument("--search-seconds", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per step")
+    parser.add_argument(
+        "--redis-fsync",
+        choices=("always", "everysec"),
+        default=None,
+        help="run the private Redis with an append-only file and this fsync policy "
+        "(default: no persistence)",
+    )
     parser.add_argument("--plot", action="store_true", help="save PNG plots (matplotlib)")
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument("--tag", default="", help="suffix of the result files' names")
@@ -171,15 +178,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 class Broker:
     """A private broker for this invocation, emptied between runs."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, redis_fsync: str | None = None) -> None:
         self.kind = kind
+        self.redis_fsync = redis_fsync
         self.url = ""
         self.setup = ""
 
     def start(self, stack: ExitStack) -> None:
         if self.kind == "redis":
-            self.url = stack.enter_context(harness.private_redis())
-            self.setup = f"private redis-server {harness.redis_version(self.url)}, no persistence"
+            self.url = stack.enter_context(harness.private_redis(self.redis_fsync))
+            # redis_version names appendonly and appendfsync
+            durability = "" if self.redis_fsync else ", no persistence"
+            self.setup = f"private redis-server {harness.redis_version(self.url)}{durability}"
         else:
             stack.enter_context(harness.private_rabbitmq())
             self.url = os.environ[harness.URL_ENV["amqp"]]
@@ -513,7 +523,7 @@ def run_broker(args: argparse.Namespace, kind: str) -> tuple[dict[str, Any], boo
     failed = False
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="repid-compare-") as tmpdir:
         tmp = Path(tmpdir)
-        broker = Broker(kind)
+        broker = Broker(kind, args.redis_fsync if kind == "redis" else None)
         broker.start(stack)
         document["broker_setup"] = broker.setup
         print(f"{kind}: {broker.setup}", file=sys.stderr)

@@ -182,12 +182,14 @@ def _redis_ping(port: int) -> bool:
 
 
 @contextmanager
-def private_redis() -> Iterator[str]:
-    """A redis-server of our own on a free loopback port, without persistence.
+def private_redis(appendfsync: str | None = None) -> Iterator[str]:
+    """A redis-server of our own on a free loopback port, without persistence by default.
 
     The test brokers of scripts/brokers.sh run Redis with `appendfsync always` (for the
     restart tests), which caps un-pipelined XADD at the disk's fsync rate and would measure the
-    disk rather than the client library; tests may also restart it mid-run.
+    disk rather than the client library; tests may also restart it mid-run. `appendfsync`
+    ("always", "everysec"): an append-only file with that policy, for measuring what a durable
+    Redis costs (each round trip waits for its write to be synced under "always").
     """
     binary = shutil.which("redis-server")
     if binary is None:
@@ -196,7 +198,9 @@ def private_redis() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="repid-bench-redis-") as workdir:
         proc = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", workdir, "--daemonize", "no"],
+             *(("--appendonly", "yes", "--appendfsync", appendfsync) if appendfsync
+               else ("--appendonly", "no")),
+             "--dir", workdir, "--daemonize", "no"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip

@@ -30,9 +30,10 @@ class Coalescer(Generic[T, R]):
     `send` returns one result per item (an `Exception` instance fails that item alone), or
     None when every item simply succeeded; if it raises, every item of the request fails with
     that exception. `take(pending)` says how many of the pending items fit in one request
-    (default: all). With `inline=True` a call that finds nothing in flight sends its own item
-    from the caller's task (no task or future for the common lone call); otherwise a flush task
-    sends, so a cancelled caller never interrupts a request others share.
+    (default: all). With `inline=True` a call that finds nothing in flight yields one loop
+    iteration, then sends its own item from the caller's task when it is still alone (no task
+    or future for the common lone call), or hands everything queued meanwhile to a flush task;
+    otherwise a flush task sends, so a cancelled caller never interrupts a request others share.
     """
 
     __slots__ = ("_inline", "_pending", "_send", "_sending", "_take", "_task")

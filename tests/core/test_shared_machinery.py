@@ -117,7 +117,6 @@ async def test_take_bounds_a_request_and_inline_sends_from_the_caller() -> None:
 # -- the timeout shim ---------------------------------------------------------------------
 
 
-
 async def test_callers_one_reply_woke_share_the_next_request() -> None:
     """Concurrent senders (each awaiting its publish before the next) fill every request.
 
@@ -157,6 +156,7 @@ async def test_a_caller_cancelled_before_its_request_leaves_the_others_served() 
     assert await second == 2
     assert first.cancelled() and batches == [[2]]
     assert coalescer.idle
+
 
 @pytest.mark.parametrize("make", [timeout, _Timeout310], ids=["asyncio", "py310-shim"])
 async def test_timeout_tells_its_deadline_from_the_body_s_own_timeout(make: Any) -> None:
