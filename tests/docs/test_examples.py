@@ -177,8 +177,14 @@ def _run_tests_in(namespace: dict[str, Any]) -> int:
     return ran
 
 
+_skipped_pages: set[str] = set()
+"""Pages with a skipped block (no broker here): the blocks continuing it are skipped too."""
+
+
 def _run_in_process(block: Block, folder: Path) -> str:
     if "continue" in block.options:
+        if block.page in _skipped_pages and block.page not in _namespaces:
+            pytest.skip(f"{block.id}: the block it continues was skipped")
         assert block.page in _namespaces, f"{block.id}: `continue` needs a block before it"
         namespace = _namespaces[block.page]
     else:
@@ -257,7 +263,11 @@ def test_docs_example_runs(
     block: Block, workdirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     folder = _workdir(workdirs, tmp_path_factory, block.page)
-    env = _broker_env(block)
+    try:
+        env = _broker_env(block)
+    except pytest.skip.Exception:
+        _skipped_pages.add(block.page)
+        raise
     _prepare_brokers(block, env)
     with _environment(env), _in_folder(folder):
         if "subprocess" in block.options:
