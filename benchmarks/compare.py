@@ -179,6 +179,7 @@ class Broker:
     """A private broker for this invocation, emptied between runs."""
 
     def __init__(self, kind: str, redis_fsync: str | None = None) -> None:
+        # redis_fsync: the private Redis' appendfsync policy (None: no persistence)
         self.kind = kind
         self.redis_fsync = redis_fsync
         self.url = ""
@@ -523,7 +524,7 @@ def run_broker(args: argparse.Namespace, kind: str) -> tuple[dict[str, Any], boo
     failed = False
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="repid-compare-") as tmpdir:
         tmp = Path(tmpdir)
-        broker = Broker(kind, args.redis_fsync if kind == "redis" else None)
+        broker = Broker(kind, args.redis_fsync)
         broker.start(stack)
         document["broker_setup"] = broker.setup
         print(f"{kind}: {broker.setup}", file=sys.stderr)

@@ -65,11 +65,10 @@ class Coalescer(Generic[T, R]):
 
     def submit_nowait(self, item: T) -> asyncio.Future[R]:
         """Queue `item`; the returned future gets its result (never sent from this task)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[R] = loop.create_future()
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if self._task is None and not self._sending:
-            self._task = loop.create_task(self._flush())
+        if not self._sending:  # else the inline request in flight hands the queue on
+            self._start_flush()
         return future
 
     async def wait_idle(self) -> None:
