@@ -299,7 +299,7 @@ def sentinel_client(target: RedisTarget, settings: ClientSettings) -> tuple[Sent
         sentinel_kwargs["username"] = settings.sentinel_username
     if settings.sentinel_password is not None:
         sentinel_kwargs["password"] = settings.sentinel_password
-    sentinel = _LatestMasterSentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    sentinel = _LatestMasterSentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8
     master = sentinel.master_for(
         target.service_name,
         connection_pool_class=_BlockingSentinelPool,
