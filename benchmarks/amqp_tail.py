@@ -21,31 +21,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
+from pathlib import Path
 from typing import Any
 
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(BENCH_DIR / "peers"))
+
+import _common  # noqa: E402  (the steady-rate loop and payloads of compare.py's adapters)
+import run as harness  # noqa: E402  (queue declaration through the management API)
+
 QUEUE = "amqp-tail"
-
-
-def _management(method: str, path: str, body: dict[str, Any] | None = None) -> None:
-    url = os.environ["REPID_TEST_RABBITMQ_MANAGEMENT_URL"] + path
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, method=method, data=data)
-    request.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
-    request.add_header("content-type", "application/json")
-    try:
-        urllib.request.urlopen(request).read()
-    except urllib.error.HTTPError as exc:
-        if exc.code != 404:  # deleting a queue that is not there is fine
-            raise
 
 
 def _app() -> Any:
@@ -57,7 +49,7 @@ def _app() -> Any:
     return app
 
 
-async def _worker(n: int, out: str) -> None:
+async def _worker(n: int, out: str, ready: str) -> None:
     import repid
     from repid.connections.amqp import subscriber
 
@@ -75,8 +67,13 @@ async def _worker(n: int, out: str) -> None:
     done = asyncio.Event()
 
     @router.actor(channel=QUEUE)
-    async def noop(i: int, t: float) -> None:
+    async def noop(i: int, t: float, w: int) -> None:
         now = time.monotonic()
+        if w:  # a warm-up message: the producer starts its schedule once one got through
+            arrivals.pop(0)
+            if not os.path.exists(ready):
+                Path(ready).write_text("1")
+            return
         k = len(records)
         records.append((t, now - t, arrivals[k] - t if k < len(arrivals) else 0.0))
         if len(records) >= n:
@@ -92,26 +89,14 @@ async def _worker(n: int, out: str) -> None:
     os._exit(0)  # the records are saved; no need to wait for a graceful shutdown
 
 
-async def _producer(rate: float, seconds: float) -> None:
+async def _producer(rate: float, seconds: float, ready: str) -> None:
     app = _app()
+
+    async def send(payload: dict[str, Any]) -> None:
+        await app.send_message_json(channel=QUEUE, payload=payload, headers={"topic": "noop"})
+
     async with app.servers.default.connection():
-        loop = asyncio.get_running_loop()
-        total = int(rate * seconds)
-        tasks: set[asyncio.Task[Any]] = set()
-        started = time.monotonic()
-        i = 0
-        while i < total:
-            due = min(total, int((time.monotonic() - started) * rate) + 1)
-            while i < due:
-                payload = {"i": i, "t": time.monotonic()}
-                task = loop.create_task(
-                    app.send_message_json(channel=QUEUE, payload=payload, headers={"topic": "noop"})
-                )
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                i += 1
-            await asyncio.sleep(max(started + i / rate - time.monotonic(), 0.0))
-        await asyncio.gather(*tasks)
+        await _common.send_at_rate(send, rate, seconds, ready)
 
 
 def _percentiles(values: list[float]) -> str:
@@ -124,13 +109,14 @@ def _percentiles(values: list[float]) -> str:
 
 def _run(rate: float, seconds: float) -> None:
     n = int(rate * seconds)
-    _management("DELETE", f"/api/queues/%2F/{QUEUE}")
-    _management("PUT", f"/api/queues/%2F/{QUEUE}", {"durable": True})
+    url = os.environ["REPID_TEST_AMQP_URL"]
+    harness.amqp_delete(url, QUEUE)
+    harness.amqp_declare(url, QUEUE, "classic")
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "records.json")
-        worker = subprocess.Popen([sys.executable, __file__, "worker", str(n), out])
-        time.sleep(2.0)  # its link attached (a message sent earlier waits in the queue anyway)
-        subprocess.run([sys.executable, __file__, "producer", str(rate), str(seconds)], check=True)
+        out, ready = os.path.join(tmp, "records.json"), os.path.join(tmp, "ready")
+        worker = subprocess.Popen([sys.executable, __file__, "worker", str(n), out, ready])
+        producer = [sys.executable, __file__, "producer", str(rate), str(seconds), ready]
+        subprocess.run(producer, check=True)
         worker.wait(120)
         with open(out) as file:
             records = [tuple(r) for r in json.load(file)]
@@ -156,9 +142,9 @@ def _run(rate: float, seconds: float) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        asyncio.run(_worker(int(sys.argv[2]), sys.argv[3]))
+        asyncio.run(_worker(int(sys.argv[2]), sys.argv[3], sys.argv[4]))
     elif len(sys.argv) > 1 and sys.argv[1] == "producer":
-        asyncio.run(_producer(float(sys.argv[2]), float(sys.argv[3])))
+        asyncio.run(_producer(float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]))
     else:
         parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
         parser.add_argument("--rate", type=float, action="append")
