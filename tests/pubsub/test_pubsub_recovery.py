@@ -84,6 +84,64 @@ async def test_kill_9_worker_mid_run_second_worker_finishes_everything(
     assert pull(host, channel) == []
 
 
+async def test_a_killed_workers_streams_stop_taking_messages_after_their_deadline(
+    host: str, tmp_path: Path
+) -> None:
+    """The emulator never ends a SIGKILLed client's streams by itself and routes a share of
+    the messages to them (each then waits out a 10 s ack deadline). Their gRPC deadline
+    (`stream_lifetime` 5 s + 2 s, the emulator's default) ends them: once it has passed,
+    every message reaches the live worker at once."""
+    channel = create_pair(host)
+    out_a, stop = tmp_path / "a.txt", tmp_path / "stop"
+    worker_a = _start_worker(host, channel, out_a, stop, work=0.0, capacity=100)
+    server = PubsubServer(PROJECT, emulator_host=host)
+    capacity = DeliveryCapacity(100)
+    arrived: dict[int, float] = {}
+
+    async def callback(message: ReceivedMessageT) -> None:
+        capacity.acquire()
+        arrived.setdefault(int(message.payload), time.monotonic())
+        try:
+            await message.ack()
+        finally:
+            capacity.release()
+
+    try:
+        await _wait(lambda: Path(f"{out_a}.ready").exists(), 30, "worker A to subscribe")
+        async with server.connection():
+            subscriber = await server.subscribe(
+                channels_to_callbacks={channel: callback}, capacity=capacity
+            )
+            worker_a.send_signal(signal.SIGKILL)
+            worker_a.wait(timeout=10)
+            killed_at = time.monotonic()
+            published: dict[int, float] = {}
+            seq = 0
+            while time.monotonic() - killed_at < 14.0:  # a producer at 10 messages/s
+                published[seq] = time.monotonic()
+                await server.publish(channel=channel, message=MessageData(str(seq).encode()))
+                seq += 1
+                await asyncio.sleep(0.1)
+            # What the dead streams took before their deadline comes back after one ack
+            # deadline: nothing is lost.
+            await _wait(lambda: len(arrived) == len(published), 60, "every message")
+            await subscriber.close()
+    finally:
+        if worker_a.poll() is None:
+            worker_a.kill()
+            worker_a.wait(timeout=10)
+    late = {
+        s: round(arrived[s] - at, 1)
+        for s, at in published.items()
+        if at - killed_at >= 9.0 and arrived[s] - at > 5.0
+    }
+    later = [s for s, at in published.items() if at - killed_at >= 9.0]
+    assert len(later) >= 20
+    # Published 9 s or more after the kill (the dead streams' deadline passed at 7 s at the
+    # latest): none went to a dead stream, so none waited for an ack deadline.
+    assert late == {}, f"messages taken by the dead worker's streams after their deadline: {late}"
+
+
 async def test_emulator_restart_reopens_the_stream_and_keeps_consuming(
     own_emulator: OwnEmulator,
 ) -> None:

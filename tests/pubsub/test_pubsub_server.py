@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -494,6 +495,35 @@ async def test_resume_right_after_pause_is_not_a_stream_failure(
     assert not [r for r in caplog.records if r.getMessage().startswith("pubsub.stream_lost")]
 
 
+async def test_streams_are_rotated_within_their_lifetime_without_loss_or_failure(
+    host: str, channel: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="repid.connections.pubsub")
+    server = PubsubServer(PROJECT, emulator_host=host, stream_lifetime=1.0, pull_streams=2)
+    opened: list[float] = []
+    streaming_pull = server.streaming_pull
+
+    def counting_streaming_pull(subscription: str) -> Any:
+        opened.append(time.monotonic())
+        return streaming_pull(subscription)
+
+    server.streaming_pull = counting_streaming_pull  # type: ignore[method-assign]
+    collector = Collector(DeliveryCapacity(10))
+    total = 150
+    async with server.connection():
+        subscriber = await consume(server, channel, collector)
+        for i in range(total):  # about 3 s of publishing: several lifetimes of both streams
+            await server.publish(channel=channel, message=MessageData(str(i).encode()))
+            await asyncio.sleep(0.02)
+        await collector.wait_for(total, timeout=30)
+        assert subscriber.is_active
+        await subscriber.close()
+    # Each message exactly once: a rotated stream is read to its end, nothing is redelivered.
+    assert sorted(collector.payloads(), key=int) == [str(i).encode() for i in range(total)]
+    assert len(opened) >= 2 + 2, f"the streams were not rotated: {len(opened)} calls"
+    assert not [r for r in caplog.records if r.getMessage().startswith("pubsub.stream_lost")]
+
+
 async def test_several_subscriptions_share_one_capacity(server: PubsubServer, host: str) -> None:
     first, second = create_pair(host), create_pair(host)
     capacity = DeliveryCapacity(2)
@@ -576,6 +606,12 @@ def test_constructor_reads_emulator_host_and_validates(monkeypatch: pytest.Monke
         PubsubServer("proj", pull_streams=0)
     with pytest.raises(ValueError, match="project"):
         PubsubServer("")
+    # Streams are rotated by default on the emulator only (it never drops a dead client's).
+    assert server.stream_lifetime == 5.0 and real.stream_lifetime is None
+    assert PubsubServer("proj", stream_lifetime=timedelta(minutes=1)).stream_lifetime == 60.0
+    assert PubsubServer("proj", emulator_host="h:1", stream_lifetime=None).stream_lifetime is None
+    with pytest.raises(ValueError, match="stream_lifetime"):
+        PubsubServer("proj", stream_lifetime=0.5)
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:

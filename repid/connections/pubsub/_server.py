@@ -96,8 +96,9 @@ DEFAULT_ACK_DEADLINE = 10
 DEFAULT_PULL_STREAMS = 8
 """StreamingPull streams per subscription. Measured on the emulator (benchmarks/README.md):
 it never drops the streams of a client that vanished (SIGKILL) and routes a share of the
-messages to them, each costing an ack deadline. After a kill -9 the last message was back
-in 30-60 s with 4 streams, in 10-40 s with 8, and no sooner with 16. 8 needs
+messages to them, each costing an ack deadline. Before streams had a lifetime
+(`EMULATOR_STREAM_LIFETIME`), the last message after a kill -9 was back in 30-60 s with 4
+streams, in 10-40 s with 8, and no sooner with 16. 8 needs
 `DEFAULT_STREAM_WINDOW`: with gRPC's own window sizing a backlog parked messages unread past
 their deadline (3,815 of 20,000 ran twice; none with it)."""
 
@@ -108,6 +109,22 @@ clock without the worker knowing their ack ids, so it cannot extend them: with g
 window grown to megabytes, a backlog on the emulator (which ignores
 `max_outstanding_messages`) left thousands unread past their deadline, and they ran twice.
 64 KiB is a few hundred small messages per stream, read in well under a deadline."""
+
+EMULATOR_STREAM_LIFETIME = 5.0
+"""Seconds a StreamingPull stream lives on the emulator (`stream_lifetime`'s default there).
+
+The emulator (0.8.20) never ends the streams of a client that vanished (kill -9, a lost
+connection): each keeps taking a share of the messages (about a fifth with two workers of 8
+streams each, one of them dead) and every message it takes waits out an ack deadline before it
+is redelivered, then may be taken by a dead stream again. A stream's gRPC deadline is the one
+end the emulator does honour, so every stream gets one (`stream_lifetime` +
+`STREAM_DEADLINE_GRACE`) and a live worker reopens each of its streams before it expires. A
+dead worker's streams are then gone within 7 s of its death. On the service, which drops a dead
+client's streams itself, streams are not rotated by default (None)."""
+
+STREAM_DEADLINE_GRACE = 2.0
+"""Seconds between a stream's rotation time and its gRPC deadline: the time the half-closed
+stream has to deliver what it still carries."""
 
 PROBE_AFTER = 5.0
 """Seconds without any answer from Pub/Sub after which the keep-alive loop probes the channel
@@ -178,9 +195,11 @@ class PubsubServer(BaseServer):
     Live workers extend deadlines every `ack_deadline / 3` seconds, up to `max_lease` seconds
     per message (default one hour; None: forever; a delivered message held unsettled longer
     is handed back and logged). An event loop blocked for longer than `ack_deadline` lets them
-    expire: raise it for actors that block the loop. On the emulator a killed worker's
-    messages are back after 10-40 s: it keeps routing a share of the messages to the dead
-    worker's streams, each such delivery costing a deadline.
+    expire: raise it for actors that block the loop. On the emulator, which keeps routing
+    messages to a dead worker's streams until their gRPC deadline, streams live
+    `stream_lifetime` seconds (default there 5 s; None on the service: streams are not
+    rotated): each is half-closed, read to its end and reopened before its deadline
+    (`stream_lifetime` + 2 s), so a killed worker's streams are gone within about 7 s.
 
     Connection loss: gRPC reconnects the channel by itself (backoff from `initial_backoff` to
     `max_backoff`, default 0.5-3 s) and every stream is reopened, so a worker is back within a
@@ -218,10 +237,10 @@ class PubsubServer(BaseServer):
 
     Emulator notes (cloud-pubsub-emulator 0.8.20): it ignores `max_outstanding_messages` (the
     local read stop still bounds the buffer), and it never drops the streams of a vanished
-    client (kill -9, a cancelled stream; measured 60 s after a kill), routing a share of the
-    messages to them, so a crashed worker's messages and some published after the crash come
-    back after one to four 10 s deadlines (10-40 s in the harness's runs).
-    Streams are therefore ended with a half-close.
+    client (kill -9, a cancelled stream) before their gRPC deadline, routing a share of the
+    messages to them, each costing a 10 s deadline (without a lifetime, a crashed worker's
+    messages came back after 10-40 s in the harness's runs; see `EMULATOR_STREAM_LIFETIME`).
+    Streams are therefore ended with a half-close, and rotated there every few seconds.
     """
 
     protocol = "googlepubsub"
@@ -243,6 +262,7 @@ class PubsubServer(BaseServer):
         max_lease: float | None = DEFAULT_MAX_LEASE,
         pull_streams: int = DEFAULT_PULL_STREAMS,
         stream_window: int | None = DEFAULT_STREAM_WINDOW,
+        stream_lifetime: float | timedelta | None = UNSET,
         publish_timeout: int | float | timedelta = 60.0,
         connect_timeout: float = 10.0,
         close_timeout: float = 5.0,
@@ -351,6 +371,13 @@ class PubsubServer(BaseServer):
                 f"stream_window must be at least 1024 bytes or None, got {stream_window}"
             )
         self.stream_window = stream_window
+        if stream_lifetime is UNSET:
+            stream_lifetime = EMULATOR_STREAM_LIFETIME if emulator_host is not None else None
+        self.stream_lifetime = None if stream_lifetime is None else _seconds(stream_lifetime)
+        if self.stream_lifetime is not None and self.stream_lifetime < 1.0:
+            raise ValueError(
+                f"stream_lifetime must be at least 1 second or None, got {self.stream_lifetime}"
+            )
         self.publish_timeout = _seconds(publish_timeout)
         self.connect_timeout = connect_timeout
         self.close_timeout = close_timeout
@@ -868,7 +895,14 @@ class PubsubServer(BaseServer):
     def streaming_pull(self, subscription: str) -> PullCall:
         self._require_channel()
         assert self._pull_rpc is not None
-        call: PullCall = self._pull_rpc(metadata=_routing("subscription", subscription))
+        # The deadline is what ends a vanished client's stream on a server that never notices
+        # it is gone (the emulator); live streams are rotated before it (`stream_lifetime`).
+        timeout = None
+        if self.stream_lifetime is not None:
+            timeout = self.stream_lifetime + STREAM_DEADLINE_GRACE
+        call: PullCall = self._pull_rpc(
+            metadata=_routing("subscription", subscription), timeout=timeout
+        )
         return call
 
     # -- consuming -----------------------------------------------------------------------------

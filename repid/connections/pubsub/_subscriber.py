@@ -29,7 +29,11 @@ process stops extending: Pub/Sub redelivers its messages once their ack deadline
 stream's, default 10 s) passes.
 
 Streams are ended with a half-close (`done_writing`) rather than a cancel: the Pub/Sub emulator
-keeps delivering to cancelled streams until it notices they are gone.
+keeps delivering to cancelled streams until their gRPC deadline. With a `stream_lifetime` (the
+emulator's default) every stream has such a deadline and is rotated before it: half-closed at a
+random moment in the last 40% of its lifetime, read to its end (whatever the buffer holds) and
+reopened at once, with no backoff and without the subscription turning RECOVERING. A killed
+worker's streams thus end at their deadline instead of taking messages forever.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -214,6 +219,7 @@ class _Stream:
             self.call = call
             self.ended.clear()
             failure: Exception | None = None
+            rotation: asyncio.TimerHandle | None = None
             try:
                 await call.write(
                     _proto.encode_streaming_pull_request(
@@ -225,13 +231,18 @@ class _Stream:
                 )
                 await call.wait_for_connection()
                 server.note_answer()
+                rotation = self._schedule_rotation(call, opened_at)
                 # The emulator accepts a stream before it checks the subscription (NOT_FOUND
                 # follows); it counts as established once it survived a moment or delivered.
                 asyncio.get_running_loop().call_later(
                     _STREAM_SETTLE_SECONDS, self._mark_established, call
                 )
                 while True:
-                    await room.wait()
+                    if self.ending is not call:
+                        # An ending stream is read on to its end whatever the buffer holds:
+                        # what it still carries is leased to this worker (its lease extended
+                        # from the buffer) instead of waiting out a deadline unread.
+                        await room.wait()
                     response = await call.read()
                     if response is grpc.aio.EOF:
                         raise _StreamEnded
@@ -251,6 +262,8 @@ class _Stream:
             except Exception as exc:  # any failure of this stream: reopen it after a backoff
                 failure = exc
             finally:
+                if rotation is not None:
+                    rotation.cancel()
                 ended_by_us = self.ending is call
                 if self.call is call:
                     self.call = None
@@ -268,6 +281,23 @@ class _Stream:
             # Buffered messages stay: ack ids outlive the stream, so they are still
             # delivered (and their leases extended) while the stream is reopened.
             await self._sleep(backoff.next())
+
+    def _schedule_rotation(self, call: PullCall, opened_at: float) -> asyncio.TimerHandle | None:
+        """End `call` gracefully before its deadline (`PubsubServer.stream_lifetime`).
+
+        Each stream picks its moment at random in the last 40% of the lifetime (counted from
+        when the call was made, as its deadline is), so a worker's streams are not all
+        reopened at once.
+        """
+        lifetime = self.state.server.stream_lifetime
+        if lifetime is None:
+            return None
+        delay = lifetime * random.uniform(0.6, 1.0) - (time.monotonic() - opened_at)
+        return asyncio.get_running_loop().call_later(max(delay, 0.0), self._rotate, call)
+
+    def _rotate(self, call: PullCall) -> None:
+        if self.call is call and not call.done():
+            self.half_close()  # the read loop reads it to its end and opens the next one
 
     def _mark_established(self, call: PullCall) -> None:
         if self.call is call and not call.done():
