@@ -2,6 +2,7 @@
 
     source .brokers/env   # or: export REPID_TEST_PUBSUB_HOST=127.0.0.1:PORT
     PYTHONPATH=. .venv/bin/python benchmarks/pubsub_server_bench.py [--n 5000] [--capacity 1000]
+        [--stream-lifetime default,none --reps 3]
 
 Measures, on fresh topics/subscriptions (created through the emulator's REST API, deleted
 afterwards):
@@ -14,7 +15,9 @@ afterwards):
   `DeliveryCapacity(--capacity)` and a callback that behaves like the worker (takes a slot,
   schedules a task that acks and gives the slot back), from subscribe until the last ack.
 
-Prints one human-readable line per figure and a final JSON line.
+`--stream-lifetime` runs the whole set once per value (alternating, `--reps` times), to
+compare the emulator's default stream rotation with none. Prints one human-readable line per
+figure and a JSON line per run.
 """
 
 from __future__ import annotations
@@ -96,12 +99,20 @@ async def consume(server: PubsubServer, channel: str, n: int, limit: int) -> flo
     return elapsed
 
 
-async def run(host: str, n: int, limit: int, concurrency: int) -> dict[str, float]:
+async def run(
+    host: str, n: int, limit: int, concurrency: int, stream_lifetime: float | str | None = "default"
+) -> dict[str, float]:
     tag = uuid.uuid4().hex[:8]
     names = {kind: f"bench-{kind}-{tag}" for kind in ("single", "concurrent", "batch")}
     for name in names.values():
         create_pair(host, name)
-    server = PubsubServer(PROJECT, emulator_host=host, ack_deadline=60)
+    if stream_lifetime == "default":
+        server = PubsubServer(PROJECT, emulator_host=host, ack_deadline=60)
+    else:
+        assert not isinstance(stream_lifetime, str)
+        server = PubsubServer(
+            PROJECT, emulator_host=host, ack_deadline=60, stream_lifetime=stream_lifetime
+        )
     message = MessageData(b"{}", None, "application/json")
     results: dict[str, float] = {}
     try:
@@ -138,18 +149,45 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--host", default=os.environ.get("REPID_TEST_PUBSUB_HOST"))
+    parser.add_argument(
+        "--stream-lifetime",
+        default="default",
+        help="comma-separated PubsubServer(stream_lifetime=...) values to alternate: "
+        "'default' (5 s on the emulator), 'none' (no rotation) or seconds",
+    )
+    parser.add_argument("--reps", type=int, default=1, help="runs of each --stream-lifetime")
     args = parser.parse_args()
     if not args.host:
         sys.exit("set REPID_TEST_PUBSUB_HOST (scripts/brokers.sh start pubsub) or pass --host")
-    results = asyncio.run(run(args.host, args.n, args.capacity, args.concurrency))
-    print(f"publish/s (single, awaited one by one): {results['publish_single_per_s']:,.0f}")
-    print(
-        f"publish/s (concurrent, {args.concurrency} in flight): "
-        f"{results['publish_concurrent_per_s']:,.0f}"
-    )
-    print(f"publish/s (publish_batch): {results['publish_batch_per_s']:,.0f}")
-    print(f"consume/s (capacity {args.capacity}, ack each): {results['consume_per_s']:,.0f}")
-    print(json.dumps({"n": args.n, "capacity": args.capacity, **results}))
+    lifetimes: list[float | str | None] = [
+        "default" if v == "default" else None if v == "none" else float(v)
+        for v in args.stream_lifetime.split(",")
+    ]
+    for rep in range(args.reps):
+        for lifetime in lifetimes:  # alternated, so a drift of the machine hits each alike
+            results = asyncio.run(run(args.host, args.n, args.capacity, args.concurrency, lifetime))
+            label = f"run {rep + 1}, stream_lifetime={lifetime}"
+            print(f"[{label}] publish/s (single): {results['publish_single_per_s']:,.0f}")
+            print(
+                f"[{label}] publish/s (concurrent, {args.concurrency} in flight): "
+                f"{results['publish_concurrent_per_s']:,.0f}"
+            )
+            print(f"[{label}] publish/s (publish_batch): {results['publish_batch_per_s']:,.0f}")
+            print(
+                f"[{label}] consume/s (capacity {args.capacity}, ack each): "
+                f"{results['consume_per_s']:,.0f}"
+            )
+            print(
+                json.dumps(
+                    {
+                        "n": args.n,
+                        "capacity": args.capacity,
+                        "stream_lifetime": lifetime,
+                        "run": rep + 1,
+                        **results,
+                    }
+                )
+            )
 
 
 if __name__ == "__main__":
