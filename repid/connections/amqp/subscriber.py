@@ -19,10 +19,9 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from repid.connections.abc import DeliveryCapacity, MessageCallbackT, MessageData
-from repid.connections.amqp.addressing import headers_of, payload_of
+from repid.connections.amqp.decoding import decode_delivery
 from repid.connections.amqp.protocol.connection import IncomingDelivery, Link, ReceiverLink
-from repid.connections.amqp.protocol.errors import AmqpProtocolError, Condition
-from repid.connections.amqp.protocol.message import decode_message
+from repid.connections.amqp.protocol.errors import AmqpProtocolError
 from repid.connections.amqp.protocol.performatives import (
     Accepted,
     DeliveryState,
@@ -341,12 +340,7 @@ class AmqpSubscriber(BaseSubscriber):
             client.settle(link, delivery, _RELEASED)
             return
         try:
-            message = decode_message(delivery.payload, annotations=False)
-            payload = payload_of(message)
-            if payload is None:
-                raise AmqpProtocolError(
-                    Condition.DECODE_ERROR, "the body is not data, a string or binary value"
-                )
+            fields = decode_delivery(delivery.payload)
         except AmqpProtocolError as exc:
             logger.error(
                 "amqp.bad_message: undecodable message on %r rejected (dead-lettered): %s",
@@ -357,24 +351,15 @@ class AmqpSubscriber(BaseSubscriber):
             client.settle(link, delivery, Rejected(Error(exc.condition, exc.description)))
             self._top_up()
             return
-        properties = message.properties
-        header = message.header
-        message_id = reply_to = content_type = None
-        if properties is not None:
-            if properties.message_id is not None:
-                message_id = str(properties.message_id)
-            if isinstance(properties.reply_to, str):
-                reply_to = properties.reply_to
-            content_type = properties.content_type
         self._delivery.push(
             AmqpReceivedMessage(
-                payload=payload,
-                headers=headers_of(message),
-                content_type=content_type,
+                payload=fields.payload,
+                headers=fields.headers,
+                content_type=fields.content_type,
                 channel=consumer.channel,
-                message_id=message_id,
-                reply_to=reply_to,
-                delivery_count=header.delivery_count if header is not None else 0,
+                message_id=fields.message_id,
+                reply_to=fields.reply_to,
+                delivery_count=fields.delivery_count,
                 subscriber=self,
                 client=client,
                 link=link,
