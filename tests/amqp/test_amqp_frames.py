@@ -476,3 +476,103 @@ def test_any_disposition_bytes_decode_like_the_generic_decoder(
     except AmqpProtocolError:
         decoded = AmqpProtocolError
     assert decoded == expected
+
+
+def _transfer_frame(fields: bytes, count: int, payload: bytes = b"") -> bytes:
+    body = b"\x00\x53\x14\xc0" + bytes((len(fields) + 1, count)) + fields + payload
+    return fr.encode_frame_header(8 + len(body), fr.TYPE_AMQP, 0) + body
+
+
+def test_a_rabbitmq_transfer_takes_the_shortcut() -> None:
+    # RabbitMQ 4's transfer of delivery 299 (tag 0x0000012b), then the message's first bytes.
+    fields = bytes.fromhex("43700000012ba0040000012b4342404040404040")
+    frame = _transfer_frame(fields, 11, b"\x00\x53\x70")
+    assert fr._plain_transfer(frame, 11, len(frame)) is not None
+    decoded, rest = fr.decode_frame_body(frame, 8, len(frame), fr.TYPE_AMQP)
+    assert decoded == p.Transfer(0, 299, b"\x00\x00\x01\x2b", 0, False) == _generic_decode(frame)
+    assert bytes(rest) == b"\x00\x53\x70"
+
+
+@settings(max_examples=300)
+@given(
+    uint,
+    opt(st.none(), uint),
+    opt(st.none(), st.binary(max_size=32)),
+    opt(st.none(), uint),
+    opt(st.none(), st.booleans()),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.binary(max_size=20),
+)
+def test_transfer_shortcut_decodes_like_the_generic_decoder(
+    handle: int,
+    delivery_id: int | None,
+    tag: bytes | None,
+    message_format: int | None,
+    settled: bool | None,
+    more: bool,
+    resume: bool,
+    aborted: bool,
+    batchable: bool,
+    payload: bytes,
+) -> None:
+    body = p.Transfer(
+        handle,
+        delivery_id,
+        tag,
+        message_format,
+        settled,
+        more,
+        resume=resume,
+        aborted=aborted,
+        batchable=batchable,
+    )
+    frame = fr.encode_frame(body, payload=payload) if payload else fr.encode_frame(body)
+    decoded, rest = fr.decode_frame_body(frame, 8, len(frame), fr.TYPE_AMQP)
+    assert decoded == body == _generic_decode(frame)
+    assert bytes(rest) == payload
+
+
+_BINARY_TOKENS = [b"\x40", b"\xa0\x02ab", b"\xa0\x00", b"\xb0\x00\x00\x00\x01a", b"\xa0\x09x"]
+_transfer_fields = st.tuples(
+    *(
+        st.sampled_from(tokens)
+        for tokens in (
+            _UINT_TOKENS,  # handle
+            _UINT_TOKENS,  # delivery-id
+            _BINARY_TOKENS,  # delivery-tag
+            _UINT_TOKENS,  # message-format
+            _BOOL_TOKENS,  # settled
+            _BOOL_TOKENS,  # more
+            [b"\x40", b"\x50\x01", b"\x41"],  # rcv-settle-mode
+            _STATE_TOKENS,  # state
+            _BOOL_TOKENS,  # resume
+            _BOOL_TOKENS,  # aborted
+            _BOOL_TOKENS,  # batchable
+        )
+    ),
+    st.integers(0, 11),
+).map(lambda parts: b"".join(parts[: parts[-1]]))
+
+
+@settings(max_examples=600)
+@given(
+    st.integers(0, 12),
+    st.one_of(st.binary(max_size=24), _transfer_fields),
+    st.binary(max_size=6),
+)
+def test_any_transfer_bytes_decode_like_the_generic_decoder(
+    count: int, fields: bytes, payload: bytes
+) -> None:
+    frame = _transfer_frame(fields, count, payload)
+    try:
+        expected: Any = _generic_decode(frame)
+    except AmqpProtocolError:
+        expected = AmqpProtocolError
+    try:
+        decoded, _ = fr.decode_frame_body(frame, 8, len(frame), fr.TYPE_AMQP)
+    except AmqpProtocolError:
+        decoded = AmqpProtocolError
+    assert decoded == expected

@@ -110,6 +110,16 @@ def decode_frame_body(
         disposition = _plain_disposition(buf, start + 3, end)
         if disposition is not None:
             return disposition, b""
+    if (
+        frame_type == TYPE_AMQP
+        and end - start >= 8
+        and buf[start + 2] == 0x14
+        and buf[start] == 0x00
+        and buf[start + 1] == 0x53
+    ):
+        transfer = _plain_transfer(buf, start + 3, end)
+        if transfer is not None:
+            return transfer
     described, pos = decode_value(buf, start, end)
     body = decode_composite(described)
     if frame_type == TYPE_SASL:
@@ -209,3 +219,70 @@ def _plain_disposition(buf: _Buffer, pos: int, end: int) -> Disposition | None:
         return None
     # null (2) means the field's default, false
     return Disposition(role == 1, first, last, settled == 1, state, batchable == 1)
+
+
+def _plain_transfer(buf: _Buffer, pos: int, end: int) -> tuple[Transfer, _Buffer] | None:
+    """Decode a transfer's field list in the common shape without the generic decoder.
+
+    The shape brokers deliver messages with: handle, delivery-id and message-format as uints,
+    the delivery tag as a binary of up to 255 bytes, the flags as true/false/null, and null for
+    rcv-settle-mode and state. Returns None for anything else, which then takes the generic,
+    fully validating path. This runs once per message a consumer receives.
+    """
+    if buf[pos] != 0xC0:
+        return None
+    size, count = buf[pos + 1], buf[pos + 2]
+    stop = pos + 2 + size
+    if stop > end or not 1 <= count <= 11:
+        return None
+    pos += 3
+    handle, pos = _plain_uint(buf, pos, stop)
+    if handle is None:
+        return None  # handle is mandatory: not null
+    # [delivery-id, delivery-tag, message-format, settled, more, rcv-settle-mode, state,
+    #  resume, aborted, batchable], None where absent or null.
+    fields: list[Any] = [None] * 10
+    for index in range(count - 1):
+        if pos >= stop:
+            return None
+        code = buf[pos]
+        if code == 0x40:
+            pos += 1
+            continue
+        if index == 0 or index == 2:
+            fields[index], pos = _plain_uint(buf, pos, stop)
+            if fields[index] is None:
+                return None
+        elif index == 1:
+            if code != 0xA0 or pos + 1 >= stop:
+                return None
+            n = buf[pos + 1]
+            if pos + 2 + n > stop:
+                return None
+            fields[1] = bytes(buf[pos + 2 : pos + 2 + n])
+            pos += 2 + n
+        elif index in (5, 6):  # rcv-settle-mode, state: the generic path
+            return None
+        else:
+            flag = _FLAGS.get(code, -1)
+            if flag < 0:
+                return None
+            fields[index] = flag == 1
+            pos += 1
+    if pos != stop:
+        return None
+    delivery_id, tag, message_format, settled, more, _, _, resume, aborted, batchable = fields
+    transfer = Transfer(
+        handle,
+        delivery_id,
+        tag,
+        message_format,
+        settled,
+        more is True,
+        None,
+        None,
+        resume is True,
+        aborted is True,
+        batchable is True,
+    )
+    return transfer, buf[stop:end]
