@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -104,7 +105,9 @@ def _percentiles(values: list[float]) -> str:
     return "p50 {:.2f} p90 {:.2f} p99 {:.2f} max {:.2f} ms".format(*marks, values[-1] * 1000)
 
 
-def _run(rate: float, seconds: float, producer_kind: str, consumer_kind: str) -> None:
+def _run(
+    rate: float, seconds: float, producer_kind: str, consumer_kind: str, prefix: list[str]
+) -> None:
     n = int(rate * seconds)
     url = os.environ["REPID_TEST_AMQP_URL"]
     harness.amqp_delete(url, QUEUE)
@@ -112,7 +115,7 @@ def _run(rate: float, seconds: float, producer_kind: str, consumer_kind: str) ->
     with tempfile.TemporaryDirectory() as tmp:
         out, ready = os.path.join(tmp, "latencies.json"), os.path.join(tmp, "ready")
         consumer = subprocess.Popen(
-            [sys.executable, __file__, f"{consumer_kind}-consumer", str(n), out, ready]
+            [*prefix, sys.executable, __file__, f"{consumer_kind}-consumer", str(n), out, ready]
         )
         producer = [
             *(sys.executable, __file__, f"{producer_kind}-producer"),
@@ -128,6 +131,7 @@ def _run(rate: float, seconds: float, producer_kind: str, consumer_kind: str) ->
     print(
         f"rate {rate:,.0f}/s for {seconds:.0f} s, {len(latencies):,} messages, "
         f"{producer_kind} producer, {consumer_kind} consumer"
+        + (f" (started with {shlex.join(prefix)})" if prefix else "")
     )
     print("  latency ", _percentiles(latencies), flush=True)
 
@@ -153,11 +157,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--producer", default="raw", help="raw, repid or raw,repid")
     parser.add_argument("--consumer", default="raw", help="raw, repid or raw,repid")
+    parser.add_argument(
+        "--consumer-prefix",
+        default="",
+        help='a command the consumer is started under, e.g. "chrt -f 1" (real-time '
+        "scheduling: how much of the tail is the consumer waiting for a core)",
+    )
     args = parser.parse_args()
+    prefix = shlex.split(args.consumer_prefix)
     for rate in args.rate or [10000.0]:
         for producer_kind in args.producer.split(","):
             for consumer_kind in args.consumer.split(","):
-                _run(rate, args.seconds, producer_kind, consumer_kind)
+                _run(rate, args.seconds, producer_kind, consumer_kind, prefix)
 
 
 if __name__ == "__main__":
