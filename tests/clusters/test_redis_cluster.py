@@ -208,7 +208,7 @@ async def test_a_slot_moving_to_another_master_mid_run_loses_nothing(
     assert slot_owners(redis_cluster)[slot] == target
     tally.killed_at = moved_at
     report = tally.report("redis-cluster slot migration")
-    assert report.lost == 0 and report.publish_errors == 0, report
+    assert report.lost == 0 and report.publish_errors == 0, (report, tally.publish_errors)
 
 
 def _move_slot(

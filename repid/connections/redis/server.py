@@ -68,6 +68,7 @@ failover. Replication is asynchronous: `wait_replicas` makes publish wait for re
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -702,15 +703,26 @@ class RedisServer(BaseServer):
                     return exc
                 if isinstance(exc, AskError):
                     # The slot is migrating: only the cluster client knows to send ASKING first.
-                    return await client.execute_command(*_unpack_for_retry(pieces))
+                    # Until the migration ends it may meet TRYAGAIN or run out of redirections
+                    # ("TTL exhausted"): the write did not run, so wait and send it again, as
+                    # `publish_batch` does (a failed publish here reached the caller).
+                    retry = functools.partial(client.execute_command, *_unpack_for_retry(pieces))
+                    return await self._retrying(retry)
                 error = exc
             attempts += 1
-            if attempts > 2:
-                raise error
-            if cluster:
-                await self._retrying(lambda: client.exists(key))
-            else:
+            if not cluster:
+                if attempts > 2:
+                    raise error
                 await client.ping()
+                continue
+            # A slot moving between masters answers MOVED/TRYAGAIN (or bounces between the two
+            # nodes) until both have switched: wait with backoff, as `_retrying` does, rather
+            # than failing the publish after a few quick tries.
+            if attempts > self.retry_attempts:
+                raise error
+            if attempts > 1:
+                await asyncio.sleep(self._backoff().compute(attempts - 1))
+            await self._retrying(lambda: client.exists(key))
 
     def _writer_for(self, key: bytes) -> CoalescingWriter:
         """The fast-path writer for `key`: the server's, or on a Cluster its master's."""
