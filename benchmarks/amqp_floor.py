@@ -26,9 +26,7 @@ import asyncio
 import json
 import os
 import shlex
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -99,41 +97,23 @@ async def _producer(rate: float, seconds: float, ready: str) -> None:
     await _common.send_at_rate(send, rate, seconds, ready)
 
 
-def _percentiles(values: list[float]) -> str:
-    values = sorted(values)
-    marks = [values[min(len(values) - 1, int(len(values) * q))] * 1000 for q in (0.5, 0.9, 0.99)]
-    return "p50 {:.2f} p90 {:.2f} p99 {:.2f} max {:.2f} ms".format(*marks, values[-1] * 1000)
-
-
 def _run(
     rate: float, seconds: float, producer_kind: str, consumer_kind: str, prefix: list[str]
 ) -> None:
     n = int(rate * seconds)
-    url = os.environ["REPID_TEST_AMQP_URL"]
-    harness.amqp_delete(url, QUEUE)
-    harness.amqp_declare(url, QUEUE, "classic")
-    with tempfile.TemporaryDirectory() as tmp:
-        out, ready = os.path.join(tmp, "latencies.json"), os.path.join(tmp, "ready")
-        consumer = subprocess.Popen(
-            [*prefix, sys.executable, __file__, f"{consumer_kind}-consumer", str(n), out, ready]
-        )
-        producer = [
-            *(sys.executable, __file__, f"{producer_kind}-producer"),
-            *(str(rate), str(seconds), ready),
-        ]
-        subprocess.run(producer, check=True)
-        consumer.wait(120)
-        with open(out) as file:
-            records = json.load(file)
+    records = amqp_tail.run_pair(
+        [*prefix, sys.executable, __file__, f"{consumer_kind}-consumer", str(n)],
+        [sys.executable, __file__, f"{producer_kind}-producer", str(rate), str(seconds)],
+    )
     # amqp_tail's worker writes (sent, latency, arrival) records; the raw consumer latencies.
     latencies = [r[1] for r in records] if consumer_kind == "repid" else records
-    harness.amqp_delete(url, QUEUE)
+    harness.amqp_delete(os.environ["REPID_TEST_AMQP_URL"], QUEUE)
     print(
         f"rate {rate:,.0f}/s for {seconds:.0f} s, {len(latencies):,} messages, "
         f"{producer_kind} producer, {consumer_kind} consumer"
         + (f" (started with {shlex.join(prefix)})" if prefix else "")
     )
-    print("  latency ", _percentiles(latencies), flush=True)
+    print("  latency ", amqp_tail._percentiles(latencies), flush=True)
 
 
 ROLES: dict[str, Any] = {

@@ -107,19 +107,30 @@ def _percentiles(values: list[float]) -> str:
     return "p50 {:.2f} p90 {:.2f} p99 {:.2f} max {:.2f} ms".format(*marks, values[-1] * 1000)
 
 
-def _run(rate: float, seconds: float) -> None:
-    n = int(rate * seconds)
+def run_pair(consumer: list[str], producer: list[str]) -> Any:
+    """On a fresh QUEUE, start `consumer + [out, ready]`, run `producer + [ready]` to its end,
+    wait for the consumer and return the JSON it wrote to `out` (amqp_floor.py uses it too)."""
     url = os.environ["REPID_TEST_AMQP_URL"]
     harness.amqp_delete(url, QUEUE)
     harness.amqp_declare(url, QUEUE, "classic")
     with tempfile.TemporaryDirectory() as tmp:
         out, ready = os.path.join(tmp, "records.json"), os.path.join(tmp, "ready")
-        worker = subprocess.Popen([sys.executable, __file__, "worker", str(n), out, ready])
-        producer = [sys.executable, __file__, "producer", str(rate), str(seconds), ready]
-        subprocess.run(producer, check=True)
+        worker = subprocess.Popen([*consumer, out, ready])
+        subprocess.run([*producer, ready], check=True)
         worker.wait(120)
         with open(out) as file:
-            records = [tuple(r) for r in json.load(file)]
+            return json.load(file)
+
+
+def _run(rate: float, seconds: float) -> None:
+    n = int(rate * seconds)
+    records = [
+        tuple(r)
+        for r in run_pair(
+            [sys.executable, __file__, "worker", str(n)],
+            [sys.executable, __file__, "producer", str(rate), str(seconds)],
+        )
+    ]
     print(f"rate {rate:,.0f}/s for {seconds:.0f} s, {len(records):,} messages")
     print("  latency ", _percentiles([r[1] for r in records]))
     print("  arrival ", _percentiles([r[2] for r in records]))

@@ -12,11 +12,14 @@ from hypothesis import strategies as st
 from repid.connections.amqp import AmqpMessageHeader, AmqpMessageProperties
 from repid.connections.amqp.addressing import (
     encode_plain_message,
-    headers_of,
     new_message_id,
-    payload_of,
 )
-from repid.connections.amqp.decoding import DeliveryFields, _decode_plain, decode_delivery
+from repid.connections.amqp.decoding import (
+    DeliveryFields,
+    _decode_generic,
+    _decode_plain,
+    decode_delivery,
+)
 from repid.connections.amqp.protocol.errors import AmqpProtocolError
 from repid.connections.amqp.protocol.message import AmqpValue, Message, encode_message
 from repid.connections.amqp.protocol.message import decode_message as generic_decode
@@ -41,21 +44,8 @@ RABBITMQ_PREFIX = RABBITMQ_DELIVERY[: RABBITMQ_DELIVERY.index(b"\x00\x53\x73")]
 
 
 def reference(data: bytes) -> DeliveryFields:
-    """The generic decoder alone, read the way the subscriber always read it."""
-    message = generic_decode(data, annotations=False)
-    payload = payload_of(message)
-    if payload is None:
-        raise AmqpProtocolError("amqp:decode-error", "not a usable body")  # type: ignore[arg-type]
-    props = message.properties
-    header = message.header
-    return DeliveryFields(
-        payload,
-        headers_of(message),
-        None if props is None or props.message_id is None else str(props.message_id),
-        props.reply_to if props is not None and isinstance(props.reply_to, str) else None,
-        None if props is None or props.content_type is None else str(props.content_type),
-        header.delivery_count if header is not None else 0,
-    )
+    """The generic decoder alone (what every message took before the fast path)."""
+    return _decode_generic(data)
 
 
 def test_a_rabbitmq_delivery_takes_the_fast_path() -> None:
@@ -288,3 +278,11 @@ def test_sections_seen_before_still_give_each_message_its_own_fields() -> None:
         assert fields.headers == {"n": str(i % 7)}
         seen.add(fields.message_id)
     assert len(seen) == 600
+
+
+def test_a_receiver_changing_its_headers_does_not_change_the_next_messages() -> None:
+    first = _decode_plain(RABBITMQ_DELIVERY)
+    assert first is not None and first.headers is not None
+    first.headers["topic"] = "changed"
+    again = _decode_plain(RABBITMQ_DELIVERY)
+    assert again is not None and again.headers == {"topic": "noop"}

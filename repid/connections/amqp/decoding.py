@@ -13,7 +13,8 @@ on generated and corrupted messages), and every error is reported by the generic
 from __future__ import annotations
 
 import struct
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 from repid.connections.amqp.addressing import headers_of, payload_of
 from repid.connections.amqp.protocol.errors import AmqpProtocolError, Condition
@@ -37,8 +38,11 @@ class DeliveryFields(NamedTuple):
 def decode_delivery(data: bytes) -> DeliveryFields:
     """The fields of an encoded message; raises `AmqpProtocolError` for one that is unusable."""
     fields = _decode_plain(data)
-    if fields is not None:
-        return fields
+    return fields if fields is not None else _decode_generic(data)
+
+
+def _decode_generic(data: bytes) -> DeliveryFields:
+    """Any message, through the generic decoder (which reports what is wrong with it)."""
     message = decode_message(data, annotations=False)
     payload = payload_of(message)
     if payload is None:
@@ -66,6 +70,7 @@ def decode_delivery(data: bytes) -> DeliveryFields:
 
 
 _unpack_I = struct.Struct(">I").unpack_from
+_V = TypeVar("_V")
 
 # Constructor codes the fast path takes, by field type: null (0x40) is always allowed.
 _BOOL = frozenset((0x41, 0x42))  # true, false (0x56, a bool in a byte, goes generic)
@@ -92,13 +97,31 @@ _PROPERTIES_FIELDS = (
 _CACHE_SIZE = 256
 _headers_cache: dict[bytes, int] = {}
 _properties_cache: dict[bytes, tuple[str | None, str | None]] = {}
-_application_cache: dict[bytes, tuple[str, ...]] = {}
+_application_cache: dict[bytes, dict[str, str]] = {}
 
 
-def _remember(cache: dict[bytes, Any], key: bytes, value: Any) -> None:
+def _cached(cache: dict[bytes, _V], key: bytes, parse: Callable[[bytes], _V | None]) -> _V | None:
+    """`cache[key]`, else `parse(key)` remembered (None, not plain, is not remembered)."""
+    value = cache.get(key)
+    if value is None:
+        value = parse(key)
+        if value is not None:
+            _remember(cache, key, value)
+    return value
+
+
+def _remember(cache: dict[bytes, _V], key: bytes, value: _V) -> None:
     if len(cache) >= _CACHE_SIZE:
         cache.clear()
     cache[key] = value
+
+
+def _section(data: bytes, pos: int, end: int) -> bytes | None:
+    """The bytes of the 8-bit-sized section (list8 or map8) at `pos`, or None if cut short."""
+    if pos + 5 > end:
+        return None
+    stop = pos + 5 + data[pos + 4]
+    return data[pos:stop] if stop <= end else None
 
 
 def _decode_plain(data: bytes) -> DeliveryFields | None:
@@ -110,19 +133,14 @@ def _decode_plain(data: bytes) -> DeliveryFields | None:
     headers: dict[str, str] | None = None
     # header (0x70): only the delivery count is read, every field's type is checked.
     if data.startswith(b"\x00\x53\x70\xc0"):
-        if end < 5:
+        section = _section(data, 0, end)
+        if section is None:
             return None
-        pos = 5 + data[4]
-        if pos > end:
-            return None
-        section = data[:pos]
-        count = _headers_cache.get(section)
+        count = _cached(_headers_cache, section, _parse_header)
         if count is None:
-            count = _parse_header(section)
-            if count is None:
-                return None
-            _remember(_headers_cache, section, count)
+            return None
         delivery_count = count
+        pos = len(section)
     # delivery annotations (0x71), message annotations (0x72): stepped over, as the generic
     # path does on the consume path (a map8 by its size, anything else by skip_value).
     for code in (0x71, 0x72):
@@ -141,26 +159,23 @@ def _decode_plain(data: bytes) -> DeliveryFields | None:
                     return None
     # properties (0x73): a 32-character string id (what repid sends) keeps the rest cacheable.
     if data.startswith(b"\x00\x53\x73\xc0", pos):
-        if pos + 5 > end:
+        section = _section(data, pos, end)
+        if section is None:
             return None
-        stop = pos + 5 + data[pos + 4]
-        if stop > end:
-            return None
-        section = data[pos:stop]
-        pos = stop
+        pos += len(section)
         if section[6:8] == b"\xa1\x20" and len(section) >= 40:
             try:
                 message_id = str(section[8:40], "utf-8")
             except UnicodeDecodeError:
                 return None
-            rest = section[:8] + section[40:]
-            known = _properties_cache.get(rest)
+            key = section[:8] + section[40:]  # the section without its id
+            known = _properties_cache.get(key)
             if known is None:
-                parsed = _parse_properties(section)
+                parsed = _parse_properties(section)  # a miss parses the whole section
                 if parsed is None:
                     return None
                 known = parsed[1:]
-                _remember(_properties_cache, rest, known)
+                _remember(_properties_cache, key, known)
             reply_to, content_type = known
         else:
             parsed = _parse_properties(section)
@@ -169,21 +184,15 @@ def _decode_plain(data: bytes) -> DeliveryFields | None:
             message_id, reply_to, content_type = parsed
     # application properties (0x74): string keys and string values only.
     if data.startswith(b"\x00\x53\x74\xc1", pos):
-        if pos + 5 > end:
+        section = _section(data, pos, end)
+        if section is None:
             return None
-        stop = pos + 5 + data[pos + 4]
-        if stop > end:
+        pos += len(section)
+        known_headers = _cached(_application_cache, section, _parse_application_properties)
+        if known_headers is None:
             return None
-        section = data[pos:stop]
-        pos = stop
-        values = _application_cache.get(section)
-        if values is None:
-            values = _parse_application_properties(section)
-            if values is None:
-                return None
-            _remember(_application_cache, section, values)
-        if values:
-            headers = dict(zip(values[::2], values[1::2], strict=True))
+        if known_headers:
+            headers = dict(known_headers)  # a copy: the receiver may change its headers
     # one data section (0x75), and nothing after it.
     if not data.startswith(b"\x00\x53\x75", pos) or pos + 4 > end:
         return None
@@ -278,8 +287,8 @@ def _read_list8(
     return found if pos == stop else None
 
 
-def _parse_application_properties(section: bytes) -> tuple[str, ...] | None:
-    """Keys and values, alternating, of a whole application-properties section (map8)."""
+def _parse_application_properties(section: bytes) -> dict[str, str] | None:
+    """The string keys and values of a whole application-properties section (map8)."""
     stop = len(section)
     count = section[5] if stop > 5 else 0
     if stop < 6 or count % 2:
@@ -298,4 +307,6 @@ def _parse_application_properties(section: bytes) -> tuple[str, ...] | None:
         except UnicodeDecodeError:
             return None
         pos += n
-    return tuple(values) if pos == stop else None
+    if pos != stop:
+        return None
+    return dict(zip(values[::2], values[1::2], strict=True))

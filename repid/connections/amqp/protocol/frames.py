@@ -103,23 +103,20 @@ def decode_frame_body(
     if (
         frame_type == TYPE_AMQP
         and end - start >= 8
-        and buf[start + 2] == 0x15
         and buf[start] == 0x00
         and buf[start + 1] == 0x53
     ):
-        disposition = _plain_disposition(buf, start + 3, end)
-        if disposition is not None:
-            return disposition, b""
-    if (
-        frame_type == TYPE_AMQP
-        and end - start >= 8
-        and buf[start + 2] == 0x14
-        and buf[start] == 0x00
-        and buf[start + 1] == 0x53
-    ):
-        transfer = _plain_transfer(buf, start + 3, end)
-        if transfer is not None:
-            return transfer
+        # The two performatives that come once per message, in their common shape, skip the
+        # generic decoder (None: anything else, decoded below).
+        code = buf[start + 2]
+        if code == 0x15:
+            disposition = _plain_disposition(buf, start + 3, end)
+            if disposition is not None:
+                return disposition, b""
+        elif code == 0x14:
+            transfer = _plain_transfer(buf, start + 3, end)
+            if transfer is not None:
+                return transfer
     described, pos = decode_value(buf, start, end)
     body = decode_composite(described)
     if frame_type == TYPE_SASL:
